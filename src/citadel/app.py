@@ -1,0 +1,339 @@
+"""The application: the one composition root that wires modules, buses, store and consumers.
+
+Building an ``Application`` only validates and wires (no I/O, nothing global); ``start()`` opens the store,
+creates the views, and starts async projections and process managers; ``stop()`` undoes it::
+
+    app = Application([users, orders, billing], store="sqlite:///var/shop.db")
+    async with app:
+        result = await app.dispatch(CreateOrder(...))
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+from citadel.bus import CommandBus, Middleware, QueryBus
+from citadel.context import DispatchContext
+from citadel.errors import AccessDenied, ConfigurationError, StoreError
+from citadel.handling import Receipt, current_receipt
+from citadel.messages import Command, Event, EventRegistry, Message, Query
+from citadel.messaging.process_manager import ProcessManagerConsumer
+from citadel.module import Module, dependency_cycles
+from citadel.pipeline import command_step, query_step
+from citadel.projection import BoundProjection
+from citadel.projection_runner import AsyncProjection, Progress, rebuild, replay
+from citadel.store.base import EventStore
+from citadel.store.url import open_store
+from citadel.views import View
+
+__all__ = ["Application", "Outcome", "ProjectionStatus"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A command's result, the position of its last event, and whether it was replayed by idempotency."""
+
+    result: Any
+    position: int
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    """How far one projection has got."""
+
+    name: str
+    module: str
+    mode: str
+    position: int
+    lag: int
+    running: bool
+    error: str | None
+
+
+class Application:
+    """Composes modules into one running system.
+
+    Args:
+        modules: the business modules; names unique, ``depends_on`` acyclic.
+        store: a store URL (``sqlite:///var/app.db``) or an ``EventStore``; may be overridden in ``start()``.
+        middleware: command-bus middleware, outermost first (query-bus middleware: ``query_middleware``).
+        conflict_retries: how often a command is re-run on fresh state after a concurrency conflict.
+
+    Raises:
+        ConfigurationError: the modules are wired inconsistently (the message says how to fix it).
+    """
+
+    def __init__(
+        self,
+        modules: Sequence[Module],
+        *,
+        store: str | EventStore = "sqlite:///citadel.db",
+        middleware: Sequence[Middleware] = (),
+        query_middleware: Sequence[Middleware] = (),
+        conflict_retries: int = 3,
+    ) -> None:
+        self.modules = {m.name: m for m in modules}
+        if len(self.modules) != len(modules):
+            raise ConfigurationError("two modules share a name; module names must be unique")
+        _check_dependencies(self.modules)
+        self._store_spec = store
+        self._store: EventStore | None = None
+        self.registry = EventRegistry()
+        self._owner: dict[type[Message], Module] = {}
+        self._declare_messages()
+        self.commands = CommandBus(middleware)
+        self.queries = QueryBus(query_middleware)
+        for module in modules:
+            for command_type, handler in module.commands.items():
+                step = command_step(self, module, command_type, handler, conflict_retries=conflict_retries)
+                self.commands.register(command_type, step)
+            for query_type, handler in module.queries.items():
+                self.queries.register(query_type, query_step(self, module, handler))
+        self.projections: dict[str, BoundProjection] = {}
+        self.views: list[View[Any]] = []
+        self._bind_projections()
+        self._runners: dict[str, AsyncProjection] = {}
+        self._managers: list[ProcessManagerConsumer] = []
+        self._started = False
+
+    # -- composition -----------------------------------------------------------------------------------
+
+    def _declare_messages(self) -> None:
+        for module in self.modules.values():
+            for message_type in (*module.commands, *module.queries, *module.events):
+                other = self._owner.get(message_type)
+                if other is not None and other is not module:
+                    raise ConfigurationError(
+                        f"{message_type.__name__} is declared by modules {other.name!r} and {module.name!r}; "
+                        "a message type belongs to one module (the other imports it from its contract)"
+                    )
+                self._owner[message_type] = module
+            for event_type in module.events:
+                self.registry.register(event_type, name=module.message_name(event_type))
+        for module in self.modules.values():
+            for upcaster in module.upcasters:
+                self.registry.add_upcaster(upcaster)
+
+    def _bind_projections(self) -> None:
+        for module in self.modules.values():
+            for view in module.views:
+                view.bind(module.name)
+            self.views.extend(module.views)
+            for projector in module.projections:
+                binding = BoundProjection(projector, module.name, self.registry)
+                if binding.name in self.projections:
+                    raise ConfigurationError(f"two projections are named {binding.name!r}")
+                self._check_subscriptions(module, f"projection {binding.name}", binding.event_types)
+                self.projections[binding.name] = binding
+                self.views.extend(v for v in binding.views if v not in self.views)
+            for manager in module.process_managers:
+                self._check_subscriptions(
+                    module,
+                    f"process manager {manager.name}",
+                    [self.registry.of(t).name for t in manager.event_types],
+                )
+
+    def _check_subscriptions(self, module: Module, what: str, event_names: Sequence[str]) -> None:
+        for name in event_names:
+            event_type = self.registry.named(name).cls
+            self.check_access(module, event_type, what=what)
+
+    def owner_of(self, message_type: type[Message]) -> Module:
+        """Return the module a message type belongs to.
+
+        Raises:
+            ConfigurationError: no module declares it.
+        """
+        try:
+            return self._owner[message_type]
+        except KeyError:
+            raise ConfigurationError(f"{message_type.__name__} is not declared by any module") from None
+
+    def check_access(self, module: Module, message_type: type[Message], *, what: str | None = None) -> None:
+        """Raise ``AccessDenied`` unless ``module`` may use ``message_type``.
+
+        A module may use its own messages, and the contract messages of the modules it depends on.
+        """
+        owner = self.owner_of(message_type)
+        if owner is module:
+            return
+        who = what or f"module {module.name}"
+        if owner.name not in module.depends_on:
+            raise AccessDenied(
+                f"{who} uses {message_type.__name__} of module {owner.name!r} but module {module.name!r} does "
+                f"not declare depends_on=[{owner.name!r}]"
+            )
+        if not owner.is_public(message_type):
+            raise AccessDenied(
+                f"{who} uses {message_type.__name__}, which is internal to module {owner.name!r}; "
+                "only its contract's messages are public"
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> EventStore:
+        """The open event store.
+
+        Raises:
+            StoreError: the application has not been started.
+        """
+        if self._store is None:
+            raise StoreError("the application is not started; use `async with app:` or `await app.start()`")
+        return self._store
+
+    async def start(self, *, store: str | EventStore | None = None) -> None:
+        """Open the store (``store`` overrides the constructor's), create views, start consumers."""
+        if self._started:
+            return
+        spec = store if store is not None else self._store_spec
+        self._store = open_store(spec, self.registry) if isinstance(spec, str) else spec
+        for binding in self.projections.values():
+            if binding.inline:
+                self._store.add_inline_projection(binding)
+        await self._store.open()
+        try:
+            await self._store.ensure_views(self.views)
+            await self._resume_interrupted_rebuilds()
+            for binding in self.projections.values():
+                if not binding.inline:
+                    runner = self._runners[binding.name] = AsyncProjection(binding, self._store)
+                    await runner.start()
+            for module in self.modules.values():
+                for manager in module.process_managers:
+                    name = manager.name or f"{module.name}.process_manager"
+                    consumer = ProcessManagerConsumer(
+                        name, self._store, manager.reactions(self.registry), self._dispatch_as(module)
+                    )
+                    self._managers.append(consumer)
+                    await consumer.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._started = True
+
+    async def _resume_interrupted_rebuilds(self) -> None:
+        store = self.store
+        for binding in self.projections.values():
+            if not binding.inline:
+                continue
+            checkpoint = await store.checkpoint(binding.name)
+            if checkpoint is None:
+                continue
+            store.suspend_inline(binding)
+            position = checkpoint
+            try:
+                position = await replay(binding, store, checkpoint, await store.head_position())
+            finally:
+                await store.resume_inline(binding, position + 1)
+
+    async def stop(self) -> None:
+        """Stop consumers and close the store."""
+        consumers = [*self._runners.values(), *self._managers]
+        await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
+        self._runners.clear()
+        self._managers.clear()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        self._started = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- using it --------------------------------------------------------------------------------------
+
+    async def dispatch(self, command: Command, context: DispatchContext | None = None) -> Any:
+        """Dispatch a command through the command bus and return its handler's result.
+
+        Raises:
+            UnknownCommand, DomainError, ConcurrencyError, IdempotencyConflict: see ``citadel.errors``.
+        """
+        return await self.commands.dispatch(command, context)
+
+    async def execute(self, command: Command, context: DispatchContext | None = None) -> Outcome:
+        """Dispatch a command and return its result with the position of its last event."""
+        receipt = Receipt()
+        token = current_receipt.set(receipt)
+        try:
+            result = await self.commands.dispatch(command, context)
+        finally:
+            current_receipt.reset(token)
+        return Outcome(result, receipt.position, receipt.replayed)
+
+    async def query(self, query: Query, context: DispatchContext | None = None) -> Any:
+        """Run a query through the query bus and return its handler's result."""
+        return await self.queries.dispatch(query, context)
+
+    async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:
+        """Run a query on behalf of ``module`` (which must be allowed to ask it)."""
+        self.check_access(module, type(query))
+        return await self.queries.dispatch(query, context)
+
+    def _dispatch_as(self, module: Module) -> Any:
+        async def dispatch(command: Command, context: DispatchContext) -> Any:
+            self.check_access(module, type(command), what=f"a process manager of {module.name}")
+            return await self.commands.dispatch(command, context)
+
+        return dispatch
+
+    # -- projections -----------------------------------------------------------------------------------
+
+    async def projection_status(self) -> list[ProjectionStatus]:
+        """Return each projection's position and lag (inline projections never lag)."""
+        head = await self.store.head_position()
+        statuses = []
+        for name, binding in self.projections.items():
+            runner = self._runners.get(name)
+            if runner is None:
+                statuses.append(ProjectionStatus(name, binding.module, "inline", head, 0, True, None))
+            else:
+                lag = max(0, head - runner.position)
+                statuses.append(
+                    ProjectionStatus(
+                        name, binding.module, "async", runner.position, lag, runner.running, runner.last_error
+                    )
+                )
+        return statuses
+
+    async def rebuild_projection(self, name: str, *, progress: Progress | None = None) -> int:
+        """Empty a projection's views and replay the log into them; return the position reached.
+
+        Raises:
+            ConfigurationError: there is no projection of that name.
+        """
+        binding = self.projections.get(name)
+        if binding is None:
+            known = ", ".join(sorted(self.projections)) or "none"
+            raise ConfigurationError(f"no projection named {name!r}; known: {known}")
+        return await rebuild(binding, self.store, self._runners.get(name), progress=progress)
+
+    async def wait_for_projection(self, name: str, position: int, timeout: float) -> bool:
+        """Wait until projection ``name`` has processed ``position``; False on timeout."""
+        runner = self._runners.get(name)
+        if runner is None:
+            return True  # inline projections are current with every commit
+        return await runner.wait_for(position, timeout)
+
+    def event_types(self) -> list[type[Event]]:
+        """Every registered event class."""
+        return [info.cls for info in self.registry]
+
+
+def _check_dependencies(modules: dict[str, Module]) -> None:
+    for module in modules.values():
+        for dependency in module.depends_on:
+            if dependency not in modules:
+                raise ConfigurationError(
+                    f"module {module.name!r} depends on {dependency!r}, which is not in the application"
+                )
+    for cycle in dependency_cycles({m.name: m.depends_on for m in modules.values()}):
+        raise ConfigurationError(f"module dependencies form a cycle: {' -> '.join(cycle)}")

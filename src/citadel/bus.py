@@ -1,0 +1,154 @@
+"""Command and query buses: route a message by its type to exactly one handler, through middleware.
+
+The seed's ``CommandBus`` shape (``register``/``dispatch``), made production-grade::
+
+    bus = CommandBus()
+    bus.register(CreateOrder, create_order)      # a second registration raises DuplicateHandler
+    result = await bus.dispatch(CreateOrder(...))  # an unregistered type raises UnknownCommand
+
+Handlers take the message, and optionally the dispatch context as a second argument. Async handlers are
+awaited; plain functions run in a worker thread (they may block), as Starlette does with sync endpoints.
+
+Middleware wraps every dispatch: ``async def mw(message, context, call_next) -> result``; it may inspect or
+replace the context, refuse the message by raising, or post-process the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from citadel.context import DispatchContext
+from citadel.errors import ConfigurationError, DuplicateHandler, UnknownCommand, UnknownQuery
+from citadel.messages import Command, Message, Query
+
+__all__ = ["CallNext", "CommandBus", "Handler", "Middleware", "QueryBus", "as_async_handler"]
+
+M = TypeVar("M", bound=Message)
+
+Handler = Callable[..., Any]
+"""``(message)`` or ``(message, context)``, sync or async, returning the result."""
+
+CallNext = Callable[[Message, DispatchContext], Awaitable[Any]]
+Middleware = Callable[[Message, DispatchContext, CallNext], Awaitable[Any]]
+AsyncHandler = Callable[[Any, Any], Awaitable[Any]]
+
+
+def as_async_handler(handler: Handler) -> AsyncHandler:
+    """Normalise a handler to ``async (message, context) -> result``.
+
+    Raises:
+        ConfigurationError: the handler does not take one or two positional parameters.
+    """
+    try:
+        params = [
+            p
+            for p in inspect.signature(handler).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"cannot inspect handler {handler!r}: {exc}") from exc
+    arity = len(params)
+    if arity not in (1, 2):
+        raise ConfigurationError(
+            f"handler {getattr(handler, '__qualname__', handler)!r} must take (message) or (message, context), "
+            f"it takes {arity} required parameters"
+        )
+    is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+    if is_async:
+        if arity == 2:
+            return handler
+
+        async def one_arg(message: Any, context: Any) -> Any:
+            return await handler(message)
+
+        return one_arg
+
+    call: Callable[[Any, Any], Any] = handler if arity == 2 else (lambda message, context: handler(message))
+
+    async def in_thread(message: Any, context: Any) -> Any:
+        result = await asyncio.to_thread(call, message, context)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return in_thread
+
+
+class _Bus(Generic[M]):
+    _unknown: Callable[[type], Exception]
+
+    def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
+        self._handlers: dict[type, AsyncHandler] = {}
+        self._middleware: list[Middleware] = list(middleware)
+        self._chain: CallNext | None = None
+
+    def register(self, message_type: type[M], handler: Handler) -> None:
+        """Register the one handler of ``message_type``.
+
+        Raises:
+            DuplicateHandler: the type already has a handler.
+            ConfigurationError: the handler has the wrong shape.
+        """
+        if message_type in self._handlers:
+            raise DuplicateHandler(message_type)
+        self._handlers[message_type] = as_async_handler(handler)
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add middleware; the first added is the outermost."""
+        self._middleware.append(middleware)
+        self._chain = None
+
+    def handles(self, message_type: type) -> bool:
+        """Return whether ``message_type`` has a handler."""
+        return message_type in self._handlers
+
+    @property
+    def message_types(self) -> list[type]:
+        """The registered message types, in registration order."""
+        return list(self._handlers)
+
+    async def _call_handler(self, message: Message, context: DispatchContext) -> Any:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            raise self._unknown(type(message))
+        return await handler(message, context)
+
+    def _build_chain(self) -> CallNext:
+        chain: CallNext = self._call_handler
+        for middleware in reversed(self._middleware):
+            chain = functools.partial(_step, middleware, chain)
+        return chain
+
+    async def dispatch(self, message: M, context: DispatchContext | None = None) -> Any:
+        """Run the message through the middleware to its handler and return the handler's result.
+
+        Raises:
+            UnknownCommand or UnknownQuery: no handler is registered for the message's type.
+            Whatever the handler or a middleware raises.
+        """
+        chain = self._chain
+        if chain is None:
+            chain = self._chain = self._build_chain()
+        return await chain(message, context if context is not None else DispatchContext())
+
+
+def _step(middleware: Middleware, call_next: CallNext, message: Message, context: DispatchContext) -> Awaitable[Any]:
+    return middleware(message, context, call_next)
+
+
+class CommandBus(_Bus[Command]):
+    """Routes each command type to exactly one handler."""
+
+    _unknown = UnknownCommand
+
+
+class QueryBus(_Bus[Query]):
+    """Routes each query type to exactly one handler."""
+
+    _unknown = UnknownQuery

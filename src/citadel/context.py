@@ -1,0 +1,53 @@
+"""The context that travels with every dispatch: who acts, and which conversation a message belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from citadel.ids import new_id
+
+__all__ = ["ANONYMOUS", "SYSTEM", "Actor", "DispatchContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who issues a message: a subject id and its roles."""
+
+    subject: str
+    roles: frozenset[str] = frozenset()
+
+    def has_role(self, role: str) -> bool:
+        """Return whether the actor holds ``role``."""
+        return role in self.roles
+
+
+ANONYMOUS = Actor("anonymous")
+SYSTEM = Actor("system", frozenset({"system"}))
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchContext:
+    """Metadata of one dispatch, recorded on every event it causes.
+
+    ``message_id`` identifies this dispatch; ``correlation_id`` is shared by everything one original request
+    causes; ``causation_id`` is the id of the message (command or event) that caused this one.
+    """
+
+    actor: Actor = ANONYMOUS
+    message_id: str = field(default_factory=new_id)
+    correlation_id: str = ""
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.correlation_id:
+            object.__setattr__(self, "correlation_id", self.message_id)
+
+    def child(self, *, idempotency_key: str | None = None) -> DispatchContext:
+        """Return the context of a message caused by this one: same actor and correlation, new id."""
+        return replace(
+            self,
+            message_id=new_id(),
+            causation_id=self.message_id,
+            idempotency_key=idempotency_key,
+        )

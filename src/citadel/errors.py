@@ -1,0 +1,175 @@
+"""Every error Citadel raises, backend-neutral.
+
+```
+CitadelError
+├── ConfigurationError (ValueError)        the application was wired wrongly; raised at start-up
+│   ├── DuplicateHandler                   a second handler for one command or query type
+│   └── BoundaryViolation                  a module reaches into another module (see ``citadel.check``)
+├── UnknownMessage (LookupError)
+│   ├── UnknownCommand                     no handler registered for a command type
+│   ├── UnknownQuery                       no handler registered for a query type
+│   └── UnknownEventType                   an event name or class the registry does not know
+├── InvalidMessage (ValueError)            a payload that does not decode into its declared type
+├── DomainError                            a business rule refused the command (HTTP 409)
+│   ├── InvalidCommand (ValueError)        the command is malformed for the domain (HTTP 422)
+│   ├── NotFound (LookupError)             the entity the command or query names does not exist (HTTP 404)
+│   └── UniqueViolation                    a write would break a view's unique field (HTTP 409)
+├── ConcurrencyError                       optimistic concurrency: the stream moved on (HTTP 409)
+├── IdempotencyConflict                    an idempotency key reused with a different payload (HTTP 422)
+├── AccessDenied (PermissionError)         the actor may not touch that table or message
+└── StoreError                             the storage backend failed; the driver error is its __cause__
+```
+
+Driver errors are translated at the boundary with ``raise StoreError(...) from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "BoundaryViolation",
+    "CitadelError",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DomainError",
+    "DuplicateHandler",
+    "IdempotencyConflict",
+    "InvalidCommand",
+    "InvalidMessage",
+    "NotFound",
+    "StoreError",
+    "UniqueViolation",
+    "UnknownCommand",
+    "UnknownEventType",
+    "UnknownMessage",
+    "UnknownQuery",
+]
+
+
+class CitadelError(Exception):
+    """Base class of every error raised by Citadel."""
+
+
+class ConfigurationError(CitadelError, ValueError):
+    """The application is wired wrongly; the message says what to change."""
+
+
+class DuplicateHandler(ConfigurationError):
+    """A command or query type was given a second handler."""
+
+    def __init__(self, message_type: type) -> None:
+        self.message_type = message_type
+        super().__init__(
+            f"{message_type.__qualname__} already has a handler; a command or query has exactly one. "
+            "Remove the second registration."
+        )
+
+
+class BoundaryViolation(ConfigurationError):
+    """Modules break the boundary rules; ``problems`` lists each finding, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        report = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"module boundary check failed ({len(problems)} problem(s)):\n{report}")
+
+
+class UnknownMessage(CitadelError, LookupError):
+    """A message type or name is not registered."""
+
+
+class UnknownCommand(UnknownMessage):
+    """No handler is registered for the command's type."""
+
+    def __init__(self, command_type: type) -> None:
+        self.command_type = command_type
+        super().__init__(
+            f"no handler registered for command {command_type.__qualname__}; "
+            "register one with CommandBus.register() or list it in a Module's command handlers"
+        )
+
+
+class UnknownQuery(UnknownMessage):
+    """No handler is registered for the query's type."""
+
+    def __init__(self, query_type: type) -> None:
+        self.query_type = query_type
+        super().__init__(
+            f"no handler registered for query {query_type.__qualname__}; "
+            "register one with QueryBus.register() or list it in a Module's query handlers"
+        )
+
+
+class UnknownEventType(UnknownMessage):
+    """An event class or stored event name is not in the registry."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(
+            f"unknown event type {what}; list the event class in its Module's `events` "
+            "(or register it on the EventRegistry)"
+        )
+
+
+class InvalidMessage(CitadelError, ValueError):
+    """A payload does not decode into its declared type.
+
+    ``path`` is the JSON path of the offending field when known (``$.items[0].quantity``).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class DomainError(CitadelError):
+    """A business rule refused a command. Raise it (or a subclass) from decide functions."""
+
+
+class InvalidCommand(DomainError, ValueError):
+    """The command is not acceptable for the domain (a quantity below one, an unknown product)."""
+
+
+class NotFound(DomainError, LookupError):
+    """The entity a command or query names does not exist."""
+
+
+class UniqueViolation(DomainError):
+    """A projection write would give two documents of a view the same value of a unique field."""
+
+    def __init__(self, view: str, fields: str) -> None:
+        self.view = view
+        self.fields = fields
+        super().__init__(f"view {view} already has a document with this {fields}")
+
+
+class ConcurrencyError(CitadelError):
+    """An append expected a stream version that is no longer current."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, the append expected {expected}; "
+            "reload the stream and decide again"
+        )
+
+
+class IdempotencyConflict(CitadelError):
+    """An idempotency key was reused for a different command or payload."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was already used with a different command or payload; "
+            "use a new key for a new request"
+        )
+
+
+class AccessDenied(CitadelError, PermissionError):
+    """The caller may not reach the resource (another module's table, a forbidden message)."""
+
+
+class StoreError(CitadelError):
+    """The storage backend failed. The driver's exception is chained as ``__cause__``."""

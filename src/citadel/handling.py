@@ -1,0 +1,158 @@
+"""What handlers receive, and the unit of work that turns a command into one atomic commit.
+
+A command handler gets a ``CommandContext``: it loads state, decides, and *stages* appends; after the handler
+returns, the framework commits every staged append, the command's idempotency record (with the handler's
+result) and any due snapshot in one transaction. If a stream moved on meanwhile, the handler runs again on
+fresh state (a few times) before ``ConcurrencyError`` reaches the caller.
+
+A query handler gets a ``QueryContext``: read access to its own module's views, and the public queries of
+the modules it depends on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import msgspec
+
+from citadel.context import Actor, DispatchContext
+from citadel.domain import Decider
+from citadel.ids import new_id
+from citadel.messages import Command, Event, Query, encode_json
+from citadel.store.base import Snapshot, StreamAppend
+
+if TYPE_CHECKING:
+    from citadel.module import Module
+    from citadel.store.base import EventStore
+    from citadel.views import View, ViewReader
+
+__all__ = ["CommandContext", "Loaded", "QueryContext", "Receipt", "current_receipt"]
+
+S = TypeVar("S")
+
+
+class Runtime(Protocol):
+    """What contexts need from the running application."""
+
+    @property
+    def store(self) -> EventStore:
+        """The open event store."""
+
+    async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:
+        """Run a query on behalf of ``module``, checking that it may ask it."""
+
+
+@dataclass(slots=True)
+class Receipt:
+    """Filled in by a command's dispatch: the global position of its last event (0 if it wrote none)."""
+
+    position: int = 0
+    replayed: bool = False
+
+
+current_receipt: contextvars.ContextVar[Receipt | None] = contextvars.ContextVar("citadel_receipt", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[S]):
+    """A stream's state as folded from its events, and the version it was folded at."""
+
+    state: S
+    version: int
+
+
+class _Context:
+    __slots__ = ("_runtime", "context", "module")
+
+    def __init__(self, runtime: Runtime, module: Module, context: DispatchContext) -> None:
+        self._runtime = runtime
+        self.module = module
+        self.context = context
+
+    @property
+    def actor(self) -> Actor:
+        """Who dispatched the message."""
+        return self.context.actor
+
+    async def query(self, query: Query) -> Any:
+        """Ask a query of this module or of a module it depends on (public queries only).
+
+        Raises:
+            AccessDenied: the query belongs to a module this one did not declare in ``depends_on``, or is not
+                in that module's contract.
+        """
+        return await self._runtime.query_from(self.module, query, self.context.child())
+
+
+class QueryContext(_Context):
+    """What a query handler receives: its module's views and the queries of its dependencies."""
+
+    __slots__ = ()
+
+    def view(self, view: View[Any]) -> ViewReader[Any]:
+        """Return read access to one of this module's views.
+
+        Raises:
+            AccessDenied: the view belongs to another module.
+        """
+        view.check_owner(self.module.name)
+        return self._runtime.store.view_reader(view)
+
+
+class CommandContext(_Context):
+    """What a command handler receives: load state, stage appends; the framework commits afterwards."""
+
+    __slots__ = ("snapshots", "staged")
+
+    def __init__(self, runtime: Runtime, module: Module, context: DispatchContext) -> None:
+        super().__init__(runtime, module, context)
+        self.staged: list[StreamAppend] = []
+        self.snapshots: list[Snapshot] = []
+
+    @staticmethod
+    def new_id() -> str:
+        """Return a new unique, time-ordered id (for new entities)."""
+        return new_id()
+
+    async def load(self, decider: Decider[Any, S, Any], stream_id: str) -> Loaded[S]:
+        """Fold a stream into the decider's state, starting from its snapshot when one is usable."""
+        store = self._runtime.store
+        state: S | None = None
+        version = 0
+        if decider.snapshot_every is not None and decider.state_type is not None:
+            snapshot = await store.load_snapshot(stream_id)
+            if snapshot is not None and snapshot.state_version == decider.state_version:
+                try:
+                    state = msgspec.json.decode(snapshot.data, type=decider.state_type)
+                    version = snapshot.version
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    state = None  # an unusable snapshot is ignored: the events are the truth
+        records = await store.read_stream(stream_id, version + 1)
+        state = decider.fold((r.event for r in records), state)
+        if records:
+            version = records[-1].version
+        return Loaded(state, version)
+
+    def append(self, stream_id: str, events: list[Event], expected_version: int | None = None) -> None:
+        """Stage events for ``stream_id``; they are written when the handler returns, atomically."""
+        self.staged.append(StreamAppend(stream_id, events, expected_version))
+
+    async def execute(self, decider: Decider[Any, Any, Any], stream_id: str, command: Command) -> list[Event]:
+        """Load the stream, decide on ``command``, stage the events at the loaded version; return them.
+
+        Raises:
+            DomainError: the decider refused the command.
+        """
+        loaded = await self.load(decider, stream_id)
+        events = list(decider.decide(command, loaded.state))
+        if not events:
+            return events
+        self.staged.append(StreamAppend(stream_id, events, loaded.version))
+        every = decider.snapshot_every
+        new_version = loaded.version + len(events)
+        if every is not None and new_version // every > loaded.version // every:
+            state = decider.fold(events, loaded.state)
+            self.snapshots.append(Snapshot(stream_id, new_version, decider.state_version, encode_json(state)))
+        return events

@@ -1,0 +1,127 @@
+"""Modules: one business domain each, with a small public contract and its own tables.
+
+    orders = Module(
+        "orders",
+        package=__name__,                 # where its code lives (the boundary checker reads it)
+        contract=contract,                # the Python module of public commands, queries, events
+        commands={CreateOrder: create_order, CancelOrder: cancel_order},
+        queries={GetOrder: get_order},
+        events=[OrderCreated, OrderCancelled],
+        projections=[OrderSummaries()],
+        depends_on=["content"],           # modules whose contracts this one uses
+    )
+
+Only the message types defined in ``contract`` are public: other modules may import them, dispatch those
+commands and queries, and react to those events; HTTP exposes them. Everything else stays internal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from citadel.bus import Handler
+from citadel.errors import ConfigurationError
+from citadel.messages import Command, Event, Message, Query, Upcaster
+from citadel.messaging.process_manager import ProcessManager
+from citadel.projection import Projector
+from citadel.views import View
+
+__all__ = ["Module", "dependency_cycles"]
+
+_MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Module:
+    """A business module: its name, contract, handlers, projections, views and dependencies."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        package: str | None = None,
+        contract: ModuleType | None = None,
+        commands: Mapping[type[Command], Handler] | None = None,
+        queries: Mapping[type[Query], Handler] | None = None,
+        events: Sequence[type[Event]] = (),
+        projections: Sequence[Projector] = (),
+        process_managers: Sequence[ProcessManager] = (),
+        views: Sequence[View[Any]] = (),
+        depends_on: Sequence[str] = (),
+        upcasters: Sequence[Upcaster] = (),
+    ) -> None:
+        if not _MODULE_NAME.match(name):
+            raise ConfigurationError(f"module names are lowercase identifiers like 'billing', got {name!r}")
+        if name in depends_on:
+            raise ConfigurationError(f"module {name!r} cannot depend on itself")
+        self.name = name
+        self.contract = contract
+        self.package = package or (contract.__name__.rpartition(".")[0] if contract is not None else None)
+        self.commands: dict[type[Command], Handler] = dict(commands or {})
+        self.queries: dict[type[Query], Handler] = dict(queries or {})
+        self.projections = list(projections)
+        self.process_managers = list(process_managers)
+        self.views = list(views)
+        self.depends_on = tuple(depends_on)
+        self.upcasters = list(upcasters)
+        self.public: frozenset[type[Message]] = frozenset(_contract_messages(contract))
+        self.events: list[type[Event]] = list(
+            dict.fromkeys([*events, *(m for m in self.public if issubclass(m, Event))])
+        )
+        for message in self.public:
+            if issubclass(message, Command) and message not in self.commands:
+                raise ConfigurationError(f"module {name}: contract command {message.__name__} has no handler")
+            if issubclass(message, Query) and message not in self.queries:
+                raise ConfigurationError(f"module {name}: contract query {message.__name__} has no handler")
+
+    def message_name(self, message_type: type[Message]) -> str:
+        """Return the stable name of one of this module's message types (default ``<module>.<Class>``)."""
+        declared = message_type.__message_name__
+        return declared if declared is not None else f"{self.name}.{message_type.__name__}"
+
+    def is_public(self, message_type: type[Message]) -> bool:
+        """Return whether a message type is part of this module's contract."""
+        return message_type in self.public
+
+    def __repr__(self) -> str:
+        return f"Module({self.name!r})"
+
+
+def _contract_messages(contract: ModuleType | None) -> list[type[Message]]:
+    if contract is None:
+        return []
+    return [
+        value
+        for value in vars(contract).values()
+        if isinstance(value, type)
+        and issubclass(value, (Command, Query, Event))
+        and value.__module__ == contract.__name__
+    ]
+
+
+def dependency_cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Return each distinct cycle in a module dependency graph, as the path ``[a, b, ..., a]``."""
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            if frozenset(cycle) not in seen:
+                seen.add(frozenset(cycle))
+                found.append(cycle)
+            return
+        state[name] = 1
+        for target in sorted(edges.get(name, ())):
+            if target in edges:
+                visit(target, [*path, name])
+        state[name] = 2
+
+    for name in sorted(edges):
+        visit(name, [])
+    return found

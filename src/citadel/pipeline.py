@@ -1,0 +1,113 @@
+"""The terminal steps of the buses inside an application: run a handler in its module's context.
+
+For commands this is the unit of work: idempotency lookup, handler, one atomic commit, conflict retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from citadel.bus import Handler, as_async_handler
+from citadel.context import DispatchContext
+from citadel.errors import ConcurrencyError, IdempotencyConflict
+from citadel.handling import CommandContext, QueryContext, Receipt, Runtime, current_receipt
+from citadel.messages import Command, Query, encode_json
+from citadel.store.base import Commit, IdempotencyRecord, Metadata
+
+if TYPE_CHECKING:
+    from citadel.module import Module
+
+__all__ = ["command_step", "query_step"]
+
+
+def _result_decoder(handler: Handler) -> Callable[[bytes], Any]:
+    """Decode a stored result into the handler's declared return type (plain JSON when undeclared)."""
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception:
+        hints = {}
+    returns = hints.get("return")
+    if returns is None or returns is Any:
+        return msgspec.json.decode
+    decoder = msgspec.json.Decoder(returns)
+    return decoder.decode
+
+
+def command_step(
+    runtime: Runtime,
+    module: Module,
+    command_type: type[Command],
+    handler: Handler,
+    *,
+    conflict_retries: int,
+) -> Callable[[Command, DispatchContext], Awaitable[Any]]:
+    """Wrap a command handler into the bus's terminal step for ``command_type``."""
+    call = as_async_handler(handler)
+    decode_result = _result_decoder(handler)
+    name = module.message_name(command_type).encode()
+
+    def replay(record: IdempotencyRecord, request_hash: str) -> Any:
+        if record.request_hash != request_hash:
+            raise IdempotencyConflict(record.key)
+        receipt = current_receipt.get()
+        if receipt is not None:
+            receipt.position, receipt.replayed = record.position, True
+        return decode_result(record.result)
+
+    async def step(command: Command, context: DispatchContext) -> Any:
+        store = runtime.store
+        key = context.idempotency_key
+        request_hash = ""
+        if key is not None:
+            request_hash = hashlib.sha256(name + b"\0" + encode_json(command)).hexdigest()
+            record = await store.idempotency_record(key)
+            if record is not None:
+                return replay(record, request_hash)
+        metadata = Metadata(
+            correlation_id=context.correlation_id,
+            causation_id=context.causation_id or context.message_id,
+            actor=context.actor.subject,
+        )
+        attempt = 0
+        while True:
+            ctx = CommandContext(runtime, module, context)
+            result = await call(command, ctx)
+            idempotency = None if key is None else IdempotencyRecord(key, request_hash, encode_json(result))
+            receipt = current_receipt.get() or Receipt()
+            if not ctx.staged and idempotency is None:
+                receipt.position = 0
+                return result
+            try:
+                written = await store.commit(Commit(ctx.staged, metadata, idempotency, ctx.snapshots))
+            except ConcurrencyError:
+                attempt += 1
+                if attempt > conflict_retries:
+                    raise
+                continue
+            except IdempotencyConflict:
+                # A concurrent retry with the same key committed first: answer as it did.
+                record = None if key is None else await store.idempotency_record(key)
+                if record is None:
+                    raise
+                return replay(record, request_hash)
+            receipt.position = written.position
+            return result
+
+    return step
+
+
+def query_step(
+    runtime: Runtime, module: Module, handler: Handler
+) -> Callable[[Query, DispatchContext], Awaitable[Any]]:
+    """Wrap a query handler into the bus's terminal step: it receives a ``QueryContext`` of its module."""
+    call = as_async_handler(handler)
+
+    async def step(query: Query, context: DispatchContext) -> Any:
+        return await call(query, QueryContext(runtime, module, context))
+
+    return step

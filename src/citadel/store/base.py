@@ -1,0 +1,317 @@
+"""The event store port: what every backend provides, and the records it stores.
+
+A stream is the ordered history of one entity (``order-42``); versions count its events from 1. The log is
+the ordered history of every stream together; a global position counts it from 1. An append names the
+version it expects the stream to be at (``NO_STREAM`` for a new stream, ``None`` for any) and fails with
+``ConcurrencyError`` when the stream has moved on.
+
+A ``Commit`` is the unit a backend writes atomically: appends to one or more streams, the inline projections
+they trigger, the command's idempotency record and snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    from citadel.messages import Event, EventRegistry
+    from citadel.views import View, ViewReader, ViewWriter
+
+__all__ = [
+    "NO_STREAM",
+    "AppendResult",
+    "Commit",
+    "CommitResult",
+    "DeadLetter",
+    "EventStore",
+    "IdempotencyRecord",
+    "Metadata",
+    "ProjectionTarget",
+    "RecordedEvent",
+    "Snapshot",
+    "StreamAppend",
+    "ViewTransaction",
+]
+
+NO_STREAM: Final = 0
+"""Expected version of a stream that must not exist yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Who and what caused an append; stored on each of its events."""
+
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+
+
+class RecordedEvent:
+    """An event as stored: the domain event plus where, when and why it was recorded.
+
+    ``event`` is decoded from ``data`` on first access, through the store's registry (so subscribers that
+    skip a type never pay for decoding it).
+    """
+
+    __slots__ = (
+        "_event",
+        "_registry",
+        "actor",
+        "causation_id",
+        "correlation_id",
+        "data",
+        "event_id",
+        "position",
+        "recorded_at",
+        "schema_version",
+        "stream_id",
+        "type",
+        "version",
+    )
+
+    def __init__(
+        self,
+        position: int,
+        stream_id: str,
+        version: int,
+        event_id: str,
+        type: str,
+        schema_version: int,
+        data: bytes,
+        recorded_at: float,
+        correlation_id: str | None,
+        causation_id: str | None,
+        actor: str | None,
+        registry: EventRegistry | None = None,
+        event: Event | None = None,
+    ) -> None:
+        self.position = position
+        self.stream_id = stream_id
+        self.version = version
+        self.event_id = event_id
+        self.type = type
+        self.schema_version = schema_version
+        self.data = data
+        self.recorded_at = recorded_at
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+        self.actor = actor
+        self._registry = registry
+        self._event = event
+
+    @property
+    def event(self) -> Event:
+        """The decoded (and, for old versions, upcast) domain event.
+
+        Raises:
+            UnknownEventType: the stored type name is not registered.
+            InvalidMessage: the payload does not decode.
+        """
+        if self._event is None:
+            if self._registry is None:
+                raise LookupError("this record was read without an event registry; decode it yourself")
+            self._event = self._registry.decode(self.type, self.schema_version, self.data)
+        return self._event
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(position={self.position}, stream_id={self.stream_id!r}, "
+            f"version={self.version}, type={self.type!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """Events to add to one stream, at the version the stream is expected to be at (None: any)."""
+
+    stream_id: str
+    events: Sequence[Event]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The stored outcome of a command dispatched with an idempotency key."""
+
+    key: str
+    request_hash: str
+    result: bytes
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A stream's folded state at ``version``, encoded, tagged with the state's schema version."""
+
+    stream_id: str
+    version: int
+    state_version: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Everything one command writes, atomically."""
+
+    appends: Sequence[StreamAppend]
+    metadata: Metadata = Metadata()
+    idempotency: IdempotencyRecord | None = None
+    snapshots: Sequence[Snapshot] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an append landed: the stream's new version and the global positions of its events."""
+
+    stream_id: str
+    version: int
+    first_position: int
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The results of a commit's appends; ``position`` is the last position it wrote (0 if none)."""
+
+    appends: Sequence[AppendResult] = field(default_factory=tuple)
+
+    @property
+    def position(self) -> int:
+        """The global position of the commit's last event, or 0 when it wrote no event."""
+        return max((a.last_position for a in self.appends if a.last_position), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event a consumer gave up on after retries, with the last error."""
+
+    id: int
+    consumer: str
+    position: int
+    event_id: str
+    error: str
+    attempts: int
+    recorded_at: float
+
+
+class ViewTransaction(Protocol):
+    """Write access to views inside one store transaction."""
+
+    def writer(self, view: View[Any]) -> ViewWriter[Any]:
+        """Return the writer of ``view`` bound to this transaction."""
+
+
+class ProjectionTarget(Protocol):
+    """What a store needs from a projection to run it: its name, views, and how to apply an event."""
+
+    @property
+    def name(self) -> str:
+        """Unique name; async projections keep their checkpoint under it."""
+
+    @property
+    def views(self) -> Sequence[View[Any]]:
+        """The views this projection writes (cleared on rebuild)."""
+
+    def handles(self, type_name: str) -> bool:
+        """Return whether the projection has a handler for the stored event type name."""
+
+    def apply(self, record: RecordedEvent, tx: ViewTransaction) -> Awaitable[None] | None:
+        """Apply one event; an awaitable may only await the transaction's view reads."""
+
+
+class EventStore(Protocol):
+    """The backend-neutral event store. All methods are coroutines; ``open`` before use.
+
+    Reads return ``RecordedEvent`` objects in version (stream) or position (log) order.
+    """
+
+    registry: EventRegistry
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema, start background writers."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release every resource."""
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[Event],
+        expected_version: int | None = None,
+        metadata: Metadata | None = None,
+    ) -> AppendResult:
+        """Append events to one stream.
+
+        Raises:
+            ConcurrencyError: ``expected_version`` is not the stream's version.
+        """
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Write a commit atomically (every append, its inline projections, idempotency, snapshots).
+
+        Raises:
+            ConcurrencyError: one of the appends expected another version; nothing is written.
+            IdempotencyConflict: the commit's idempotency key is already stored (with any payload).
+        """
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        """Return the stream's events from ``from_version`` on, in version order ([] if none)."""
+
+    async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
+        """Return up to ``limit`` events of the log at ``from_position`` or later, in position order."""
+
+    def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Yield every event from ``from_position`` on: first those stored, then new ones as they commit."""
+
+    async def stream_version(self, stream_id: str) -> int:
+        """Return the stream's current version (``NO_STREAM`` when it has no events)."""
+
+    async def head_position(self) -> int:
+        """Return the position of the last committed event (0 for an empty store)."""
+
+    async def wait_for_events(self, after: int, timeout: float) -> int:
+        """Wait until an event after position ``after`` is committed or ``timeout`` passes; return the head."""
+
+    async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        """Return the stored outcome of the command dispatched with ``key``, or None."""
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """Return the stream's latest snapshot, or None."""
+
+    def add_inline_projection(self, projection: ProjectionTarget) -> None:
+        """Run ``projection`` inside every commit that appends an event it handles (call before ``open``)."""
+
+    async def ensure_views(self, views: Sequence[View[Any]]) -> None:
+        """Create (or migrate) the tables of ``views``."""
+
+    def view_reader(self, view: View[Any]) -> ViewReader[Any]:
+        """Return read access to a view's committed documents."""
+
+    async def checkpoint(self, name: str) -> int | None:
+        """Return the last position consumer ``name`` has processed, or None when it has no checkpoint."""
+
+    async def apply_projection(
+        self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int
+    ) -> None:
+        """Apply ``records`` to ``projection`` and set its checkpoint to ``position``, in one transaction."""
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Set consumer ``name``'s checkpoint to ``position``."""
+
+    async def reset_projection(self, projection: ProjectionTarget) -> int:
+        """Empty the projection's views and checkpoint in one transaction; return the head position then."""
+
+    def suspend_inline(self, projection: ProjectionTarget) -> None:
+        """Stop running an inline projection in commits (while it is rebuilt)."""
+
+    async def resume_inline(self, projection: ProjectionTarget, from_position: int) -> None:
+        """Apply the events from ``from_position`` on and resume running the projection in commits,
+        atomically with respect to concurrent commits; removes its checkpoint (inline means current)."""
+
+    async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
+        """Park an event that ``consumer`` failed to process ``attempts`` times."""
+
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        """Return the parked events, oldest first, optionally of one consumer only."""

@@ -1,0 +1,352 @@
+"""The embedded SQLite event store: WAL mode, group commit, views in the same file.
+
+Writes go through one writer thread (see ``sqlite_writer``); reads use a separate connection on the
+event loop's thread, which WAL lets proceed while the writer commits. Positions are assigned by the writer
+under SQLite's write lock, so they become visible strictly in order and a subscriber can never skip one.
+Several processes may share one file: SQLite's lock serialises their batches (``busy_timeout`` absorbs the
+wait) and subscribers notice other processes' commits by polling the head position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from citadel.errors import ConfigurationError, StoreError
+from citadel.ids import new_id
+from citadel.messages import Event, EventRegistry
+from citadel.store.base import (
+    AppendResult,
+    Commit,
+    CommitResult,
+    DeadLetter,
+    IdempotencyRecord,
+    Metadata,
+    ProjectionTarget,
+    RecordedEvent,
+    Snapshot,
+    StreamAppend,
+)
+from citadel.store.sqlite_jobs import (
+    CallJob,
+    CommitJob,
+    EncodedAppend,
+    ProjectionJob,
+    run_handler,
+    save_checkpoint,
+    select_events,
+)
+from citadel.store.sqlite_schema import migrate
+from citadel.store.sqlite_views import SQLiteViewReader, SQLiteViewWriter, view_ddl
+from citadel.store.sqlite_writer import GroupCommitWriter, WriteTransaction
+from citadel.store.subscription import follow
+from citadel.views import View
+
+__all__ = ["SQLiteEventStore"]
+
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SQLiteEventStore:
+    """Event store in one SQLite file.
+
+    Args:
+        path: the database file (created with its folder when missing).
+        registry: the event types this store encodes and decodes.
+        synchronous: SQLite's durability mode; ``FULL`` (default) fsyncs every commit.
+        group_commit: batch concurrent writes into one transaction (default); False commits each alone.
+        poll_interval: how often live subscribers look for commits made by other processes, in seconds.
+        busy_timeout: how long a write waits for another process's lock, in seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        registry: EventRegistry,
+        *,
+        synchronous: str = "FULL",
+        group_commit: bool = True,
+        poll_interval: float = 0.25,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        if synchronous.upper() not in _SYNC_MODES:
+            raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}")
+        if str(path) == ":memory:" or str(path).startswith("file::memory:"):
+            raise ConfigurationError(
+                "an in-memory SQLite database cannot be shared by the writer and readers; give a file path"
+            )
+        self.path = Path(path)
+        self.registry = registry
+        self.synchronous = synchronous.upper()
+        self.poll_interval = poll_interval
+        self._busy_ms = int(busy_timeout * 1000)
+        self._reader: sqlite3.Connection | None = None
+        self._inline: list[ProjectionTarget] = []
+        self._inline_by_type: dict[str, list[ProjectionTarget]] = {}
+        self._suspended: set[str] = set()
+        self._view_writers: dict[int, SQLiteViewWriter] = {}
+        self._view_readers: dict[int, SQLiteViewReader] = {}
+        self._head = 0
+        self._changed = asyncio.Event()
+        self._writer = GroupCommitWriter(
+            self._connect,
+            writers=self._writer_for,
+            on_commit=self._on_commit,
+            group_commit=group_commit,
+        )
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        """The group-commit writer (its ``transactions`` and ``jobs`` counters show batching)."""
+        return self._writer
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {self.synchronous}")
+        db.execute("PRAGMA temp_store = MEMORY")
+        db.execute("PRAGMA cache_size = -16000")
+        return db
+
+    async def open(self) -> None:
+        """Create the file and schema if needed, migrate it, and start the writer.
+
+        Raises:
+            StoreError: the file cannot be opened or is not a Citadel database.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._reader = self._connect()
+            migrate(self._reader)
+            self._head = self._read_head()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
+        self._changed = asyncio.Event()
+        self._writer.start(asyncio.get_running_loop())
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer and close connections."""
+        await asyncio.to_thread(self._writer.stop)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._wake()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        return self._reader
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[Event],
+        expected_version: int | None = None,
+        metadata: Metadata | None = None,
+    ) -> AppendResult:
+        """Append events to one stream (see ``EventStore.append``)."""
+        result = await self.commit(Commit((StreamAppend(stream_id, events, expected_version),), metadata or Metadata()))
+        return result.appends[0]
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
+        encode = self.registry.encode
+        appends = []
+        for append in commit.appends:
+            encoded = []
+            for event in append.events:
+                name, version, data = encode(event)
+                encoded.append((new_id(), name, version, data))
+            appends.append(EncodedAppend(append.stream_id, append.events, encoded, append.expected_version))
+        job = CommitJob(appends, commit.metadata, commit.idempotency, commit.snapshots, self._inline_for, self.registry)
+        result: CommitResult = await self._writer.submit(job)
+        return result
+
+    def _inline_for(self, type_name: str) -> Sequence[ProjectionTarget]:
+        projections = self._inline_by_type.get(type_name, ())
+        if self._suspended and projections:
+            return [p for p in projections if p.name not in self._suspended]
+        return projections
+
+    def _writer_for(self, db: sqlite3.Connection, view: View[Any]) -> SQLiteViewWriter:
+        writer = self._view_writers.get(id(view))
+        if writer is None:
+            writer = self._view_writers[id(view)] = SQLiteViewWriter(view, db)
+        return writer
+
+    def _on_commit(self, head: int) -> None:
+        if head > self._head:
+            self._head = head
+            self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        """Return a stream's events from ``from_version`` on, in version order."""
+        return select_events(
+            self._db,
+            "WHERE stream_id = ? AND version >= ? ORDER BY version",
+            (stream_id, from_version),
+            self.registry,
+        )
+
+    async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
+        """Return up to ``limit`` events at ``from_position`` or later, in position order."""
+        return select_events(
+            self._db, "WHERE position >= ? ORDER BY position LIMIT ?", (from_position, limit), self.registry
+        )
+
+    def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Yield every event from ``from_position`` on, then new ones as they commit."""
+        return follow(self, from_position)
+
+    async def stream_version(self, stream_id: str) -> int:
+        """Return the stream's version (0 when it has no events)."""
+        row = self._db.execute(
+            "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?", (stream_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def _read_head(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(position), 0) FROM citadel_events").fetchone()[0])
+
+    async def head_position(self) -> int:
+        """Return the last committed position, including commits of other processes."""
+        head = self._read_head()
+        if head > self._head:
+            self._on_commit(head)
+        return head
+
+    async def wait_for_events(self, after: int, timeout: float) -> int:
+        """Wait until the head passes ``after`` (or ``timeout``); return the head."""
+        if self._head > after:
+            return self._head
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(timeout, self.poll_interval)):
+                await changed.wait()
+        if self._head > after or self._reader is None:
+            return self._head
+        return await self.head_position()  # another process may have written
+
+    async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        """Return the stored outcome for an idempotency key, or None."""
+        row = self._db.execute(
+            "SELECT key, request_hash, result, position FROM citadel_idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else IdempotencyRecord(*row)
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """Return the stream's snapshot, or None."""
+        row = self._db.execute(
+            "SELECT stream_id, version, state_version, data FROM citadel_snapshots WHERE stream_id = ?",
+            (stream_id,),
+        ).fetchone()
+        return None if row is None else Snapshot(*row)
+
+    # -- views and projections -------------------------------------------------------------------------
+
+    def add_inline_projection(self, projection: ProjectionTarget) -> None:
+        """Run ``projection`` in every commit that appends an event it handles."""
+        self._inline.append(projection)
+        for info in self.registry:
+            if projection.handles(info.name):
+                self._inline_by_type.setdefault(info.name, []).append(projection)
+
+    async def ensure_views(self, views: Sequence[View[Any]]) -> None:
+        """Create the tables and indexes of ``views`` (idempotent)."""
+
+        def create(tx: WriteTransaction) -> None:
+            for view in views:
+                for statement in view_ddl(view):
+                    tx.db.execute(statement)
+
+        await self._writer.submit(CallJob(create))
+
+    def view_reader(self, view: View[Any]) -> SQLiteViewReader:
+        """Return read access to a view's committed documents."""
+        reader = self._view_readers.get(id(view))
+        if reader is None:
+            reader = self._view_readers[id(view)] = SQLiteViewReader(view, self._db)
+        return reader
+
+    async def checkpoint(self, name: str) -> int | None:
+        """Return consumer ``name``'s last processed position, or None when it has no checkpoint."""
+        row = self._db.execute("SELECT position FROM citadel_checkpoints WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    async def apply_projection(
+        self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int
+    ) -> None:
+        """Apply events and set the checkpoint in one transaction."""
+        await self._writer.submit(ProjectionJob(projection, records, position))
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Set consumer ``name``'s checkpoint."""
+        await self._writer.submit(CallJob(lambda tx: save_checkpoint(tx, name, position)))
+
+    async def reset_projection(self, projection: ProjectionTarget) -> int:
+        """Empty the projection's views and checkpoint; return the head at that moment."""
+
+        def reset(tx: WriteTransaction) -> int:
+            for view in projection.views:
+                self._writer_for(tx.db, view).clear()
+            save_checkpoint(tx, projection.name, 0)
+            return tx.head
+
+        result: int = await self._writer.submit(CallJob(reset))
+        return result
+
+    def suspend_inline(self, projection: ProjectionTarget) -> None:
+        """Stop applying an inline projection in commits (while it is rebuilt)."""
+        self._suspended.add(projection.name)
+
+    async def resume_inline(self, projection: ProjectionTarget, from_position: int) -> None:
+        """Apply the events from ``from_position`` on, then resume inline application, atomically."""
+
+        def resume(tx: WriteTransaction) -> None:
+            for record in select_events(
+                tx.db, "WHERE position >= ? ORDER BY position", (from_position,), self.registry
+            ):
+                if projection.handles(record.type):
+                    run_handler(projection.apply(record, tx))
+            # An inline projection is current by construction: no checkpoint row means "not rebuilding".
+            tx.db.execute("DELETE FROM citadel_checkpoints WHERE name = ?", (projection.name,))
+            self._suspended.discard(projection.name)
+
+        await self._writer.submit(CallJob(resume))
+
+    async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
+        """Park an event a consumer gave up on."""
+
+        def park(tx: WriteTransaction) -> None:
+            tx.db.execute(
+                "INSERT INTO citadel_dead_letters (consumer, position, event_id, error, attempts, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (consumer, record.position, record.event_id, error, attempts, tx.now),
+            )
+
+        await self._writer.submit(CallJob(park))
+
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        """Return parked events, oldest first."""
+        sql = "SELECT id, consumer, position, event_id, error, attempts, recorded_at FROM citadel_dead_letters"
+        params: tuple[Any, ...] = ()
+        if consumer is not None:
+            sql += " WHERE consumer = ?"
+            params = (consumer,)
+        return [DeadLetter(*row) for row in self._db.execute(sql + " ORDER BY id", params)]

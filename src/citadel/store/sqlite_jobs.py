@@ -1,0 +1,201 @@
+"""The writes the SQLite event store sends to its group-commit writer, one class per kind of write."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from citadel.errors import ConcurrencyError, ConfigurationError, IdempotencyConflict
+from citadel.messages import Event, EventRegistry
+from citadel.store.base import (
+    AppendResult,
+    CommitResult,
+    IdempotencyRecord,
+    Metadata,
+    ProjectionTarget,
+    RecordedEvent,
+    Snapshot,
+)
+from citadel.store.sqlite_writer import WriteJob, WriteTransaction
+
+__all__ = ["CallJob", "CommitJob", "EncodedAppend", "ProjectionJob", "run_handler", "select_events"]
+
+EVENT_COLUMNS = (
+    "position, stream_id, version, event_id, type, schema_version, data, recorded_at, "
+    "correlation_id, causation_id, actor"
+)
+_INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
+
+
+def run_handler(result: Awaitable[None] | None) -> None:
+    """Finish a projection handler's result on the writer thread.
+
+    Async handlers may await their view reads, which complete at once on SQLite; a handler that awaits
+    anything else (network, sleep) would stall every writer, so it is refused.
+    """
+    if result is None:
+        return
+    if not inspect.iscoroutine(result):
+        raise ConfigurationError("projection handlers return None or a coroutine")
+    try:
+        result.send(None)
+    except StopIteration:
+        return
+    result.close()
+    raise ConfigurationError(
+        "a projection handler awaited something other than its views' reads; projections may not do I/O"
+    )
+
+
+def select_events(db: Any, where: str, params: tuple[Any, ...], registry: EventRegistry) -> list[RecordedEvent]:
+    """Run ``SELECT <event columns> FROM citadel_events <where>`` and wrap the rows."""
+    rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()
+    return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
+
+
+class EncodedAppend:
+    """An append whose events were already encoded (on the caller's thread, to spread the work)."""
+
+    __slots__ = ("encoded", "events", "expected_version", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: str,
+        events: Sequence[Event],
+        encoded: list[tuple[str, str, int, bytes]],
+        expected_version: int | None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.events = events
+        self.encoded = encoded  # (event_id, type name, schema version, payload) per event
+        self.expected_version = expected_version
+
+
+class CommitJob(WriteJob):
+    """Append to streams, run inline projections, store the idempotency record and snapshots."""
+
+    __slots__ = ("appends", "idempotency", "inline", "metadata", "registry", "snapshots")
+
+    def __init__(
+        self,
+        appends: list[EncodedAppend],
+        metadata: Metadata,
+        idempotency: IdempotencyRecord | None,
+        snapshots: Sequence[Snapshot],
+        inline: Callable[[str], Sequence[ProjectionTarget]],
+        registry: EventRegistry,
+    ) -> None:
+        super().__init__()
+        self.appends = appends
+        self.metadata = metadata
+        self.idempotency = idempotency
+        self.snapshots = snapshots
+        self.inline = inline
+        self.registry = registry
+
+    def run(self, tx: WriteTransaction) -> CommitResult:
+        db = tx.db
+        results: list[AppendResult] = []
+        meta = self.metadata
+        for append in self.appends:
+            current: int = db.execute(_VERSION, (append.stream_id,)).fetchone()[0]
+            expected = append.expected_version
+            if expected is not None and expected != current:
+                raise ConcurrencyError(append.stream_id, expected, current)
+            if not append.encoded:
+                results.append(AppendResult(append.stream_id, current, 0, 0))
+                continue
+            first = tx.head + 1
+            rows = [
+                (
+                    first + i,
+                    append.stream_id,
+                    current + 1 + i,
+                    event_id,
+                    name,
+                    version,
+                    data,
+                    tx.now,
+                    meta.correlation_id,
+                    meta.causation_id,
+                    meta.actor,
+                )
+                for i, (event_id, name, version, data) in enumerate(append.encoded)
+            ]
+            db.executemany(_INSERT, rows)
+            tx.head = first + len(rows) - 1
+            results.append(AppendResult(append.stream_id, current + len(rows), first, tx.head))
+            self._project(tx, append, rows)
+        position = tx.head
+        if self.idempotency is not None:
+            record = self.idempotency
+            try:
+                db.execute(
+                    "INSERT INTO citadel_idempotency (key, request_hash, result, position, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (record.key, record.request_hash, record.result, position, tx.now),
+                )
+            except Exception as exc:
+                if "UNIQUE" in str(exc):
+                    raise IdempotencyConflict(record.key) from exc
+                raise
+        for snap in self.snapshots:
+            db.execute(
+                "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) "
+                "VALUES (?, ?, ?, ?)",
+                (snap.stream_id, snap.version, snap.state_version, snap.data),
+            )
+        return CommitResult(tuple(results))
+
+    def _project(self, tx: WriteTransaction, append: EncodedAppend, rows: list[tuple[Any, ...]]) -> None:
+        inline = self.inline
+        for event, row in zip(append.events, rows, strict=True):
+            projections = inline(row[4])
+            if not projections:
+                continue
+            record = RecordedEvent(*row, registry=self.registry, event=event)  # type: ignore[misc]
+            for projection in projections:
+                run_handler(projection.apply(record, tx))
+
+
+class ProjectionJob(WriteJob):
+    """Apply events to one projection and move its checkpoint, together."""
+
+    __slots__ = ("position", "projection", "records")
+
+    def __init__(self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int) -> None:
+        super().__init__()
+        self.projection = projection
+        self.records = records
+        self.position = position
+
+    def run(self, tx: WriteTransaction) -> None:
+        projection = self.projection
+        for record in self.records:
+            if projection.handles(record.type):
+                run_handler(projection.apply(record, tx))
+        save_checkpoint(tx, projection.name, self.position)
+
+
+def save_checkpoint(tx: WriteTransaction, name: str, position: int) -> None:
+    """Upsert a consumer's checkpoint inside the current transaction."""
+    tx.db.execute(
+        "INSERT INTO citadel_checkpoints (name, position) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        (name, position),
+    )
+
+
+class CallJob(WriteJob):
+    """Run a function inside a write transaction (for rare writes: checkpoints, resets, DDL)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[WriteTransaction], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def run(self, tx: WriteTransaction) -> Any:
+        return self.fn(tx)

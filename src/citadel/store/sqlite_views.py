@@ -1,0 +1,138 @@
+"""View tables in SQLite: one ``WITHOUT ROWID`` table per view, named ``<module>__<view>``.
+
+Documents are stored as JSON text so that declared fields can be indexed with ``json_extract`` expressions;
+``find`` filters with the very same expressions, so SQLite uses those indexes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from citadel.errors import ConfigurationError, UniqueViolation
+from citadel.views import View
+
+__all__ = ["SQLiteViewReader", "SQLiteViewWriter", "table_name", "view_ddl"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def table_name(view: View[Any]) -> str:
+    """Return the table of a bound view: ``<module>__<name>``."""
+    if view.module is None:
+        raise ConfigurationError(f"view {view.name!r} is not part of a module; list it in one")
+    return f"{view.module}__{view.name}"
+
+
+def _field(field: str) -> str:
+    return f"json_extract(doc, '$.{field}')"
+
+
+def view_ddl(view: View[Any]) -> list[str]:
+    """Return the statements that create a view's table and indexes (idempotent)."""
+    table = table_name(view)
+    statements = [f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID']
+    for field in view.indexes:
+        statements.append(f'CREATE INDEX IF NOT EXISTS "{table}__{field}" ON "{table}" ({_field(field)})')
+    for field in view.unique:
+        statements.append(
+            f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}__{field}__unique" ON "{table}" ({_field(field)})'
+        )
+    return statements
+
+
+class _ViewSQL:
+    """Prepared SQL text, decoding and the reads shared by a view's reader and writer."""
+
+    def __init__(self, view: View[Any], connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self.view = view
+        self.table = table = table_name(view)
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
+        self.select = f'SELECT doc FROM "{table}" WHERE key = ?'
+        self.fields = frozenset(view.indexes) | frozenset(view.unique)
+
+    def decode(self, doc: str | None) -> Any:
+        return None if doc is None else self.decoder.decode(doc)
+
+    def where(self, where: dict[str, Any]) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for field, value in where.items():
+            if field not in self.fields and field != "key":
+                raise ConfigurationError(
+                    f"view {self.view.qualified_name} has no index on {field!r}; add it to indexes=(...)"
+                )
+            clauses.append("key = ?" if field == "key" else f"{_field(field)} = ?")
+            params.append(value)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    async def get(self, key: str) -> Any:
+        row = self._db.execute(self.select, (key,)).fetchone()
+        return None if row is None else self.decode(row[0])
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
+        clause, params = self.where(where)
+        rows = self._db.execute(f'SELECT doc FROM "{self.table}"{clause} ORDER BY key LIMIT ?', (*params, limit))
+        return [self.decode(r[0]) for r in rows]
+
+
+class SQLiteViewWriter(_ViewSQL):
+    """Writes to one view on the writer connection, inside the current transaction."""
+
+    def __init__(self, view: View[Any], connection: sqlite3.Connection) -> None:
+        super().__init__(view, connection)
+        table = self.table
+        self._put = f'INSERT OR REPLACE INTO "{table}" (key, doc) VALUES (?, ?)'
+        self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'
+        self._delete = f'DELETE FROM "{table}" WHERE key = ?'
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> None:
+        try:
+            self._db.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise UniqueViolation(self.view.qualified_name, ", ".join(self.view.unique)) from exc
+            raise
+
+    def put(self, key: str, doc: Any) -> None:
+        self._run(self._put, (key, _encoder.encode(doc).decode()))
+
+    __setitem__ = put
+
+    def merge(self, key: str, **fields: Any) -> None:
+        # json_patch deletes keys set to null; store explicit nulls by replacing the field instead.
+        if any(v is None for v in fields.values()):
+            sets = ", ".join(f"'$.{name}', json(?)" for name in fields)
+            values = tuple(_encoder.encode(v).decode() for v in fields.values())
+            self._run(f'UPDATE "{self.table}" SET doc = json_set(doc, {sets}) WHERE key = ?', (*values, key))
+            return
+        self._run(self._merge, (_encoder.encode(fields).decode(), key))
+
+    def increment(self, key: str, field: str, by: float = 1) -> None:
+        path = f"$.{field}"
+        self._run(
+            f'INSERT INTO "{self.table}" (key, doc) VALUES (?, json_object(?, ?)) '
+            f"ON CONFLICT (key) DO UPDATE SET doc = json_set(doc, ?, coalesce(json_extract(doc, ?), 0) + ?)",
+            (key, field, by, path, path, by),
+        )
+
+    def delete(self, key: str) -> None:
+        self._run(self._delete, (key,))
+
+    __delitem__ = delete
+
+    def clear(self) -> None:
+        """Delete every document (used by rebuilds)."""
+        self._db.execute(f'DELETE FROM "{self.table}"')
+
+
+class SQLiteViewReader(_ViewSQL):
+    """Reads one view's committed documents through a reader connection."""
+
+    async def count(self, **where: Any) -> int:
+        clause, params = self.where(where)
+        row = self._db.execute(f'SELECT count(*) FROM "{self.table}"{clause}', params).fetchone()
+        return int(row[0])

@@ -1,0 +1,224 @@
+"""Group commit for SQLite: one writer thread, one durable transaction per batch of pending writes.
+
+Callers on the event loop submit jobs and await a future. The writer thread takes every job waiting in its
+queue, opens one ``BEGIN IMMEDIATE`` transaction, runs each job inside its own savepoint (so a job that fails,
+such as an append with a stale expected version, rolls back alone), commits once, and then resolves all the
+futures with one wake-up of the event loop. With ``synchronous=FULL`` that commit is one fsync for the whole
+batch: the disk's fsync rate stops being the event rate.
+
+Between batches the thread does not wait: while one batch commits, the next one queues up, so batches grow
+with load and shrink to one job when the system is idle (no added latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from citadel.errors import StoreError
+
+__all__ = ["GroupCommitWriter", "WriteJob", "WriteTransaction"]
+
+
+class WriteTransaction:
+    """State of the batch transaction that jobs run in: the connection, head position and clock."""
+
+    __slots__ = ("db", "head", "now", "writers")
+
+    def __init__(self, db: sqlite3.Connection, writers: Callable[[Any], Any]) -> None:
+        self.db = db
+        self.head = 0
+        self.now = 0.0
+        self.writers = writers
+
+    def writer(self, view: Any) -> Any:
+        """Return the writer of a view on this connection (``ViewTransaction`` protocol)."""
+        return self.writers(view)
+
+
+class WriteJob:
+    """A unit of work for the writer thread. Subclasses implement ``run``; it must not touch the loop."""
+
+    __slots__ = ("error", "future", "result")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, tx: WriteTransaction) -> Any:
+        """Do the job's writes inside the current transaction and return its result."""
+        raise NotImplementedError
+
+
+class _Stop(WriteJob):
+    __slots__ = ()
+
+
+class GroupCommitWriter:
+    """Runs write jobs on a dedicated thread and connection, in batches that commit together.
+
+    Args:
+        connect: opens the writer's connection (called on the writer thread).
+        writers: returns the view writer for a view, bound to the writer connection.
+        on_commit: called on the event loop after every successful commit with the new head position.
+        group_commit: when False, every job gets its own transaction (the naive way, for comparison).
+        max_batch: most jobs in one transaction.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        writers: Callable[[sqlite3.Connection, Any], Any],
+        on_commit: Callable[[int], None],
+        group_commit: bool = True,
+        max_batch: int = 2000,
+    ) -> None:
+        self._connect = connect
+        self._writers = writers
+        self._on_commit = on_commit
+        self._group_commit = group_commit
+        self._max_batch = max_batch if group_commit else 1
+        self._queue: queue.SimpleQueue[WriteJob] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self.transactions = 0
+        self.jobs = 0
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the writer thread; jobs' futures resolve on ``loop``.
+
+        Raises:
+            StoreError: the writer's connection could not be opened.
+        """
+        self._loop = loop
+        self._thread = threading.Thread(target=self._main, name="citadel-sqlite-writer", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise StoreError(f"cannot open the SQLite writer: {self._start_error}") from self._start_error
+
+    def submit(self, job: WriteJob) -> asyncio.Future[Any]:
+        """Queue a job; the returned future resolves with its result after its transaction commits."""
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        job.future = self._loop.create_future()
+        self._queue.put(job)
+        return job.future
+
+    def stop(self) -> None:
+        """Finish queued jobs and stop the thread (blocks until it has)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(_Stop())
+            self._thread.join()
+        self._thread = None
+
+    def _main(self) -> None:
+        try:
+            db = self._connect()
+        except BaseException as exc:
+            self._start_error = exc
+            self._started.set()
+            return
+        tx = WriteTransaction(db, lambda view: self._writers(db, view))
+        self._started.set()
+        try:
+            while True:
+                jobs = self._take()
+                stop = isinstance(jobs[-1], _Stop)
+                if stop:
+                    jobs.pop()
+                if jobs:
+                    self._run_batch(tx, jobs)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _take(self) -> list[WriteJob]:
+        jobs = [self._queue.get()]
+        get = self._queue.get_nowait
+        while len(jobs) < self._max_batch and not isinstance(jobs[-1], _Stop):
+            try:
+                jobs.append(get())
+            except queue.Empty:
+                break
+        return jobs
+
+    def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
+        db = tx.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            tx.head = db.execute("SELECT coalesce(max(position), 0) FROM citadel_events").fetchone()[0]
+            tx.now = time.time()
+            if len(jobs) == 1:
+                self._run_alone(tx, jobs[0])
+            else:
+                for job in jobs:
+                    self._run_in_savepoint(tx, job)
+            if db.in_transaction:
+                db.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            error = StoreError(f"SQLite write failed: {exc}")
+            error.__cause__ = exc
+            for job in jobs:
+                job.result, job.error = None, error
+            self._deliver(jobs, None)
+            return
+        self.transactions += 1
+        self.jobs += len(jobs)
+        self._deliver(jobs, tx.head)
+
+    @staticmethod
+    def _run_alone(tx: WriteTransaction, job: WriteJob) -> None:
+        head = tx.head
+        try:
+            job.result = job.run(tx)
+        except Exception as exc:
+            job.error = exc
+            tx.head = head
+            tx.db.execute("ROLLBACK")
+
+    @staticmethod
+    def _run_in_savepoint(tx: WriteTransaction, job: WriteJob) -> None:
+        db = tx.db
+        head = tx.head
+        db.execute("SAVEPOINT job")
+        try:
+            job.result = job.run(tx)
+        except Exception as exc:
+            job.error = exc
+            tx.head = head
+            db.execute("ROLLBACK TO job")
+        db.execute("RELEASE job")
+
+    def _deliver(self, jobs: list[WriteJob], head: int | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed while we committed
+            loop.call_soon_threadsafe(self._resolve, jobs, head)
+
+    def _resolve(self, jobs: list[WriteJob], head: int | None) -> None:
+        for job in jobs:
+            future = job.future
+            if future is None or future.done():
+                continue
+            if job.error is not None:
+                future.set_exception(job.error)
+            else:
+                future.set_result(job.result)
+        if head is not None:
+            self._on_commit(head)

@@ -1,0 +1,37 @@
+"""Choosing a backend from a store URL (``sqlite:///shop.db``, later ``postgresql://...``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from citadel.errors import ConfigurationError
+from citadel.messages import EventRegistry
+from citadel.store.base import EventStore
+
+__all__ = ["open_store"]
+
+
+def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
+    """Build (without opening) the event store a URL names.
+
+    ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` select SQLite; query parameters
+    ``synchronous`` and ``group_commit`` tune it.
+
+    Raises:
+        ConfigurationError: the URL's scheme is unknown or its path is missing.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        from citadel.store.sqlite import SQLiteEventStore
+
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ConfigurationError(f"store URL {url!r} has no file path; write sqlite:///var/app.db")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if "synchronous" in query:
+            options.setdefault("synchronous", query["synchronous"])
+        if "group_commit" in query:
+            options.setdefault("group_commit", query["group_commit"].lower() not in ("0", "false", "off"))
+        return SQLiteEventStore(path, registry, **options)
+    raise ConfigurationError(f"unknown store URL scheme {parts.scheme!r} in {url!r}; use sqlite:///path/to/file.db")

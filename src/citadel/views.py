@@ -1,0 +1,144 @@
+"""Read models: module-owned document tables that projections write and queries read.
+
+A ``View`` declares one table: its name inside the module, the document type, and the document fields
+to index (``indexes``) or to keep unique (``unique``). The framework creates the table in the owning module's
+namespace (``<module>__<name>`` in SQLite) and hands a module only its own views.
+
+Declared as a class attribute of a ``Projector``, a view reads as the seed's ``self.views``: inside a handler
+``self.orders[key] = doc`` writes the row in the handler's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+from citadel.errors import AccessDenied, ConfigurationError
+
+__all__ = ["View", "ViewReader", "ViewWriter"]
+
+D = TypeVar("D")
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ViewWriter(Protocol[D]):
+    """Write access to one view inside a projection's transaction. Writes apply in handler order."""
+
+    def put(self, key: str, doc: D) -> None:
+        """Insert or replace the document at ``key``."""
+
+    def __setitem__(self, key: str, doc: D) -> None:
+        """Same as ``put``."""
+
+    def merge(self, key: str, **fields: Any) -> None:
+        """Set top-level ``fields`` of the document at ``key``; nothing happens when there is none."""
+
+    def increment(self, key: str, field: str, by: float = 1) -> None:
+        """Add ``by`` to a numeric field, creating the document ``{field: by}`` when there is none."""
+
+    def delete(self, key: str) -> None:
+        """Remove the document at ``key`` if there is one."""
+
+    def __delitem__(self, key: str) -> None:
+        """Same as ``delete``."""
+
+    async def get(self, key: str) -> D | None:
+        """Return the document at ``key`` as seen by this transaction, or None."""
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[D]:
+        """Return up to ``limit`` documents whose fields equal ``where`` (use declared indexes)."""
+
+
+class ViewReader(Protocol[D]):
+    """Read access to one view from queries: committed data only."""
+
+    async def get(self, key: str) -> D | None:
+        """Return the document at ``key``, or None."""
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[D]:
+        """Return up to ``limit`` documents whose fields equal ``where``, in key order."""
+
+    async def count(self, **where: Any) -> int:
+        """Return how many documents match ``where``."""
+
+
+class _HasTransaction(Protocol):
+    _citadel_tx: Any
+
+
+class View(Generic[D]):
+    """A module-owned document table.
+
+    Args:
+        name: the table's name inside its module (lowercase identifier).
+        doc_type: what documents decode into: ``dict`` or a ``msgspec.Struct``.
+        indexes: document fields queried with ``find``; each gets an index.
+        unique: document fields whose values must be unique across the view (a write that breaks it raises
+            ``UniqueViolation`` and rolls back the whole command or batch that caused it).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        doc_type: type[D] = dict,  # type: ignore[assignment]
+        *,
+        indexes: Sequence[str] = (),
+        unique: Sequence[str] = (),
+    ) -> None:
+        for ident in (name, *indexes, *unique):
+            if not _IDENT.match(ident):
+                raise ConfigurationError(f"view and field names are lowercase identifiers, got {ident!r}")
+        self.name = name
+        self.doc_type = doc_type
+        self.indexes = tuple(indexes)
+        self.unique = tuple(unique)
+        self.module: str | None = None
+
+    def bind(self, module: str) -> None:
+        """Give the view to ``module``; a view belongs to exactly one module.
+
+        Raises:
+            ConfigurationError: another module already owns it.
+        """
+        if self.module is not None and self.module != module:
+            raise ConfigurationError(
+                f"view {self.name!r} belongs to module {self.module!r}; module {module!r} cannot own it too. "
+                "Read another module's data through its public queries."
+            )
+        self.module = module
+
+    @property
+    def qualified_name(self) -> str:
+        """``module.name``, once bound."""
+        return f"{self.module}.{self.name}"
+
+    def check_owner(self, module: str) -> None:
+        """Raise ``AccessDenied`` unless ``module`` owns this view."""
+        if self.module != module:
+            raise AccessDenied(
+                f"module {module!r} may not access view {self.qualified_name!r}; "
+                f"ask module {self.module!r} through its public queries instead"
+            )
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attribute = attr
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> View[D]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> ViewWriter[D]: ...
+
+    def __get__(self, instance: object | None, owner: type) -> View[D] | ViewWriter[D]:
+        if instance is None:
+            return self
+        tx = getattr(instance, "_citadel_tx", None)
+        if tx is None:
+            raise ConfigurationError(
+                f"view {self.name!r} is only writable inside a projection handler, while the framework applies an event"
+            )
+        return tx.writer(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"View({self.qualified_name if self.module else self.name!r})"
