@@ -20,6 +20,7 @@ from citadel.context import DispatchContext
 from citadel.errors import AccessDenied, ConfigurationError, StoreError
 from citadel.handling import Receipt, current_receipt
 from citadel.messages import Command, Event, EventRegistry, Message, Query
+from citadel.messaging.consumer import Consumer
 from citadel.messaging.process_manager import ProcessManagerConsumer
 from citadel.module import Module, dependency_cycles
 from citadel.pipeline import command_step, query_step
@@ -285,7 +286,12 @@ class Application:
 
         return dispatch
 
-    # -- projections -----------------------------------------------------------------------------------
+    # -- consumers -------------------------------------------------------------------------------------
+
+    @property
+    def consumers(self) -> dict[str, Consumer]:
+        """The running consumers by name: async projections and process managers."""
+        return {**self._runners, **{m.name: m for m in self._managers}}
 
     async def projection_status(self) -> list[ProjectionStatus]:
         """Return each projection's position and lag (inline projections never lag)."""

@@ -2,7 +2,8 @@
 
 Rules, for every pair of modules A and B of an application:
 
-1. Code in A may import from B only B's contract module (``<B's package>.contract``), never B's internals.
+1. Code in A may import from B only B's contract module (the module given as ``contract=``, by default
+   ``<B's package>.contract``), never B's internals (nor B's package root, which holds its ``Module``).
 2. If A imports B's contract, A declares ``depends_on=["B"]``.
 3. Module dependencies (declared and imported) form no cycle.
 
@@ -11,6 +12,7 @@ The import graph comes from ``grimp``, which parses every file of the packages i
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -39,7 +41,12 @@ def boundary_problems(modules: Iterable[Module]) -> list[str]:
     problems = [
         f"module {m.name!r} has no package; pass package=__name__ in its Module(...)" for m in modules if not m.package
     ]
-    located = [m for m in modules if m.package]
+    located = []
+    for module in modules:
+        if module.package and not _importable(module.package.split(".")[0]):
+            problems.append(f"module {module.name!r}: package {module.package!r} is not importable")
+        elif module.package:
+            located.append(module)
     if not located:
         return problems
     roots = sorted({m.package.split(".")[0] for m in located if m.package})
@@ -49,6 +56,19 @@ def boundary_problems(modules: Iterable[Module]) -> list[str]:
         problems.extend(_imports_of(graph, module, located, edges))
     problems.extend("module dependency cycle: " + " -> ".join(c) for c in dependency_cycles(edges))
     return problems
+
+
+def _importable(root: str) -> bool:
+    try:
+        return importlib.util.find_spec(root) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _contract_name(module: Module) -> str:
+    if module.contract is not None:
+        return module.contract.__name__
+    return f"{module.package}.contract"
 
 
 def _owner(name: str, modules: list[Module]) -> Module | None:
@@ -77,7 +97,7 @@ def _imports_of(
             owner = _owner(imported, modules)
             if owner is None or owner is module:
                 continue
-            contract = f"{owner.package}.contract"
+            contract = _contract_name(owner)
             where = _where(graph, importer, imported)
             if imported != contract:
                 problems.append(

@@ -44,15 +44,17 @@ def as_async_handler(handler: Handler) -> AsyncHandler:
         ConfigurationError: the handler does not take one or two positional parameters.
     """
     try:
-        params = [
+        positional = [
             p
             for p in inspect.signature(handler).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"cannot inspect handler {handler!r}: {exc}") from exc
-    arity = len(params)
-    if arity not in (1, 2):
+    required = sum(1 for p in positional if p.default is p.empty)
+    # (message, context=None) receives the context too; only the first two positions count.
+    arity = min(len(positional), 2) if required <= 2 else required
+    if arity not in (1, 2) or required == 0:
         raise ConfigurationError(
             f"handler {getattr(handler, '__qualname__', handler)!r} must take (message) or (message, context), "
             f"it takes {arity} required parameters"

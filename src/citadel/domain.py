@@ -12,6 +12,7 @@ appends what it returns with optimistic concurrency.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -165,17 +166,15 @@ class _AggregateDecider(Decider[Command, Any, Event]):
 
 
 def _first_parameter_type(owner: type, method: Callable[..., Any]) -> type:
+    where = f"{owner.__qualname__}.{getattr(method, '__name__', method)}"
     try:
-        hints = typing.get_type_hints(method, globalns=vars(sys.modules[owner.__module__]))
+        hints = typing.get_type_hints(inspect.unwrap(method), globalns=vars(sys.modules[owner.__module__]))
     except NameError as exc:
-        raise ConfigurationError(f"{owner.__qualname__}.{method.__name__}: cannot resolve annotation: {exc}") from exc
-    params = list(method.__code__.co_varnames[1 : method.__code__.co_argcount])
+        raise ConfigurationError(f"{where}: cannot resolve annotation: {exc}") from exc
+    params = list(inspect.signature(method).parameters)[1:]
     if not params or params[0] not in hints:
-        raise ConfigurationError(
-            f"{owner.__qualname__}.{method.__name__} must annotate its first parameter with the command or "
-            "event type it handles"
-        )
+        raise ConfigurationError(f"{where} must annotate its first parameter with the command or event type it handles")
     target = hints[params[0]]
     if not isinstance(target, type):
-        raise ConfigurationError(f"{owner.__qualname__}.{method.__name__}: {target!r} is not a class")
+        raise ConfigurationError(f"{where}: {target!r} is not a class")
     return target

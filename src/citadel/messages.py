@@ -53,10 +53,12 @@ class MessageMeta(msgspec.StructMeta):
         version: int = 1,
         **struct_options: Any,
     ) -> MessageMeta:
-        if name is not None and not _NAME.match(name):
+        if name is not None and not _NAME.fullmatch(name):
             raise ConfigurationError(f"message name {name!r} is not a dotted identifier like 'orders.OrderCreated'")
-        if not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ConfigurationError(f"{cls_name}: version must be an integer >= 1, got {version!r}")
+        # msgspec does not inherit kw_only; every message is keyword-only, as the base promises.
+        struct_options.setdefault("kw_only", True)
         cls = super().__new__(mcls, cls_name, bases, namespace, **struct_options)
         # Names are not inherited: a subclass is a different message.
         type.__setattr__(cls, "__message_name__", name)
@@ -174,6 +176,8 @@ class EventRegistry:
         """
         if not (isinstance(cls, type) and issubclass(cls, Event)):
             raise ConfigurationError(f"{cls!r} is not an Event subclass")
+        if name is not None and not _NAME.fullmatch(name):
+            raise ConfigurationError(f"event name {name!r} is not a dotted identifier like 'orders.OrderCreated'")
         name = name or message_name(cls)
         known = self._by_class.get(cls)
         if known is not None:
@@ -238,7 +242,16 @@ class EventRegistry:
             UnknownEventType: the event's class is not registered.
         """
         info = self.of(type(event))
-        return info.name, info.version, _encoder.encode(event)
+        data = _encoder.encode(event)
+        if b"null" in data:
+            # msgspec writes inf and nan as null, which would never decode back: refuse to store them.
+            try:
+                info.decoder.decode(data)
+            except msgspec.ValidationError as exc:
+                raise InvalidMessage(
+                    f"{info.name} cannot be stored faithfully: {exc} (is a float inf or nan?)"
+                ) from exc
+        return info.name, info.version, data
 
     def decode(self, name: str, version: int, payload: bytes) -> Event:
         """Decode a stored payload, upcasting it first when it was stored at an older version.
@@ -263,7 +276,10 @@ class EventRegistry:
                 upcast = info.upcasters.get(step)
                 if upcast is None:
                     raise InvalidMessage(f"{name} stored at version {version} needs an upcaster from version {step}")
-                raw = upcast(raw)
+                try:
+                    raw = upcast(raw)
+                except Exception as exc:
+                    raise InvalidMessage(f"upcasting {name} from version {step} failed: {exc!r}") from exc
             return msgspec.convert(raw, info.cls)
         except msgspec.ValidationError as exc:
             raise _invalid(info.cls, exc) from exc

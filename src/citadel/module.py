@@ -11,8 +11,9 @@
         depends_on=["content"],           # modules whose contracts this one uses
     )
 
-Only the message types defined in ``contract`` are public: other modules may import them, dispatch those
-commands and queries, and react to those events; HTTP exposes them. Everything else stays internal.
+Only the message types of the contract are public: other modules may import them, dispatch those commands
+and queries, and react to those events; HTTP exposes them. Everything else stays internal. ``contract`` may
+also be a list of message types (the boundary checker then expects them in ``<package>.contract``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Module:
         name: str,
         *,
         package: str | None = None,
-        contract: ModuleType | None = None,
+        contract: ModuleType | Sequence[type[Message]] | None = None,
         commands: Mapping[type[Command], Handler] | None = None,
         queries: Mapping[type[Query], Handler] | None = None,
         events: Sequence[type[Event]] = (),
@@ -57,8 +58,8 @@ class Module:
         if name in depends_on:
             raise ConfigurationError(f"module {name!r} cannot depend on itself")
         self.name = name
-        self.contract = contract
-        self.package = package or (contract.__name__.rpartition(".")[0] if contract is not None else None)
+        self.contract = contract if isinstance(contract, ModuleType) else None
+        self.package = package or (self.contract.__name__.rpartition(".")[0] if self.contract is not None else None)
         self.commands: dict[type[Command], Handler] = dict(commands or {})
         self.queries: dict[type[Query], Handler] = dict(queries or {})
         self.projections = list(projections)
@@ -89,9 +90,11 @@ class Module:
         return f"Module({self.name!r})"
 
 
-def _contract_messages(contract: ModuleType | None) -> list[type[Message]]:
+def _contract_messages(contract: ModuleType | Sequence[type[Message]] | None) -> list[type[Message]]:
     if contract is None:
         return []
+    if not isinstance(contract, ModuleType):
+        return list(contract)
     return [
         value
         for value in vars(contract).values()

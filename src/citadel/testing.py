@@ -42,6 +42,8 @@ class Scenario(Generic[C, S, E]):
     def when(self, command: C) -> Self:
         """Decide on ``command`` over the state folded from the history."""
         self._command = command
+        self._events = None
+        self._error = None
         state = self.decider.fold(self.history)
         try:
             self._events = list(self.decider.decide(command, state))
@@ -52,7 +54,9 @@ class Scenario(Generic[C, S, E]):
     def then(self, *expected: E) -> list[E]:
         """Assert the decision produced exactly ``expected`` (in order); return the events."""
         if self._error is not None:
-            raise AssertionError(f"expected events {list(expected)!r}, but the decider raised {self._error!r}")
+            raise AssertionError(
+                f"expected events {list(expected)!r}, but the decider raised {self._error!r}"
+            ) from self._error
         events = self._decided()
         if events != list(expected):
             raise AssertionError(f"expected events\n  {list(expected)!r}\nbut got\n  {events!r}")
@@ -63,7 +67,7 @@ class Scenario(Generic[C, S, E]):
         if self._error is None:
             raise AssertionError(f"expected {error.__name__}, but the decider returned {self._decided()!r}")
         if not isinstance(self._error, error):
-            raise AssertionError(f"expected {error.__name__}, but the decider raised {self._error!r}")
+            raise AssertionError(f"expected {error.__name__}, but the decider raised {self._error!r}") from self._error
         if match is not None and not re.search(match, str(self._error)):
             raise AssertionError(f"{self._error!r} does not match {match!r}")
         return self._error
@@ -75,7 +79,7 @@ class Scenario(Generic[C, S, E]):
     def _decided(self) -> list[E]:
         if self._events is None:
             if self._error is not None:
-                raise AssertionError(f"the decider raised {self._error!r}")
+                raise AssertionError(f"the decider raised {self._error!r}") from self._error
             raise AssertionError("call when(command) first")
         return self._events
 

@@ -85,7 +85,8 @@ class SQLiteViewWriter(_ViewSQL):
     def __init__(self, view: View[Any], connection: sqlite3.Connection) -> None:
         super().__init__(view, connection)
         table = self.table
-        self._put = f'INSERT OR REPLACE INTO "{table}" (key, doc) VALUES (?, ?)'
+        # Upsert on the key only: INSERT OR REPLACE would silently delete rows that clash on a unique field.
+        self._put = f'INSERT INTO "{table}" (key, doc) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc'
         self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'
         self._delete = f'DELETE FROM "{table}" WHERE key = ?'
 

@@ -7,7 +7,9 @@ futures with one wake-up of the event loop. With ``synchronous=FULL`` that commi
 batch: the disk's fsync rate stops being the event rate.
 
 Between batches the thread does not wait: while one batch commits, the next one queues up, so batches grow
-with load and shrink to one job when the system is idle (no added latency).
+with load and shrink to one job when the system is idle (no added latency). Jobs submitted during one turn
+of the event loop are handed over together at the end of that turn, so a burst of concurrent commands
+becomes one batch and the thread is woken once for it, not once per job.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ class GroupCommitWriter:
         self._writers = writers
         self._on_commit = on_commit
         self._group_commit = group_commit
-        self._max_batch = max_batch if group_commit else 1
-        self._queue: queue.SimpleQueue[WriteJob] = queue.SimpleQueue()
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[list[WriteJob]] = queue.SimpleQueue()
+        self._pending: list[WriteJob] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -112,13 +115,19 @@ class GroupCommitWriter:
         if self._loop is None or self._thread is None or not self._thread.is_alive():
             raise StoreError("the event store is not open; call `await store.open()` first")
         job.future = self._loop.create_future()
-        self._queue.put(job)
+        if not self._pending:
+            self._loop.call_soon(self._hand_over)
+        self._pending.append(job)
         return job.future
+
+    def _hand_over(self) -> None:
+        jobs, self._pending = self._pending, []
+        self._queue.put(jobs)
 
     def stop(self) -> None:
         """Finish queued jobs and stop the thread (blocks until it has)."""
         if self._thread is not None and self._thread.is_alive():
-            self._queue.put(_Stop())
+            self._queue.put([_Stop()])
             self._thread.join()
         self._thread = None
 
@@ -137,7 +146,10 @@ class GroupCommitWriter:
                 stop = isinstance(jobs[-1], _Stop)
                 if stop:
                     jobs.pop()
-                if jobs:
+                if not self._group_commit:
+                    for job in jobs:
+                        self._run_batch(tx, [job])
+                elif jobs:
                     self._run_batch(tx, jobs)
                 if stop:
                     return
@@ -145,11 +157,11 @@ class GroupCommitWriter:
             db.close()
 
     def _take(self) -> list[WriteJob]:
-        jobs = [self._queue.get()]
+        jobs = self._queue.get()
         get = self._queue.get_nowait
         while len(jobs) < self._max_batch and not isinstance(jobs[-1], _Stop):
             try:
-                jobs.append(get())
+                jobs.extend(get())
             except queue.Empty:
                 break
         return jobs

@@ -1,0 +1,115 @@
+"""Async projections and process managers: checkpoints, restarts, replays, rebuilds, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from mini import GetRevenue, InvoiceOpened, OrderPlaced, PayInvoice, PlaceOrder, build, open_invoices
+from test_commands import invoice_for
+
+from citadel import Application, RetryPolicy
+from citadel.testing import running
+
+
+async def revenue_after(app: Application) -> dict[str, int]:
+    head = await app.store.head_position()
+    assert await app.wait_for_projection("analytics.revenue", head, timeout=10)
+    result: dict[str, int] = await app.query(GetRevenue())
+    return result
+
+
+async def place_and_pay(app: Application, amounts: list[int]) -> None:
+    for amount in amounts:
+        order_id = (await app.dispatch(PlaceOrder(customer="x", amount=amount)))["order_id"]
+        await invoice_for(app, order_id)
+        await app.dispatch(PayInvoice(order_id=order_id, amount=amount))
+
+
+async def test_an_async_projection_catches_up_and_reports_no_lag(app: Application) -> None:
+    await place_and_pay(app, [10, 20, 30])
+    assert await revenue_after(app) == {"orders": 3, "paid": 60}
+    status = {s.name: s for s in await app.projection_status()}
+    assert status["analytics.revenue"].mode == "async"
+    assert status["analytics.revenue"].lag == 0
+    assert status["orders.OrderRows"].mode == "inline"
+
+
+async def test_a_restarted_application_resumes_projections_and_process_managers_without_repeats(
+    tmp_path: Path,
+) -> None:
+    async with running(build(), tmp_path) as app:
+        await place_and_pay(app, [5, 6])
+        assert await revenue_after(app) == {"orders": 2, "paid": 11}
+    async with running(build(), tmp_path) as app:
+        await place_and_pay(app, [7])
+        assert await revenue_after(app) == {"orders": 3, "paid": 18}
+        opened = [r for r in await app.store.read_all() if r.type == "billing.InvoiceOpened"]
+        assert len(opened) == 3
+
+
+async def test_replaying_a_process_manager_from_zero_opens_no_second_invoice(tmp_path: Path) -> None:
+    async with running(build(), tmp_path) as app:
+        await place_and_pay(app, [1, 2, 3])
+        await app.store.save_checkpoint("billing.open_invoices", 0)
+    async with running(build(), tmp_path) as app:
+        head = await app.store.head_position()
+        manager = app.consumers["billing.open_invoices"]
+        assert await manager.wait_for(head, timeout=10)
+        opened = [r for r in await app.store.read_all() if r.type == "billing.InvoiceOpened"]
+        assert len(opened) == 3
+
+
+async def test_rebuilding_an_async_projection_gives_the_live_result(app: Application) -> None:
+    await place_and_pay(app, [3, 4, 5, 6])
+    live = await revenue_after(app)
+    seen: list[tuple[int, int]] = []
+    await app.rebuild_projection("analytics.revenue", progress=lambda done, total: seen.append((done, total)))
+    assert await app.query(GetRevenue()) == live
+    assert seen
+    assert seen[-1][0] == seen[-1][1]
+
+
+async def test_rebuilding_an_inline_projection_while_commands_run_loses_nothing(app: Application) -> None:
+    for i in range(50):
+        await app.dispatch(PlaceOrder(customer=f"c{i % 5}", amount=i))
+
+    async def more() -> None:
+        for i in range(50, 80):
+            await app.dispatch(PlaceOrder(customer=f"c{i % 5}", amount=i))
+
+    writer = asyncio.create_task(more())
+    await app.rebuild_projection("orders.OrderRows")
+    await writer
+    from mini import OrderRows
+
+    reader = app.store.view_reader(OrderRows.orders)
+    rows = await reader.find(limit=1000)
+    assert sorted(r.amount for r in rows) == list(range(80))
+    assert await reader.count(customer="c1") == 16
+    assert await app.store.checkpoint("orders.OrderRows") is None
+
+
+async def test_a_reaction_that_keeps_failing_is_parked_once_and_later_events_still_flow(tmp_path: Path) -> None:
+    @open_invoices.on(OrderPlaced)
+    def explode(event: OrderPlaced) -> None:
+        if event.amount == 13:
+            raise RuntimeError("unlucky amount")
+
+    try:
+        app = build()
+        async with running(app, tmp_path):
+            manager = app.consumers["billing.open_invoices"]
+            manager.retry = RetryPolicy(max_attempts=3, base_delay=0.001)
+            for amount in (12, 13, 14):
+                await app.dispatch(PlaceOrder(customer="z", amount=amount))
+            head = await app.store.head_position()
+            assert await manager.wait_for(head, timeout=10)
+            (letter,) = await app.store.dead_letters("billing.open_invoices")
+            assert letter.error == "RuntimeError: unlucky amount"
+            assert letter.attempts == 3
+            # the first reaction to 13 committed once, despite three attempts; 14 came after the parked event
+            opened = [r.event for r in await app.store.read_all() if r.type == "billing.InvoiceOpened"]
+            assert sorted(e.amount for e in opened if isinstance(e, InvoiceOpened)) == [12, 13, 14]
+    finally:
+        open_invoices._reactions.pop()

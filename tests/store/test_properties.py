@@ -1,0 +1,64 @@
+"""Property tests: whatever the sequence of appends, versions and positions stay consistent."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import Happened, StoreFactory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from citadel import ConcurrencyError
+
+# (stream index, number of events, expectation: None = any, True = the right version, False = a wrong one)
+appends = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(0, 4), st.sampled_from([None, True, False])), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=appends, concurrent=st.booleans())
+def test_versions_are_contiguous_and_the_log_keeps_append_order(
+    store_factory: StoreFactory, plan: list[tuple[int, int, bool | None]], concurrent: bool
+) -> None:
+    async def scenario() -> None:
+        async with store_factory() as store:
+            expected: dict[str, list[int]] = {}
+            counter = 0
+
+            async def one(stream_index: int, count: int, mode: bool | None, values: list[int]) -> None:
+                stream = f"s{stream_index}"
+                current = len(expected.get(stream, [])) if not concurrent else None
+                version = None if mode is None or current is None else (current if mode else current + 1)
+                try:
+                    await store.append(stream, [Happened(n=v) for v in values], version)
+                except ConcurrencyError:
+                    assert mode is False
+                    return
+                assert mode is not False or concurrent
+                expected.setdefault(stream, []).extend(values)
+
+            jobs = []
+            for stream_index, count, mode in plan:
+                values = list(range(counter, counter + count))
+                counter += count
+                jobs.append(one(stream_index, count, mode, values))
+            if concurrent:
+                await asyncio.gather(*jobs)
+            else:
+                for job in jobs:
+                    await job
+
+            log = await store.read_all(limit=10_000)
+            assert [r.position for r in log] == list(range(1, len(log) + 1))
+            for stream, values in expected.items():
+                records = await store.read_stream(stream)
+                assert [r.version for r in records] == list(range(1, len(values) + 1))
+                assert sorted(r.event.n for r in records) == sorted(values)  # type: ignore[attr-defined]
+                if not concurrent:
+                    assert [r.event.n for r in records] == values  # type: ignore[attr-defined]
+            # the log holds each append's events contiguously, in the order the appends were made
+            if not concurrent:
+                assert [r.event.n for r in log] == sorted(r.event.n for r in log)  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())

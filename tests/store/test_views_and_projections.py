@@ -1,0 +1,118 @@
+"""Views written inside store transactions: inline with commits, or in batches with a checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ITEMS, Happened, Noted
+
+from citadel import NO_STREAM, ProjectionContext, Projector, UniqueViolation
+from citadel.projection import BoundProjection
+from citadel.store.base import EventStore
+
+
+class Items(Projector):
+    def __init__(self) -> None:
+        super().__init__("suite.items", views=[ITEMS])
+
+    def handle_happened(self, event: Happened, ctx: ProjectionContext) -> None:
+        view = ctx.view(ITEMS)
+        view.put(
+            f"item-{event.n}", {"n": event.n, "colour": "red" if event.n % 2 else "blue", "sku": f"sku-{event.n % 10}"}
+        )
+        view.increment("totals", "count")
+
+    async def handle_noted(self, event: Noted, ctx: ProjectionContext) -> None:
+        view = ctx.view(ITEMS)
+        current = await view.get("item-1")  # reads see this transaction's own writes
+        view.put("note", {"text": event.text, "seen": current is not None})
+
+
+def bind(store: EventStore) -> BoundProjection:
+    return BoundProjection(Items(), "suite", store.registry)
+
+
+async def docs(store: EventStore) -> dict[str, Any]:
+    reader = store.view_reader(ITEMS)
+    rows = await reader.find(limit=1000)
+    return {str(r.get("sku") or r.get("text") or "totals"): r for r in rows}
+
+
+async def test_an_inline_projection_is_written_in_the_same_commit_as_the_events(store: EventStore) -> None:
+    store.add_inline_projection(bind(store))
+    await store.append("a", [Happened(n=1), Happened(n=2), Noted(text="hi")])
+    reader = store.view_reader(ITEMS)
+    assert await reader.get("item-1") == {"n": 1, "colour": "red", "sku": "sku-1"}
+    assert await reader.get("totals") == {"count": 2}
+    assert await reader.get("note") == {"text": "hi", "seen": True}
+
+
+async def test_find_and_count_filter_on_indexed_fields(store: EventStore) -> None:
+    store.add_inline_projection(bind(store))
+    await store.append("a", [Happened(n=i) for i in range(1, 8)])
+    reader = store.view_reader(ITEMS)
+    assert [d["n"] for d in await reader.find(colour="red")] == [1, 3, 5, 7]
+    assert await reader.count(colour="blue") == 3
+    assert len(await reader.find(colour="red", limit=2)) == 2
+
+
+async def test_find_on_a_field_without_an_index_is_refused_with_the_fix(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="indexes"):
+        await store.view_reader(ITEMS).find(n=1)
+
+
+async def test_a_unique_violation_in_an_inline_projection_rolls_back_its_commit_only(store: EventStore) -> None:
+    store.add_inline_projection(bind(store))
+    await store.append("a", [Happened(n=1)], NO_STREAM)
+    # item 11 has sku-1 too, under another key: the unique sku breaks
+    with pytest.raises(UniqueViolation):
+        await store.append("b", [Happened(n=2), Happened(n=11)], NO_STREAM)
+    assert await store.read_stream("b") == []
+    assert await store.view_reader(ITEMS).get("item-2") is None
+    assert await store.view_reader(ITEMS).get("item-1") is not None
+    await store.append("c", [Happened(n=3)], NO_STREAM)
+    assert await store.head_position() == 2
+
+
+async def test_apply_projection_writes_views_and_checkpoint_together(store: EventStore) -> None:
+    await store.append("a", [Happened(n=1), Happened(n=2)])
+    projection = bind(store)
+    await store.apply_projection(projection, await store.read_all(), 2)
+    assert await store.checkpoint("suite.items") == 2
+    assert (await docs(store))["totals"] == {"count": 2}
+
+
+async def test_a_failing_handler_leaves_neither_views_nor_checkpoint(store: EventStore) -> None:
+    await store.append("a", [Happened(n=1)])
+    projection = bind(store)
+    await store.apply_projection(projection, await store.read_all(), 1)
+    await store.append("b", [Happened(n=11)])  # same sku under a new key: the handler fails
+    with pytest.raises(UniqueViolation):
+        await store.apply_projection(projection, await store.read_all(2), 2)
+    assert await store.checkpoint("suite.items") == 1
+    assert (await docs(store))["totals"] == {"count": 1}
+
+
+async def test_reset_projection_empties_its_views_and_checkpoint(store: EventStore) -> None:
+    await store.append("a", [Happened(n=1)])
+    projection = bind(store)
+    await store.apply_projection(projection, await store.read_all(), 1)
+    assert await store.reset_projection(projection) == 1
+    assert await docs(store) == {}
+    assert await store.checkpoint("suite.items") == 0
+
+
+async def test_a_suspended_inline_projection_catches_up_on_resume_and_drops_its_checkpoint(store: EventStore) -> None:
+    projection = bind(store)
+    store.add_inline_projection(projection)
+    await store.append("a", [Happened(n=1)])
+    store.suspend_inline(projection)
+    await store.reset_projection(projection)
+    await store.append("b", [Happened(n=2)])  # not applied while suspended
+    assert await store.view_reader(ITEMS).get("item-2") is None
+    await store.resume_inline(projection, 1)
+    assert (await docs(store))["totals"] == {"count": 2}
+    assert await store.checkpoint("suite.items") is None
+    await store.append("c", [Happened(n=3)])  # inline again
+    assert (await docs(store))["totals"] == {"count": 3}
