@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgspec
 
 from citadel.ids import new_id
 
 __all__ = ["ANONYMOUS", "SYSTEM", "Actor", "DispatchContext"]
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(msgspec.Struct, frozen=True, gc=False):
     """Who issues a message: a subject id and its roles."""
 
     subject: str
@@ -25,27 +26,31 @@ ANONYMOUS = Actor("anonymous")
 SYSTEM = Actor("system", frozenset({"system"}))
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchContext:
+class DispatchContext(msgspec.Struct, kw_only=True, gc=False):
     """Metadata of one dispatch, recorded on every event it causes.
 
     ``message_id`` identifies this dispatch; ``correlation_id`` is shared by everything one original request
-    causes; ``causation_id`` is the id of the message (command or event) that caused this one.
+    causes; ``causation_id`` is the id of the message (command or event) that caused this one. Treat it as
+    a value: derive changed copies with ``replace()`` or ``child()``.
     """
 
     actor: Actor = ANONYMOUS
-    message_id: str = field(default_factory=new_id)
+    message_id: str = msgspec.field(default_factory=new_id)
     correlation_id: str = ""
     causation_id: str | None = None
     idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.correlation_id:
-            object.__setattr__(self, "correlation_id", self.message_id)
+            self.correlation_id = self.message_id
+
+    def replace(self, **changes: Any) -> DispatchContext:
+        """Return a copy with ``changes`` applied (for middleware that sets the actor, say)."""
+        return msgspec.structs.replace(self, **changes)
 
     def child(self, *, idempotency_key: str | None = None) -> DispatchContext:
         """Return the context of a message caused by this one: same actor and correlation, new id."""
-        return replace(
+        return msgspec.structs.replace(
             self,
             message_id=new_id(),
             causation_id=self.message_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -196,7 +195,7 @@ async def test_middleware_given_to_the_constructor_runs_outside_middleware_added
 
 async def test_middleware_can_replace_the_context_the_handler_sees() -> None:
     async def authenticate(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
-        return await call_next(message, dataclasses.replace(context, actor=ALICE))
+        return await call_next(message, context.replace(actor=ALICE))
 
     bus = CommandBus([authenticate])
     bus.register(Greet, greet_as_actor)

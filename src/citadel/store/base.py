@@ -12,8 +12,9 @@ they trigger, the command's idempotency record and snapshots.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import msgspec
 
 if TYPE_CHECKING:
     from citadel.messages import Event, EventRegistry
@@ -39,8 +40,7 @@ NO_STREAM: Final = 0
 """Expected version of a stream that must not exist yet."""
 
 
-@dataclass(frozen=True, slots=True)
-class Metadata:
+class Metadata(msgspec.Struct, frozen=True, gc=False):
     """Who and what caused an append; stored on each of its events."""
 
     correlation_id: str | None = None
@@ -122,8 +122,7 @@ class RecordedEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class StreamAppend:
+class StreamAppend(msgspec.Struct, frozen=True, gc=False):
     """Events to add to one stream, at the version the stream is expected to be at (None: any)."""
 
     stream_id: str
@@ -131,8 +130,7 @@ class StreamAppend:
     expected_version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
+class IdempotencyRecord(msgspec.Struct, frozen=True, gc=False):
     """The stored outcome of a command dispatched with an idempotency key."""
 
     key: str
@@ -141,8 +139,7 @@ class IdempotencyRecord:
     position: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
     """A stream's folded state at ``version``, encoded, tagged with the state's schema version."""
 
     stream_id: str
@@ -151,18 +148,16 @@ class Snapshot:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(msgspec.Struct, frozen=True, gc=False):
     """Everything one command writes, atomically."""
 
     appends: Sequence[StreamAppend]
-    metadata: Metadata = Metadata()
+    metadata: Metadata = msgspec.field(default_factory=Metadata)
     idempotency: IdempotencyRecord | None = None
     snapshots: Sequence[Snapshot] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(msgspec.Struct, frozen=True, gc=False):
     """Where an append landed: the stream's new version and the global positions of its events."""
 
     stream_id: str
@@ -171,11 +166,10 @@ class AppendResult:
     last_position: int
 
 
-@dataclass(frozen=True, slots=True)
-class CommitResult:
+class CommitResult(msgspec.Struct, frozen=True, gc=False):
     """The results of a commit's appends; ``position`` is the last position it wrote (0 if none)."""
 
-    appends: Sequence[AppendResult] = field(default_factory=tuple)
+    appends: Sequence[AppendResult] = ()
 
     @property
     def position(self) -> int:
@@ -183,8 +177,7 @@ class CommitResult:
         return max((a.last_position for a in self.appends if a.last_position), default=0)
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(msgspec.Struct, frozen=True, gc=False):
     """An event a consumer gave up on after retries, with the last error."""
 
     id: int

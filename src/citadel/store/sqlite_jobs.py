@@ -26,7 +26,11 @@ EVENT_COLUMNS = (
     "correlation_id, causation_id, actor"
 )
 _INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
+_IDEMPOTENCY_TAKEN = "SELECT 1 FROM citadel_idempotency WHERE key = ?"
+_IDEMPOTENCY_INSERT = (
+    "INSERT INTO citadel_idempotency (key, request_hash, result, position, recorded_at) VALUES (?, ?, ?, ?, ?)"
+)
+_SNAPSHOT = "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) VALUES (?, ?, ?, ?)"
 
 
 def run_handler(result: Awaitable[None] | None) -> None:
@@ -76,7 +80,7 @@ class EncodedAppend:
 class CommitJob(WriteJob):
     """Append to streams, run inline projections, store the idempotency record and snapshots."""
 
-    __slots__ = ("appends", "idempotency", "inline", "metadata", "registry", "snapshots")
+    __slots__ = ("appends", "idempotency", "inline", "metadata", "projects", "registry", "snapshots")
 
     def __init__(
         self,
@@ -94,59 +98,54 @@ class CommitJob(WriteJob):
         self.snapshots = snapshots
         self.inline = inline
         self.registry = registry
+        self.projects = False
+
+    def needs_savepoint(self) -> bool:
+        # Only inline projections can fail once writing has begun. Asked on the writer thread, so a
+        # projection suspended or resumed by an earlier job of the queue is seen as it is now.
+        inline = self.inline
+        self.projects = any(inline(name) for append in self.appends for _, name, _, _ in append.encoded)
+        return self.projects
 
     def run(self, tx: WriteTransaction) -> CommitResult:
         db = tx.db
-        results: list[AppendResult] = []
-        meta = self.metadata
+        # Check everything first, writing nothing: a refused commit needs no rollback.
+        versions: dict[str, int] = {}
         for append in self.appends:
-            current: int = db.execute(_VERSION, (append.stream_id,)).fetchone()[0]
+            current = versions.get(append.stream_id)
+            if current is None:
+                current = tx.stream_version(append.stream_id)
             expected = append.expected_version
             if expected is not None and expected != current:
                 raise ConcurrencyError(append.stream_id, expected, current)
+            versions[append.stream_id] = current + len(append.encoded)
+        record = self.idempotency
+        if record is not None and db.execute(_IDEMPOTENCY_TAKEN, (record.key,)).fetchone() is not None:
+            raise IdempotencyConflict(record.key)
+        self.writing = True
+        meta = self.metadata
+        results: list[AppendResult] = []
+        for append in self.appends:
+            current = versions[append.stream_id] - len(append.encoded)
             if not append.encoded:
                 results.append(AppendResult(append.stream_id, current, 0, 0))
                 continue
             first = tx.head + 1
             rows = [
-                (
-                    first + i,
-                    append.stream_id,
-                    current + 1 + i,
-                    event_id,
-                    name,
-                    version,
-                    data,
-                    tx.now,
-                    meta.correlation_id,
-                    meta.causation_id,
-                    meta.actor,
-                )
+                (first + i, append.stream_id, current + 1 + i, event_id, name, version, data, tx.now,
+                 meta.correlation_id, meta.causation_id, meta.actor)
                 for i, (event_id, name, version, data) in enumerate(append.encoded)
-            ]
+            ]  # fmt: skip
             db.executemany(_INSERT, rows)
             tx.head = first + len(rows) - 1
             results.append(AppendResult(append.stream_id, current + len(rows), first, tx.head))
-            self._project(tx, append, rows)
-        position = tx.head
-        if self.idempotency is not None:
-            record = self.idempotency
-            try:
-                db.execute(
-                    "INSERT INTO citadel_idempotency (key, request_hash, result, position, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (record.key, record.request_hash, record.result, position, tx.now),
-                )
-            except Exception as exc:
-                if "UNIQUE" in str(exc):
-                    raise IdempotencyConflict(record.key) from exc
-                raise
+            if self.projects:
+                self._project(tx, append, rows)
+        if record is not None:
+            db.execute(_IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, tx.head, tx.now))
         for snap in self.snapshots:
-            db.execute(
-                "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) "
-                "VALUES (?, ?, ?, ?)",
-                (snap.stream_id, snap.version, snap.state_version, snap.data),
-            )
+            db.execute(_SNAPSHOT, (snap.stream_id, snap.version, snap.state_version, snap.data))
+        tx.pending.update(versions)  # last: nothing of this job can fail after it
         return CommitResult(tuple(results))
 
     def _project(self, tx: WriteTransaction, append: EncodedAppend, rows: list[tuple[Any, ...]]) -> None:

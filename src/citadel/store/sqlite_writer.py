@@ -27,17 +27,60 @@ from citadel.errors import StoreError
 
 __all__ = ["GroupCommitWriter", "WriteJob", "WriteTransaction"]
 
+_VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
+_VERSION_CACHE = 100_000
+
 
 class WriteTransaction:
-    """State of the batch transaction that jobs run in: the connection, head position and clock."""
+    """State of the batch transaction that jobs run in: the connection, head position and clock.
 
-    __slots__ = ("db", "head", "now", "writers")
+    ``versions`` caches stream versions known at the last commit, ``pending`` those written by the jobs of
+    the current batch that succeeded; the cache is dropped whenever another connection (another process)
+    has committed in between, so it never hides a foreign write.
+    """
+
+    __slots__ = ("data_version", "db", "head", "now", "pending", "versions", "writers")
 
     def __init__(self, db: sqlite3.Connection, writers: Callable[[Any], Any]) -> None:
         self.db = db
         self.head = 0
         self.now = 0.0
         self.writers = writers
+        self.versions: dict[str, int] = {}
+        self.pending: dict[str, int] = {}
+        self.data_version = -1
+
+    def stream_version(self, stream_id: str) -> int:
+        """Return the stream's version as this transaction sees it."""
+        version = self.pending.get(stream_id)
+        if version is None:
+            version = self.versions.get(stream_id)
+            if version is None:
+                version = self.db.execute(_VERSION, (stream_id,)).fetchone()[0]
+        return version
+
+    def begin(self) -> None:
+        """Start the batch's transaction and load what other processes may have changed."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        data_version = db.execute("PRAGMA data_version").fetchone()[0]
+        if data_version != self.data_version or len(self.versions) > _VERSION_CACHE:
+            self.versions.clear()
+            self.head = db.execute("SELECT coalesce(max(position), 0) FROM citadel_events").fetchone()[0]
+            self.data_version = data_version
+        self.pending.clear()
+        self.now = time.time()
+
+    def committed(self) -> None:
+        """Keep the batch's stream versions for the next batch."""
+        self.versions.update(self.pending)
+        self.pending.clear()
+
+    def forget(self) -> None:
+        """Drop every cached fact (after a failed batch)."""
+        self.versions.clear()
+        self.pending.clear()
+        self.data_version = -1
 
     def writer(self, view: Any) -> Any:
         """Return the writer of a view on this connection (``ViewTransaction`` protocol)."""
@@ -45,14 +88,24 @@ class WriteTransaction:
 
 
 class WriteJob:
-    """A unit of work for the writer thread. Subclasses implement ``run``; it must not touch the loop."""
+    """A unit of work for the writer thread. Subclasses implement ``run``; it must not touch the loop.
 
-    __slots__ = ("error", "future", "result")
+    A job whose ``run`` may fail after it has begun writing needs a savepoint, so that its failure rolls
+    back its own writes only. A job whose ``needs_savepoint`` says False promises to raise expected errors
+    before it writes (and to set ``writing`` when it starts); an error after that aborts the whole batch.
+    """
+
+    __slots__ = ("error", "future", "result", "writing")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+        self.writing = False
+
+    def needs_savepoint(self) -> bool:
+        """Whether ``run`` may fail after writing (asked on the writer thread, just before ``run``)."""
+        return True
 
     def run(self, tx: WriteTransaction) -> Any:
         """Do the job's writes inside the current transaction and return its result."""
@@ -168,10 +221,9 @@ class GroupCommitWriter:
 
     def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
         db = tx.db
+        head = tx.head
         try:
-            db.execute("BEGIN IMMEDIATE")
-            tx.head = db.execute("SELECT coalesce(max(position), 0) FROM citadel_events").fetchone()[0]
-            tx.now = time.time()
+            tx.begin()
             if len(jobs) == 1:
                 self._run_alone(tx, jobs[0])
             else:
@@ -179,10 +231,13 @@ class GroupCommitWriter:
                     self._run_in_savepoint(tx, job)
             if db.in_transaction:
                 db.execute("COMMIT")
+            tx.committed()
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+            tx.forget()
+            tx.head = head
             error = StoreError(f"SQLite write failed: {exc}")
             error.__cause__ = exc
             for job in jobs:
@@ -196,6 +251,7 @@ class GroupCommitWriter:
     @staticmethod
     def _run_alone(tx: WriteTransaction, job: WriteJob) -> None:
         head = tx.head
+        job.needs_savepoint()  # alone, a failure rolls back the whole transaction anyway
         try:
             job.result = job.run(tx)
         except Exception as exc:
@@ -207,6 +263,14 @@ class GroupCommitWriter:
     def _run_in_savepoint(tx: WriteTransaction, job: WriteJob) -> None:
         db = tx.db
         head = tx.head
+        if not job.needs_savepoint():
+            try:
+                job.result = job.run(tx)
+            except Exception as exc:
+                if job.writing:
+                    raise  # its writes cannot be undone alone: fail the whole batch
+                job.error = exc
+            return
         db.execute("SAVEPOINT job")
         try:
             job.result = job.run(tx)

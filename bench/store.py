@@ -1,0 +1,254 @@
+"""Event store throughput on SQLite, side by side in one run.
+
+Rows, all with ~300-byte payloads and durable commits (WAL, synchronous=FULL) on the same disk:
+
+* ``raw sqlite``: the database's own limit here, one thread inserting 100 events per transaction.
+* ``group commit``: ``SQLiteEventStore.append`` from 1, 10, 100 and 1,000 concurrent writers.
+* ``commit per append``: the same store with group commit off (the naive way).
+* ``command path``: ``Application.dispatch`` (decide + append + inline projection) from 100 and 1,000 dispatchers.
+* ``peer library``: ``eventsourcing`` (create and save an aggregate), when it is installed.
+
+Usage: ``python bench/store.py [--seconds 3] [--writers 1,10,100,1000] [--json FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from citadel import NO_STREAM, Application, Command, CommandContext, Event, EventRegistry, Module, Projector, View
+from citadel.store.sqlite import SQLiteEventStore
+
+PAYLOAD = "x" * 260  # with the field names and ids, ~300 bytes of JSON per event
+
+
+class Deposited(Event, name="bench.Deposited"):
+    account: str
+    amount: int
+    memo: str
+
+
+class Deposit(Command, name="bench.Deposit"):
+    account: str
+    amount: int
+
+
+BALANCES = View("balances")
+balances = Projector("bench.balances", views=[BALANCES])
+
+
+@balances.on(Deposited)
+def _balance(event: Deposited, ctx: Any) -> None:
+    ctx.view(BALANCES).increment(event.account, "balance", event.amount)
+
+
+async def _deposit(command: Deposit, ctx: CommandContext) -> None:
+    ctx.append(
+        f"account-{command.account}-{ctx.new_id()}",
+        [Deposited(account=command.account, amount=command.amount, memo=PAYLOAD)],
+        NO_STREAM,
+    )
+
+
+Result = dict[str, Any]
+
+
+def _row(name: str, writers: int, events: int, seconds: float, commits: int, latencies: list[float]) -> Result:
+    latencies.sort()
+    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies else None
+    return {
+        "scenario": name,
+        "writers": writers,
+        "events": events,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "commits": commits,
+        "events_per_commit": round(events / commits, 1) if commits else None,
+        "p50_ms": round(pick(0.5), 2) if pick else None,
+        "p99_ms": round(pick(0.99), 2) if pick else None,
+    }
+
+
+async def _drive(writers: int, seconds: float, one: Callable[[int, int], Awaitable[int]]) -> tuple[int, list[float]]:
+    """Run ``writers`` loops calling ``one(writer, i)`` until time is up; return events and latencies."""
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+    counts = [0] * writers
+
+    async def loop(w: int) -> None:
+        i = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            counts[w] += await one(w, i)
+            latencies.append(time.perf_counter() - started)
+            i += 1
+
+    await asyncio.gather(*(loop(w) for w in range(writers)))
+    return sum(counts), latencies
+
+
+async def bench_store(folder: Path, writers: int, seconds: float, group_commit: bool) -> Result:
+    store = SQLiteEventStore(
+        folder / f"store-{writers}-{group_commit}.db", EventRegistry([Deposited]), group_commit=group_commit
+    )
+    await store.open()
+    try:
+        event = Deposited(account="a", amount=1, memo=PAYLOAD)
+
+        async def one(w: int, i: int) -> int:
+            await store.append(f"w{w}", [event], i)
+            return 1
+
+        started = time.perf_counter()
+        events, latencies = await _drive(writers, seconds, one)
+        elapsed = time.perf_counter() - started
+        name = "group commit" if group_commit else "commit per append"
+        return _row(name, writers, events, elapsed, store.writer.transactions, latencies)
+    finally:
+        await store.close()
+
+
+async def bench_command_path(folder: Path, dispatchers: int, seconds: float) -> Result:
+    module = Module("bench", commands={Deposit: _deposit}, events=[Deposited], projections=[balances])
+    app = Application([module], store=f"sqlite:///{folder / f'app-{dispatchers}.db'}")
+    await app.start()
+    try:
+
+        async def one(w: int, i: int) -> int:
+            await app.dispatch(Deposit(account=f"a{w % 100}", amount=1))
+            return 1
+
+        started = time.perf_counter()
+        events, latencies = await _drive(dispatchers, seconds, one)
+        elapsed = time.perf_counter() - started
+        store = app.store
+        assert isinstance(store, SQLiteEventStore)
+        return _row("command path", dispatchers, events, elapsed, store.writer.transactions, latencies)
+    finally:
+        await app.stop()
+
+
+def bench_raw(folder: Path, seconds: float, per_tx: int = 100) -> Result:
+    db = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute(
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, "
+        "event_id TEXT NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, data BLOB NOT NULL, "
+        "recorded_at REAL NOT NULL, correlation_id TEXT, causation_id TEXT, actor TEXT, UNIQUE (stream_id, version))"
+    )
+    data = json.dumps({"account": "a", "amount": 1, "memo": PAYLOAD}).encode()
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    events = commits = 0
+    while time.perf_counter() < deadline:
+        rows = [
+            (f"s{events + i}", 1, f"{events + i:036d}", "bench.Deposited", 1, data, time.time(), None, None, None)
+            for i in range(per_tx)
+        ]
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, recorded_at, "
+            "correlation_id, causation_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute("COMMIT")
+        events += per_tx
+        commits += 1
+    elapsed = time.perf_counter() - started
+    db.close()
+    return _row(f"raw sqlite ({per_tx}/tx)", 1, events, elapsed, commits, [])
+
+
+def bench_peer(folder: Path, seconds: float) -> Result | None:
+    try:
+        from eventsourcing.application import Application as PeerApplication
+        from eventsourcing.domain import Aggregate, event
+    except ImportError:
+        return None
+
+    class Account(Aggregate):  # type: ignore[misc]
+        @event("Opened")  # type: ignore[untyped-decorator]
+        def __init__(self, memo: str) -> None:
+            self.memo = memo
+
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(folder / "peer.db"),
+    }
+    app = PeerApplication(env=env)
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    events = 0
+    while time.perf_counter() < deadline:
+        app.save(Account(memo=PAYLOAD))
+        events += 1
+    elapsed = time.perf_counter() - started
+    app.close()
+    return _row("peer library eventsourcing", 1, events, elapsed, events, [])
+
+
+def print_table(rows: list[Result]) -> None:
+    header = f"{'scenario':<30} {'writers':>7} {'events/s':>10} {'ev/commit':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['scenario']:<30} {r['writers']:>7} {r['events_per_s']:>10,} {r['events_per_commit'] or '':>9} "
+            f"{r['p50_ms'] if r['p50_ms'] is not None else '':>8} {r['p99_ms'] if r['p99_ms'] is not None else '':>8}"
+        )
+
+
+async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[int]) -> list[Result]:
+    folder = Path(tempfile.mkdtemp(prefix="citadel-bench-", dir=os.environ.get("BENCH_DIR")))
+    rows: list[Result] = []
+    try:
+        rows.append(bench_raw(folder, seconds))
+        for writers in writer_counts:
+            rows.append(await bench_store(folder, writers, seconds, group_commit=True))
+            rows.append(await bench_store(folder, writers, seconds, group_commit=False))
+        for dispatchers in dispatcher_counts:
+            rows.append(await bench_command_path(folder, dispatchers, seconds))
+        peer = bench_peer(folder, seconds)
+        if peer is not None:
+            rows.append(peer)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
+    parser.add_argument("--writers", default="1,10,100,1000", help="concurrent writers for the append rows")
+    parser.add_argument("--dispatchers", default="100,1000", help="concurrent dispatchers for the command path")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/store.json"), help="where to write rows")
+    args = parser.parse_args()
+    writers = [int(w) for w in args.writers.split(",") if w]
+    dispatchers = [int(d) for d in args.dispatchers.split(",") if d]
+    print(
+        f"SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{args.seconds:g} s per row, synchronous=FULL"
+    )
+    rows = asyncio.run(run(args.seconds, writers, dispatchers))
+    print_table(rows)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": platform.platform(), "rows": rows}, indent=2))
+    print(f"\nraw rows written to {args.json}")
+    if "eventsourcing" not in sys.modules:
+        print("(peer library not installed: `pip install eventsourcing` in the benchmark environment to compare)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Several SQLite stores (as several processes would) on one file: consistent versions, shared log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from conftest import Happened, make_registry
+
+from citadel import NO_STREAM, ConcurrencyError
+from citadel.store.sqlite import SQLiteEventStore
+
+
+async def open_two(path: Path) -> tuple[SQLiteEventStore, SQLiteEventStore]:
+    first = SQLiteEventStore(path, make_registry(), poll_interval=0.05)
+    second = SQLiteEventStore(path, make_registry(), poll_interval=0.05)
+    await first.open()
+    await second.open()
+    return first, second
+
+
+async def test_two_stores_on_one_file_see_each_others_stream_versions(tmp_path: Path) -> None:
+    first, second = await open_two(tmp_path / "shared.db")
+    try:
+        await first.append("a", [Happened(n=1)], NO_STREAM)
+        await second.append("a", [Happened(n=2)], 1)  # the second store learns version 1 from the file
+        with pytest.raises(ConcurrencyError) as caught:
+            await first.append("a", [Happened(n=3)], 1)  # the first store's cached version is stale
+        assert caught.value.actual == 2
+        await first.append("a", [Happened(n=3)], 2)
+        assert [r.event for r in await second.read_stream("a")] == [Happened(n=1), Happened(n=2), Happened(n=3)]
+        assert [r.position for r in await first.read_all()] == [1, 2, 3]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_concurrent_writers_in_two_stores_interleave_without_losing_or_reusing_positions(
+    tmp_path: Path,
+) -> None:
+    first, second = await open_two(tmp_path / "shared.db")
+    try:
+        await asyncio.gather(
+            *(store.append(f"{name}-{i}", [Happened(n=i)]) for i in range(100) for name, store in
+              (("one", first), ("two", second)))
+        )  # fmt: skip
+        log = await first.read_all(limit=1000)
+        assert [r.position for r in log] == list(range(1, 201))
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_subscriber_sees_events_another_store_wrote(tmp_path: Path) -> None:
+    first, second = await open_two(tmp_path / "shared.db")
+    try:
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for record in first.subscribe():
+                seen.append(record.position)
+                if len(seen) == 5:
+                    return
+
+        reader = asyncio.create_task(follow())
+        for i in range(5):
+            await second.append("other", [Happened(n=i)])
+        await asyncio.wait_for(reader, 5)
+        assert seen == [1, 2, 3, 4, 5]
+    finally:
+        await first.close()
+        await second.close()
