@@ -13,7 +13,6 @@ appends what it returns with optimistic concurrency.
 from __future__ import annotations
 
 import inspect
-import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -168,7 +167,7 @@ class _AggregateDecider(Decider[Command, Any, Event]):
 def _first_parameter_type(owner: type, method: Callable[..., Any]) -> type:
     where = f"{owner.__qualname__}.{getattr(method, '__name__', method)}"
     try:
-        hints = typing.get_type_hints(inspect.unwrap(method), globalns=vars(sys.modules[owner.__module__]))
+        hints = typing.get_type_hints(inspect.unwrap(method))
     except NameError as exc:
         raise ConfigurationError(f"{where}: cannot resolve annotation: {exc}") from exc
     params = list(inspect.signature(method).parameters)[1:]
