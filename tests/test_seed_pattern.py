@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from examples.seed_pattern import CreateOrder, ListOrders, build_app, create_order
 
 from citadel import DuplicateHandler, UnknownCommand
 from citadel.testing import running
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-
-from seed_pattern import CreateOrder, ListOrders, build_app, create_order  # noqa: E402
 
 
 async def test_the_seed_projector_builds_the_view_and_it_survives_a_restart(tmp_path: Path) -> None:
