@@ -19,13 +19,14 @@ from citadel.bus import CommandBus, Middleware, QueryBus
 from citadel.context import DispatchContext
 from citadel.errors import AccessDenied, ConfigurationError, StoreError
 from citadel.handling import Receipt, current_receipt
+from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query
 from citadel.messaging.consumer import Consumer
 from citadel.messaging.process_manager import ProcessManagerConsumer
 from citadel.module import Module, dependency_cycles
 from citadel.pipeline import command_step, query_step
 from citadel.projection import BoundProjection
-from citadel.projection_runner import AsyncProjection, Progress, rebuild, replay
+from citadel.projection_runner import AsyncProjection, Progress, rebuild
 from citadel.store.base import EventStore
 from citadel.store.url import open_store
 from citadel.views import View
@@ -63,6 +64,8 @@ class Application:
         store: a store URL (``sqlite:///var/app.db``) or an ``EventStore``; may be overridden in ``start()``.
         middleware: command-bus middleware, outermost first (query-bus middleware: ``query_middleware``).
         conflict_retries: how often a command is re-run on fresh state after a concurrency conflict.
+        lease_ttl: seconds a process holds a consumer's lease without renewing it; another process takes
+            over a dead holder's consumers after at most this long.
 
     Raises:
         ConfigurationError: the modules are wired inconsistently (the message says how to fix it).
@@ -76,7 +79,9 @@ class Application:
         middleware: Sequence[Middleware] = (),
         query_middleware: Sequence[Middleware] = (),
         conflict_retries: int = 3,
+        lease_ttl: float = 5.0,
     ) -> None:
+        self.lease_ttl = lease_ttl
         self.modules = {m.name: m for m in modules}
         if len(self.modules) != len(modules):
             raise ConfigurationError("two modules share a name; module names must be unique")
@@ -99,6 +104,8 @@ class Application:
         self._bind_projections()
         self._runners: dict[str, AsyncProjection] = {}
         self._managers: list[ProcessManagerConsumer] = []
+        self._by_module: dict[str, list[Consumer]] = {}
+        self.node_id = new_id()  # this process, as the owner of consumer leases
         self._started = False
 
     # -- composition -----------------------------------------------------------------------------------
@@ -199,38 +206,31 @@ class Application:
         await self._store.open()
         try:
             await self._store.ensure_views(self.views)
-            await self._resume_interrupted_rebuilds()
             for binding in self.projections.values():
                 if not binding.inline:
-                    runner = self._runners[binding.name] = AsyncProjection(binding, self._store)
+                    runner = self._runners[binding.name] = AsyncProjection(
+                        binding, self._store, owner=self.node_id, lease_ttl=self.lease_ttl
+                    )
+                    self._by_module.setdefault(binding.module, []).append(runner)
                     await runner.start()
             for module in self.modules.values():
                 for manager in module.process_managers:
                     name = manager.name or f"{module.name}.process_manager"
                     consumer = ProcessManagerConsumer(
-                        name, self._store, manager.reactions(self.registry), self._dispatch_as(module)
+                        name,
+                        self._store,
+                        manager.reactions(self.registry),
+                        self._dispatch_as(module),
+                        owner=self.node_id,
+                        lease_ttl=self.lease_ttl,
                     )
                     self._managers.append(consumer)
+                    self._by_module.setdefault(module.name, []).append(consumer)
                     await consumer.start()
         except BaseException:
             await self.stop()
             raise
         self._started = True
-
-    async def _resume_interrupted_rebuilds(self) -> None:
-        store = self.store
-        for binding in self.projections.values():
-            if not binding.inline:
-                continue
-            checkpoint = await store.checkpoint(binding.name)
-            if checkpoint is None:
-                continue
-            store.suspend_inline(binding)
-            position = checkpoint
-            try:
-                position = await replay(binding, store, checkpoint, await store.head_position())
-            finally:
-                await store.resume_inline(binding, position + 1)
 
     async def stop(self) -> None:
         """Stop consumers and close the store."""
@@ -238,6 +238,7 @@ class Application:
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
         self._runners.clear()
         self._managers.clear()
+        self._by_module.clear()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -320,7 +321,20 @@ class Application:
         if binding is None:
             known = ", ".join(sorted(self.projections)) or "none"
             raise ConfigurationError(f"no projection named {name!r}; known: {known}")
-        return await rebuild(binding, self.store, self._runners.get(name), progress=progress)
+        return await rebuild(binding, self.store, self._runners.get(name), progress=progress, owner=self.node_id)
+
+    async def wait_for_module(self, module: str, position: int, timeout: float) -> bool:
+        """Wait until every async projection and process manager of ``module`` has processed ``position``.
+
+        Inline projections are current with every commit, so a module without consumers never waits.
+        Returns False when ``timeout`` passes first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for consumer in self._by_module.get(module, ()):
+            if not await consumer.wait_for(position, max(0.0, deadline - loop.time())):
+                return False
+        return True
 
     async def wait_for_projection(self, name: str, position: int, timeout: float) -> bool:
         """Wait until projection ``name`` has processed ``position``; False on timeout."""

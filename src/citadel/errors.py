@@ -17,6 +17,7 @@ CitadelError
 ├── ConcurrencyError                       optimistic concurrency: the stream moved on (HTTP 409)
 ├── IdempotencyConflict                    an idempotency key reused with a different payload (HTTP 422)
 ├── AccessDenied (PermissionError)         the actor may not touch that table or message
+├── LeaseLost                              another process took over a consumer's lease
 └── StoreError                             the storage backend failed; the driver error is its __cause__
 ```
 
@@ -36,6 +37,7 @@ __all__ = [
     "IdempotencyConflict",
     "InvalidCommand",
     "InvalidMessage",
+    "LeaseLost",
     "NotFound",
     "StoreError",
     "UniqueViolation",
@@ -169,6 +171,14 @@ class IdempotencyConflict(CitadelError):
 
 class AccessDenied(CitadelError, PermissionError):
     """The caller may not reach the resource (another module's table, a forbidden message)."""
+
+
+class LeaseLost(CitadelError):
+    """A consumer's lease expired and another process holds it now; its write was rolled back."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"the lease of consumer {name!r} is held by another process")
 
 
 class StoreError(CitadelError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,29 +22,39 @@ Progress = Callable[[int, int], None]
 class AsyncProjection(Consumer):
     """An async projection: applies each page of relevant events together with its checkpoint."""
 
-    def __init__(self, binding: BoundProjection, store: EventStore, *, retry: RetryPolicy | None = None) -> None:
-        super().__init__(binding.name, store, retry=retry)
+    def __init__(
+        self,
+        binding: BoundProjection,
+        store: EventStore,
+        *,
+        owner: str,
+        retry: RetryPolicy | None = None,
+        lease_ttl: float = 5.0,
+    ) -> None:
+        super().__init__(binding.name, store, owner=owner, retry=retry, lease_ttl=lease_ttl)
         self.binding = binding
 
     async def process(self, records: Sequence[RecordedEvent]) -> None:
-        binding, store = self.binding, self.store
+        binding, store, lease = self.binding, self.store, self.lease
         relevant = [r for r in records if binding.handles(r.type)]
         if not relevant:
             return
         last = records[-1].position
         try:
-            await store.apply_projection(binding, relevant, last)
+            await store.apply_projection(binding, relevant, last, lease)
         except StoreError:
             raise
         except Exception:
             # One of the events fails: apply them one by one so only that one is retried and parked.
             for record in relevant:
+                if record.position <= self.saved_position:
+                    continue
                 await self.attempt(
                     record,
-                    lambda record=record: store.apply_projection(binding, [record], record.position),  # type: ignore[misc]
+                    lambda record=record: store.apply_projection(binding, [record], record.position, lease),  # type: ignore[misc]
                 )
-            await store.save_checkpoint(self.name, last)
-        self.saved_position = last
+            await store.save_checkpoint(self.name, last, lease)
+        self.saved(last)
 
 
 async def rebuild(
@@ -52,51 +63,33 @@ async def rebuild(
     runner: AsyncProjection | None = None,
     *,
     progress: Progress | None = None,
-    page: int = 1000,
+    owner: str = "rebuild",
 ) -> int:
     """Empty a projection's views and replay the whole log into them; return the position reached.
 
-    An async projection is stopped, reset and restarted, and this waits until it has caught up with the head
-    as it was at the reset. An inline projection is taken out of commits while it replays and put back, in
-    one transaction with the events committed meanwhile, so no event is applied twice or missed.
+    An inline projection is rebuilt in one transaction: no commit, of this process or another, can
+    interleave. An async projection is reset (views, checkpoint and lease, atomically) and replayed by
+    whichever process takes its lease next; this waits until the replay reaches the head as it was at the
+    reset. Without a ``runner`` of its own (a command-line rebuild), it runs one while it waits, so the replay
+    happens even when no server is running.
     """
-    if runner is not None:
-        await runner.stop()
-        target = await store.reset_projection(binding)
-        await runner.start()
-        while runner.position < target:
-            await runner.wait_for(min(target, runner.position + page), 1.0)
-            if progress is not None:
-                progress(runner.position, target)
-        return runner.position
-    store.suspend_inline(binding)
-    position = 0
+    if binding.inline:
+        return await store.rebuild_inline(binding, progress)
+    target = await store.reset_projection(binding)
+    helper = None
+    if runner is None:
+        helper = AsyncProjection(binding, store, owner=owner)
+        await helper.start()
+    else:
+        runner.nudge()
     try:
-        target = await store.reset_projection(binding)
-        position = await replay(binding, store, 0, target, progress=progress, page=page)
+        while True:
+            reached = await store.checkpoint(binding.name) or 0
+            if progress is not None:
+                progress(min(reached, target), target)
+            if reached >= target:
+                return reached
+            await asyncio.sleep(0.05)
     finally:
-        await store.resume_inline(binding, position + 1)
-    return position
-
-
-async def replay(
-    binding: BoundProjection,
-    store: EventStore,
-    after: int,
-    target: int,
-    *,
-    progress: Progress | None = None,
-    page: int = 1000,
-) -> int:
-    """Apply the log from ``after + 1`` up to ``target`` to a projection, a page per transaction."""
-    position = after
-    while position < target:
-        records = await store.read_all(position + 1, min(page, target - position))
-        if not records:
-            break
-        relevant = [r for r in records if binding.handles(r.type)]
-        position = records[-1].position
-        await store.apply_projection(binding, relevant, position)
-        if progress is not None:
-            progress(position, target)
-    return position
+        if helper is not None:
+            await helper.stop()

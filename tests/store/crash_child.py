@@ -44,7 +44,7 @@ async def record(command: Record, ctx: CommandContext) -> None:
 
 def build(path: str) -> Application:
     module = Module("crash", commands={Record: record}, events=[Recorded], projections=[inline_counts, async_counts])
-    return Application([module], store=f"sqlite:///{path}")
+    return Application([module], store=f"sqlite:///{path}", lease_ttl=0.5)
 
 
 async def main(path: str) -> None:

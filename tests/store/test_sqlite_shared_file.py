@@ -42,9 +42,12 @@ async def test_concurrent_writers_in_two_stores_interleave_without_losing_or_reu
     first, second = await open_two(tmp_path / "shared.db")
     try:
         await asyncio.gather(
-            *(store.append(f"{name}-{i}", [Happened(n=i)]) for i in range(100) for name, store in
-              (("one", first), ("two", second)))
-        )  # fmt: skip
+            *(
+                store.append(f"{name}-{i}", [Happened(n=i)])
+                for i in range(100)
+                for name, store in (("one", first), ("two", second))
+            )
+        )
         log = await first.read_all(limit=1000)
         assert [r.position for r in log] == list(range(1, 201))
     finally:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from conftest import ITEMS, Happened, Noted
 
 from citadel import NO_STREAM, ProjectionContext, Projector, UniqueViolation
+from citadel.errors import LeaseLost
 from citadel.projection import BoundProjection
-from citadel.store.base import EventStore
+from citadel.store.base import EventStore, Lease
 
 
 class Items(Projector):
@@ -103,16 +105,25 @@ async def test_reset_projection_empties_its_views_and_checkpoint(store: EventSto
     assert await store.checkpoint("suite.items") == 0
 
 
-async def test_a_suspended_inline_projection_catches_up_on_resume_and_drops_its_checkpoint(store: EventStore) -> None:
+async def test_rebuilding_an_inline_projection_replays_the_log_into_emptied_views(store: EventStore) -> None:
     projection = bind(store)
     store.add_inline_projection(projection)
-    await store.append("a", [Happened(n=1)])
-    store.suspend_inline(projection)
-    await store.reset_projection(projection)
-    await store.append("b", [Happened(n=2)])  # not applied while suspended
-    assert await store.view_reader(ITEMS).get("item-2") is None
-    await store.resume_inline(projection, 1)
+    await store.append("a", [Happened(n=1), Happened(n=2)])
+    await store.view_reader(ITEMS).count()  # views exist
+    seen: list[tuple[int, int]] = []
+    assert await store.rebuild_inline(projection, lambda done, total: seen.append((done, total))) == 2
     assert (await docs(store))["totals"] == {"count": 2}
-    assert await store.checkpoint("suite.items") is None
-    await store.append("c", [Happened(n=3)])  # inline again
+    await asyncio.sleep(0)  # progress is reported on the event loop
+    assert seen[-1] == (2, 2)
+    await store.append("c", [Happened(n=3)])  # still inline afterwards
     assert (await docs(store))["totals"] == {"count": 3}
+
+
+async def test_resetting_a_projection_takes_its_lease_away(store: EventStore) -> None:
+    lease = Lease("suite.items", "node-a", ttl=60)
+    assert await store.acquire_lease(lease)
+    assert not await store.acquire_lease(Lease("suite.items", "node-b", ttl=60))
+    await store.reset_projection(bind(store))
+    assert await store.acquire_lease(Lease("suite.items", "node-b", ttl=60))
+    with pytest.raises(LeaseLost):
+        await store.save_checkpoint("suite.items", 5, lease)

@@ -1,6 +1,13 @@
-"""Checkpointed consumers of the event log, with retries and dead letters.
+"""Checkpointed consumers of the event log, with leases, retries and dead letters.
 
 A consumer reads the log in pages from its checkpoint, processes each page, and records how far it got.
+
+Leases make a consumer run in exactly one process at a time: each process competes for the consumer's lease
+row, the holder renews it as it works, and a standby takes over within one lease period when the holder
+dies. Writes that matter (projection pages, checkpoints) renew the lease in their own transaction and fail
+with ``LeaseLost`` when another process holds it, so even a paused process that wakes up late cannot apply
+a page twice.
+
 Failures never vanish into a log line: an event whose processing keeps failing is retried with exponential
 backoff and then parked in the dead-letter table (with the error), and the consumer moves on. Store failures
 (the database itself) are retried without limit, since skipping events because the disk hiccuped would
@@ -16,7 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from citadel.errors import ConfigurationError, StoreError
+from citadel.errors import ConfigurationError, LeaseLost, StoreError
+from citadel.store.base import Lease
 
 if TYPE_CHECKING:
     from citadel.store.base import EventStore, RecordedEvent
@@ -43,30 +51,36 @@ class Consumer:
     """Base of async projections and process managers: a task following the log from a checkpoint.
 
     Subclasses implement ``process(records)``, which must leave every record processed (or dead-lettered);
-    the base class then advances ``position``. ``persist_every`` bounds how many positions of irrelevant events
-    may pass before the checkpoint is written anyway.
+    the base class then advances ``position`` and persists it at least every ``persist_interval`` seconds.
+    ``active`` tells whether this process holds the lease (a standby process follows the stored checkpoint).
     """
 
     page_size = 500
-    persist_every = 1000
+    persist_interval = 0.2
 
-    def __init__(self, name: str, store: EventStore, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, name: str, store: EventStore, *, owner: str, retry: RetryPolicy | None = None, lease_ttl: float = 5.0
+    ) -> None:
         self.name = name
         self.store = store
         self.retry = retry or RetryPolicy()
+        self.lease = Lease(name, owner, lease_ttl)
         self.position = 0
         self.saved_position = 0
+        self.active = False
         self.last_error: str | None = None
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._renew_at = 0.0
+        self._saved_at = 0.0
 
     @property
     def running(self) -> bool:
-        """Whether the consumer's task is alive."""
+        """Whether the consumer's task is alive (holding the lease or standing by)."""
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        """Load the checkpoint and start following the log."""
+        """Start competing for the lease and following the log."""
         if self.running:
             return
         self.position = self.saved_position = await self.store.checkpoint(self.name) or 0
@@ -74,62 +88,104 @@ class Consumer:
         self._task = asyncio.create_task(self._run(), name=f"citadel-consumer-{self.name}")
 
     async def stop(self) -> None:
-        """Stop following the log; the checkpoint stays where processing got."""
+        """Stop, persist how far processing got, and give the lease up so another process takes over."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.position > self.saved_position:
-            with contextlib.suppress(StoreError):
-                await self.store.save_checkpoint(self.name, self.position)
-                self.saved_position = self.position
+        if self.active:
+            with contextlib.suppress(StoreError, LeaseLost):
+                if self.position > self.saved_position:
+                    await self.store.save_checkpoint(self.name, self.position, self.lease)
+                await self.store.release_lease(self.lease)
+        self.active = False
 
     async def lag(self) -> int:
         """Return how many positions the consumer is behind the head of the log."""
         return max(0, await self.store.head_position() - self.position)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
-        """Wait until the consumer has processed ``position``; return False on timeout."""
+        """Wait until ``position`` is processed (by this process, or by the lease holder); False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.position < position:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
+            if not self.active:  # another process does the work: watch its checkpoint
+                stored = await self.store.checkpoint(self.name) or 0
+                if stored >= position:
+                    return True
+                await asyncio.sleep(min(remaining, 0.05))
+                continue
             progress = self._progress
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(min(remaining, 0.25)):
                     await progress.wait()
         return True
+
+    def nudge(self) -> None:
+        """Make the consumer check its lease and checkpoint on its next turn (after a reset elsewhere)."""
+        self._renew_at = 0.0
 
     def _advance(self, position: int) -> None:
         self.position = position
         progress, self._progress = self._progress, asyncio.Event()
         progress.set()
 
+    async def _hold_lease(self) -> bool:
+        """Take or renew the lease when due; on (re)gaining it, resume from the stored checkpoint."""
+        now = asyncio.get_running_loop().time()
+        if self.active and now < self._renew_at:
+            return True
+        held = await self.store.acquire_lease(self.lease)
+        if held:
+            stored = await self.store.checkpoint(self.name) or 0
+            if not self.active or stored < self.saved_position:  # new holder, or the projection was reset
+                self.position = self.saved_position = stored
+                self._advance(stored)
+            self._renew_at = now + self.lease.ttl / 3
+        self.active = held
+        return held
+
     async def _run(self) -> None:
         store = self.store
         while True:
             try:
+                if not await self._hold_lease():
+                    await asyncio.sleep(self.lease.ttl / 5)
+                    continue
                 records = await store.read_all(self.position + 1, self.page_size)
                 if not records:
-                    await store.wait_for_events(self.position, 1.0)
+                    await store.wait_for_events(self.position, self.lease.ttl / 5)
                     continue
                 await self.process(records)
                 self._advance(records[-1].position)
-                if self.position - self.saved_position >= self.persist_every:
-                    await store.save_checkpoint(self.name, self.position)
-                    self.saved_position = self.position
+                await self._persist()
                 self.last_error = None
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:
+                self.active = False
             except Exception as exc:
                 # Only infrastructure failures get here (handler failures are retried per event);
                 # retry from the checkpoint, without limit, with a pause.
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("consumer %s failed, retrying: %s", self.name, self.last_error)
                 await asyncio.sleep(self.retry.max_delay / 5)
+
+    async def _persist(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.position > self.saved_position and now - self._saved_at >= self.persist_interval:
+            await self.store.save_checkpoint(self.name, self.position, self.lease)
+            self.saved_position = self.position
+            self._saved_at = now
+
+    def saved(self, position: int) -> None:
+        """Record that ``position`` was persisted as the checkpoint by a subclass's own write."""
+        self.saved_position = position
+        self._saved_at = asyncio.get_running_loop().time()
 
     async def process(self, records: Sequence[RecordedEvent]) -> None:
         """Process one page of the log (every record in it, in order where order matters)."""
@@ -146,9 +202,7 @@ class Consumer:
             try:
                 await work()
                 return True
-            except (StoreError, asyncio.CancelledError):
-                raise
-            except ConfigurationError:
+            except (StoreError, LeaseLost, ConfigurationError, asyncio.CancelledError):
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"

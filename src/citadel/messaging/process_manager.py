@@ -102,10 +102,12 @@ class ProcessManagerConsumer(Consumer):
         reactions: dict[str, list[Callable[[RecordedEvent], list[Command]]]],
         dispatch: Dispatch,
         *,
+        owner: str,
         retry: RetryPolicy | None = None,
         concurrency: int = 64,
+        lease_ttl: float = 5.0,
     ) -> None:
-        super().__init__(name, store, retry=retry)
+        super().__init__(name, store, owner=owner, retry=retry, lease_ttl=lease_ttl)
         self._reactions = reactions
         self._dispatch = dispatch
         self._concurrency = concurrency
@@ -125,8 +127,8 @@ class ProcessManagerConsumer(Consumer):
                     await self.attempt(record, lambda record=record: self._react(record))  # type: ignore[misc]
 
         await asyncio.gather(*(run_stream(s) for s in by_stream.values()))
-        await self.store.save_checkpoint(self.name, records[-1].position)
-        self.saved_position = records[-1].position
+        await self.store.save_checkpoint(self.name, records[-1].position, self.lease)
+        self.saved(records[-1].position)
 
     async def _react(self, record: RecordedEvent) -> None:
         index = 0

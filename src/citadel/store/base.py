@@ -11,7 +11,7 @@ they trigger, the command's idempotency record and snapshots.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
@@ -28,6 +28,7 @@ __all__ = [
     "DeadLetter",
     "EventStore",
     "IdempotencyRecord",
+    "Lease",
     "Metadata",
     "ProjectionTarget",
     "RecordedEvent",
@@ -189,6 +190,14 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False):
     recorded_at: float
 
 
+class Lease(msgspec.Struct, frozen=True, gc=False):
+    """The right of ``owner`` (one process) to run consumer ``name``, for ``ttl`` seconds after each renewal."""
+
+    name: str
+    owner: str
+    ttl: float = 5.0
+
+
 class ViewTransaction(Protocol):
     """Write access to views inside one store transaction."""
 
@@ -286,22 +295,37 @@ class EventStore(Protocol):
         """Return the last position consumer ``name`` has processed, or None when it has no checkpoint."""
 
     async def apply_projection(
-        self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int
+        self,
+        projection: ProjectionTarget,
+        records: Sequence[RecordedEvent],
+        position: int,
+        lease: Lease | None = None,
     ) -> None:
-        """Apply ``records`` to ``projection`` and set its checkpoint to ``position``, in one transaction."""
+        """Apply ``records`` to ``projection`` and set its checkpoint to ``position``, in one transaction.
 
-    async def save_checkpoint(self, name: str, position: int) -> None:
-        """Set consumer ``name``'s checkpoint to ``position``."""
+        With a ``lease``, the same transaction renews it, or fails with ``LeaseLost`` (writing nothing)
+        when another owner holds it: two processes can never both apply a page.
+        """
+
+    async def save_checkpoint(self, name: str, position: int, lease: Lease | None = None) -> None:
+        """Set consumer ``name``'s checkpoint to ``position`` (fenced by ``lease`` like ``apply_projection``)."""
+
+    async def acquire_lease(self, lease: Lease) -> bool:
+        """Take or renew ``lease``; False while another owner holds an unexpired one."""
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give ``lease`` up at once (if held by its owner), so another process can take over."""
 
     async def reset_projection(self, projection: ProjectionTarget) -> int:
-        """Empty the projection's views and checkpoint in one transaction; return the head position then."""
+        """Empty the projection's views, set its checkpoint to 0 and drop its lease, in one transaction;
+        return the head position then. Whichever process holds the consumer next replays from zero."""
 
-    def suspend_inline(self, projection: ProjectionTarget) -> None:
-        """Stop running an inline projection in commits (while it is rebuilt)."""
-
-    async def resume_inline(self, projection: ProjectionTarget, from_position: int) -> None:
-        """Apply the events from ``from_position`` on and resume running the projection in commits,
-        atomically with respect to concurrent commits; removes its checkpoint (inline means current)."""
+    async def rebuild_inline(
+        self, projection: ProjectionTarget, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Empty an inline projection's views and replay the whole log into them in one transaction, so no
+        commit (of any process) interleaves; return the position reached. ``progress(done, total)`` is called
+        on the event loop as pages are applied."""
 
     async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
         """Park an event that ``consumer`` failed to process ``attempts`` times."""

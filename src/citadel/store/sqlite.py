@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from citadel.store.base import (
     CommitResult,
     DeadLetter,
     IdempotencyRecord,
+    Lease,
     Metadata,
     ProjectionTarget,
     RecordedEvent,
@@ -36,6 +37,8 @@ from citadel.store.sqlite_jobs import (
     CommitJob,
     EncodedAppend,
     ProjectionJob,
+    acquire_lease,
+    renew_lease,
     run_handler,
     save_checkpoint,
     select_events,
@@ -87,7 +90,6 @@ class SQLiteEventStore:
         self._reader: sqlite3.Connection | None = None
         self._inline: list[ProjectionTarget] = []
         self._inline_by_type: dict[str, list[ProjectionTarget]] = {}
-        self._suspended: set[str] = set()
         self._view_writers: dict[int, SQLiteViewWriter] = {}
         self._view_readers: dict[int, SQLiteViewReader] = {}
         self._head = 0
@@ -173,10 +175,7 @@ class SQLiteEventStore:
         return result
 
     def _inline_for(self, type_name: str) -> Sequence[ProjectionTarget]:
-        projections = self._inline_by_type.get(type_name, ())
-        if self._suspended and projections:
-            return [p for p in projections if p.name not in self._suspended]
-        return projections
+        return self._inline_by_type.get(type_name, ())
 
     def _writer_for(self, db: sqlite3.Connection, view: View[Any]) -> SQLiteViewWriter:
         writer = self._view_writers.get(id(view))
@@ -290,45 +289,77 @@ class SQLiteEventStore:
         return None if row is None else int(row[0])
 
     async def apply_projection(
-        self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int
+        self,
+        projection: ProjectionTarget,
+        records: Sequence[RecordedEvent],
+        position: int,
+        lease: Lease | None = None,
     ) -> None:
-        """Apply events and set the checkpoint in one transaction."""
-        await self._writer.submit(ProjectionJob(projection, records, position))
+        """Apply events and set the checkpoint in one transaction (fenced by ``lease``)."""
+        await self._writer.submit(ProjectionJob(projection, records, position, lease))
 
-    async def save_checkpoint(self, name: str, position: int) -> None:
-        """Set consumer ``name``'s checkpoint."""
-        await self._writer.submit(CallJob(lambda tx: save_checkpoint(tx, name, position)))
+    async def save_checkpoint(self, name: str, position: int, lease: Lease | None = None) -> None:
+        """Set consumer ``name``'s checkpoint (fenced by ``lease``)."""
+
+        def save(tx: WriteTransaction) -> None:
+            if lease is not None:
+                renew_lease(tx, lease)
+            save_checkpoint(tx, name, position)
+
+        await self._writer.submit(CallJob(save))
+
+    async def acquire_lease(self, lease: Lease) -> bool:
+        """Take or renew a lease; False while another owner holds it."""
+        held: bool = await self._writer.submit(CallJob(lambda tx: acquire_lease(tx, lease)))
+        return held
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give a lease up so another process can take over at once."""
+
+        def release(tx: WriteTransaction) -> None:
+            tx.db.execute("DELETE FROM citadel_leases WHERE name = ? AND owner = ?", (lease.name, lease.owner))
+
+        await self._writer.submit(CallJob(release))
 
     async def reset_projection(self, projection: ProjectionTarget) -> int:
-        """Empty the projection's views and checkpoint; return the head at that moment."""
+        """Empty the projection's views, zero its checkpoint and drop its lease; return the head then."""
 
         def reset(tx: WriteTransaction) -> int:
             for view in projection.views:
                 self._writer_for(tx.db, view).clear()
             save_checkpoint(tx, projection.name, 0)
+            tx.db.execute("DELETE FROM citadel_leases WHERE name = ?", (projection.name,))
             return tx.head
 
         result: int = await self._writer.submit(CallJob(reset))
         return result
 
-    def suspend_inline(self, projection: ProjectionTarget) -> None:
-        """Stop applying an inline projection in commits (while it is rebuilt)."""
-        self._suspended.add(projection.name)
+    async def rebuild_inline(
+        self, projection: ProjectionTarget, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Empty and replay an inline projection in one transaction (no commit can interleave)."""
+        loop = asyncio.get_running_loop()
 
-    async def resume_inline(self, projection: ProjectionTarget, from_position: int) -> None:
-        """Apply the events from ``from_position`` on, then resume inline application, atomically."""
+        def rebuild(tx: WriteTransaction) -> int:
+            for view in projection.views:
+                self._writer_for(tx.db, view).clear()
+            position, target = 0, tx.head
+            while position < target:
+                records = select_events(
+                    tx.db, "WHERE position > ? ORDER BY position LIMIT 1000", (position,), self.registry
+                )
+                if not records:
+                    break
+                for record in records:
+                    if projection.handles(record.type):
+                        run_handler(projection.apply(record, tx))
+                position = records[-1].position
+                if progress is not None:
+                    loop.call_soon_threadsafe(progress, position, target)
+            return position
 
-        def resume(tx: WriteTransaction) -> None:
-            for record in select_events(
-                tx.db, "WHERE position >= ? ORDER BY position", (from_position,), self.registry
-            ):
-                if projection.handles(record.type):
-                    run_handler(projection.apply(record, tx))
-            # An inline projection is current by construction: no checkpoint row means "not rebuilding".
-            tx.db.execute("DELETE FROM citadel_checkpoints WHERE name = ?", (projection.name,))
-            self._suspended.discard(projection.name)
-
-        await self._writer.submit(CallJob(resume))
+        result: int = await self._writer.submit(CallJob(rebuild))
+        return result
 
     async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
         """Park an event a consumer gave up on."""

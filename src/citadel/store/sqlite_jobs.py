@@ -6,12 +6,13 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from citadel.errors import ConcurrencyError, ConfigurationError, IdempotencyConflict
+from citadel.errors import ConcurrencyError, ConfigurationError, IdempotencyConflict, LeaseLost
 from citadel.messages import Event, EventRegistry
 from citadel.store.base import (
     AppendResult,
     CommitResult,
     IdempotencyRecord,
+    Lease,
     Metadata,
     ProjectionTarget,
     RecordedEvent,
@@ -19,7 +20,17 @@ from citadel.store.base import (
 )
 from citadel.store.sqlite_writer import WriteJob, WriteTransaction
 
-__all__ = ["CallJob", "CommitJob", "EncodedAppend", "ProjectionJob", "run_handler", "select_events"]
+__all__ = [
+    "CallJob",
+    "CommitJob",
+    "EncodedAppend",
+    "ProjectionJob",
+    "acquire_lease",
+    "renew_lease",
+    "run_handler",
+    "save_checkpoint",
+    "select_events",
+]
 
 EVENT_COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, recorded_at, "
@@ -132,10 +143,21 @@ class CommitJob(WriteJob):
                 continue
             first = tx.head + 1
             rows = [
-                (first + i, append.stream_id, current + 1 + i, event_id, name, version, data, tx.now,
-                 meta.correlation_id, meta.causation_id, meta.actor)
+                (
+                    first + i,
+                    append.stream_id,
+                    current + 1 + i,
+                    event_id,
+                    name,
+                    version,
+                    data,
+                    tx.now,
+                    meta.correlation_id,
+                    meta.causation_id,
+                    meta.actor,
+                )
                 for i, (event_id, name, version, data) in enumerate(append.encoded)
-            ]  # fmt: skip
+            ]
             db.executemany(_INSERT, rows)
             tx.head = first + len(rows) - 1
             results.append(AppendResult(append.stream_id, current + len(rows), first, tx.head))
@@ -162,20 +184,46 @@ class CommitJob(WriteJob):
 class ProjectionJob(WriteJob):
     """Apply events to one projection and move its checkpoint, together."""
 
-    __slots__ = ("position", "projection", "records")
+    __slots__ = ("lease", "position", "projection", "records")
 
-    def __init__(self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int) -> None:
+    def __init__(
+        self, projection: ProjectionTarget, records: Sequence[RecordedEvent], position: int, lease: Lease | None
+    ) -> None:
         super().__init__()
         self.projection = projection
         self.records = records
         self.position = position
+        self.lease = lease
 
     def run(self, tx: WriteTransaction) -> None:
+        if self.lease is not None:
+            renew_lease(tx, self.lease)
         projection = self.projection
         for record in self.records:
             if projection.handles(record.type):
                 run_handler(projection.apply(record, tx))
         save_checkpoint(tx, projection.name, self.position)
+
+
+def acquire_lease(tx: WriteTransaction, lease: Lease) -> bool:
+    """Take ``lease`` when free, expired or already ours, extending it by its ttl; return whether we hold it."""
+    tx.db.execute(
+        "INSERT INTO citadel_leases (name, owner, expires_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+        "WHERE citadel_leases.owner = excluded.owner OR citadel_leases.expires_at < ?",
+        (lease.name, lease.owner, tx.now + lease.ttl, tx.now),
+    )
+    return bool(tx.db.execute("SELECT changes()").fetchone()[0])
+
+
+def renew_lease(tx: WriteTransaction, lease: Lease) -> None:
+    """Extend ``lease`` if we still hold it; else raise ``LeaseLost`` (before anything is written)."""
+    held = tx.db.execute(
+        "UPDATE citadel_leases SET expires_at = ? WHERE name = ? AND owner = ?",
+        (tx.now + lease.ttl, lease.name, lease.owner),
+    ).rowcount
+    if not held:
+        raise LeaseLost(lease.name)
 
 
 def save_checkpoint(tx: WriteTransaction, name: str, position: int) -> None:

@@ -55,6 +55,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             recorded_at REAL NOT NULL
         )""",
     ),
+    (
+        """CREATE TABLE citadel_leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
 

@@ -1,0 +1,27 @@
+"""The reference application: a small shop of digital content in five modules.
+
+    users      registers customers (unique emails)
+    content    publishes items, quotes prices, grants and revokes access
+    orders     orders items at catalog prices          depends on users, content
+    billing    one invoice per order, payments         depends on orders
+    analytics  revenue and orders by status (async)   depends on orders, billing
+
+Money is in cents. ``app`` is built at import without I/O; ``async with app:`` opens ``var/shop.db``.
+"""
+
+from __future__ import annotations
+
+from citadel import Application
+from examples.shop import analytics, billing, content, orders, users
+
+__all__ = ["app", "build_app"]
+
+
+def build_app(store: str = "sqlite:///var/shop.db") -> Application:
+    """Return a new shop application on ``store`` (building opens nothing; ``start()`` does)."""
+    return Application(
+        [users.module(), content.module(), orders.module(), billing.module(), analytics.module()], store=store
+    )
+
+
+app = build_app()

@@ -1,0 +1,70 @@
+"""Billing's handlers, and the process manager between orders and invoices."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import NO_STREAM, CommandContext, NotFound, ProcessManager, QueryContext
+from examples.shop.billing.contract import (
+    GetInvoice,
+    InvoicePaid,
+    InvoiceRefunded,
+    InvoiceSummary,
+    PayInvoice,
+    RefundInvoice,
+)
+from examples.shop.billing.domain import INVOICE, OpenInvoice, VoidInvoice, invoice_id_for
+from examples.shop.billing.projections import Invoices
+from examples.shop.orders.contract import MarkOrderPaid, MarkOrderRefunded, OrderCancelled, OrderCreated
+
+
+async def open_invoice(command: OpenInvoice, ctx: CommandContext) -> None:
+    # The invoice id derives from the order id and the stream must be new: however often the order is
+    # replayed, it gets one invoice. An existing invoice decides no events, which counts as success.
+    stream = f"invoice-{invoice_id_for(command.order_id)}"
+    loaded = await ctx.load(INVOICE, stream)
+    events = INVOICE.decide(command, loaded.state)
+    if events:
+        ctx.append(stream, list(events), NO_STREAM)
+
+
+async def void_invoice(command: VoidInvoice, ctx: CommandContext) -> None:
+    await ctx.execute(INVOICE, f"invoice-{command.invoice_id}", command)
+
+
+async def pay_invoice(command: PayInvoice, ctx: CommandContext) -> None:
+    await ctx.execute(INVOICE, f"invoice-{command.invoice_id}", command)
+
+
+async def refund_invoice(command: RefundInvoice, ctx: CommandContext) -> None:
+    await ctx.execute(INVOICE, f"invoice-{command.invoice_id}", command)
+
+
+async def get_invoice(query: GetInvoice, ctx: QueryContext) -> InvoiceSummary:
+    row = await ctx.view(Invoices.invoices).get(query.order_id)
+    if row is None:
+        raise NotFound(f"no invoice for order {query.order_id}")
+    return msgspec.convert(row, InvoiceSummary, from_attributes=True)
+
+
+invoicing = ProcessManager("billing.invoicing")
+
+
+@invoicing.on(OrderCreated)
+def bill_new_order(event: OrderCreated) -> OpenInvoice:
+    return OpenInvoice(order_id=event.order_id, customer_id=event.customer_id, amount=event.total)
+
+
+@invoicing.on(OrderCancelled)
+def void_cancelled_order(event: OrderCancelled) -> VoidInvoice:
+    return VoidInvoice(invoice_id=invoice_id_for(event.order_id))
+
+
+@invoicing.on(InvoicePaid)
+def mark_order_paid(event: InvoicePaid) -> MarkOrderPaid:
+    return MarkOrderPaid(order_id=event.order_id)
+
+
+@invoicing.on(InvoiceRefunded)
+def mark_order_refunded(event: InvoiceRefunded) -> MarkOrderRefunded:
+    return MarkOrderRefunded(order_id=event.order_id)

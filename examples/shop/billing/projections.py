@@ -1,0 +1,36 @@
+"""The billing read model: each order's invoice and its status."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import Projector, View
+from examples.shop.billing.contract import InvoicePaid, InvoiceRefunded
+from examples.shop.billing.domain import InvoiceOpened, InvoiceVoided
+
+
+class InvoiceRow(msgspec.Struct, kw_only=True):
+    invoice_id: str
+    order_id: str
+    amount: int
+    status: str
+
+
+class Invoices(Projector):
+    """Invoices keyed by order id (an order has at most one)."""
+
+    invoices = View("invoices", InvoiceRow, indexes=("invoice_id",))
+
+    def handle_invoiceopened(self, event: InvoiceOpened) -> None:
+        self.invoices[event.order_id] = InvoiceRow(
+            invoice_id=event.invoice_id, order_id=event.order_id, amount=event.amount, status="open"
+        )
+
+    def handle_invoicepaid(self, event: InvoicePaid) -> None:
+        self.invoices.merge(event.order_id, status="paid")
+
+    def handle_invoicevoided(self, event: InvoiceVoided) -> None:
+        self.invoices.merge(event.order_id, status="void")
+
+    def handle_invoicerefunded(self, event: InvoiceRefunded) -> None:
+        self.invoices.merge(event.order_id, status="refunded")

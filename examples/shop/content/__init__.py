@@ -1,0 +1,30 @@
+"""Content: the catalog of items for sale, and who may read them."""
+
+from __future__ import annotations
+
+from citadel import Module
+from examples.shop.content import contract
+from examples.shop.content.contract import GetAccess, GetItem, GetPrices, GrantAccess, PublishContent, RevokeAccess
+from examples.shop.content.domain import AccessGranted, AccessRevoked, ContentPublished
+from examples.shop.content.handlers import (
+    get_access,
+    get_item,
+    get_prices,
+    grant_access,
+    publish_content,
+    revoke_access,
+)
+from examples.shop.content.projections import Catalog, Readers
+
+
+def module() -> Module:
+    """Return a new content module (an application binds its projections, so build one per application)."""
+    return Module(
+        "content",
+        package=__name__,
+        contract=contract,
+        commands={PublishContent: publish_content, GrantAccess: grant_access, RevokeAccess: revoke_access},
+        queries={GetItem: get_item, GetAccess: get_access, GetPrices: get_prices},
+        events=[ContentPublished, AccessGranted, AccessRevoked],
+        projections=[Catalog(), Readers()],
+    )

@@ -1,0 +1,89 @@
+"""Content streams: an item's publication, and a user's access granted per order. Pure."""
+
+from __future__ import annotations
+
+from citadel import Aggregate, Command, DomainError, Event, InvalidCommand, decides, evolves
+from examples.shop.content.contract import GrantAccess, RevokeAccess
+
+
+class CreateItem(Command, name="content.CreateItem"):
+    """Internal: ``PublishContent`` with the id the handler chose."""
+
+    content_id: str
+    title: str
+    body: str
+    price: int
+
+
+class ContentPublished(Event, name="content.ContentPublished"):
+    content_id: str
+    title: str
+    body: str
+    price: int
+
+
+class AccessGranted(Event, name="content.AccessGranted"):
+    user_id: str
+    order_id: str
+    content_ids: list[str]
+
+
+class AccessRevoked(Event, name="content.AccessRevoked"):
+    user_id: str
+    order_id: str
+    content_ids: list[str]
+
+
+class Item(Aggregate):
+    published: bool = False
+
+    @decides
+    def create(self, command: CreateItem) -> list[Event]:
+        if self.published:
+            raise DomainError(f"item {command.content_id} is already published")
+        if not command.title.strip():
+            raise InvalidCommand("an item needs a title")
+        if command.price < 0:
+            raise InvalidCommand(f"a price is zero or more cents, got {command.price}")
+        return [
+            ContentPublished(
+                content_id=command.content_id, title=command.title.strip(), body=command.body, price=command.price
+            )
+        ]
+
+    @evolves
+    def was_published(self, event: ContentPublished) -> None:
+        self.published = True
+
+
+class Access(Aggregate):
+    """One user's grants: the content ids each order gave access to."""
+
+    orders: dict[str, list[str]] = {}
+
+    @decides
+    def grant(self, command: GrantAccess) -> list[Event]:
+        if command.order_id in self.orders or not command.content_ids:
+            return []  # granted already: a redelivered grant changes nothing
+        content_ids = list(dict.fromkeys(command.content_ids))
+        return [AccessGranted(user_id=command.user_id, order_id=command.order_id, content_ids=content_ids)]
+
+    @decides
+    def revoke(self, command: RevokeAccess) -> list[Event]:
+        granted = self.orders.get(command.order_id, [])
+        content_ids = [c for c in dict.fromkeys(command.content_ids) if c in granted]
+        if not content_ids:
+            return []  # nothing of these was granted by this order (or it was revoked already)
+        return [AccessRevoked(user_id=command.user_id, order_id=command.order_id, content_ids=content_ids)]
+
+    @evolves
+    def was_granted(self, event: AccessGranted) -> None:
+        self.orders[event.order_id] = event.content_ids
+
+    @evolves
+    def was_revoked(self, event: AccessRevoked) -> None:
+        self.orders[event.order_id] = [c for c in self.orders[event.order_id] if c not in event.content_ids]
+
+
+ITEM = Item.decider()
+ACCESS = Access.decider()

@@ -1,0 +1,58 @@
+"""Content's command and query handlers."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import CommandContext, NotFound, QueryContext
+from examples.shop.content.contract import (
+    AccessStatus,
+    GetAccess,
+    GetItem,
+    GetPrices,
+    GrantAccess,
+    ItemDetails,
+    NewContent,
+    PriceList,
+    PublishContent,
+    RevokeAccess,
+)
+from examples.shop.content.domain import ACCESS, ITEM, CreateItem
+from examples.shop.content.projections import GRANTS, Catalog, access_key
+
+
+async def publish_content(command: PublishContent, ctx: CommandContext) -> NewContent:
+    content_id = ctx.new_id()
+    item = CreateItem(content_id=content_id, title=command.title, body=command.body, price=command.price)
+    await ctx.execute(ITEM, f"item-{content_id}", item)
+    return NewContent(content_id=content_id)
+
+
+async def grant_access(command: GrantAccess, ctx: CommandContext) -> None:
+    await ctx.execute(ACCESS, f"access-{command.user_id}", command)
+
+
+async def revoke_access(command: RevokeAccess, ctx: CommandContext) -> None:
+    await ctx.execute(ACCESS, f"access-{command.user_id}", command)
+
+
+async def get_item(query: GetItem, ctx: QueryContext) -> ItemDetails:
+    row = await ctx.view(Catalog.items).get(query.content_id)
+    if row is None:
+        raise NotFound(f"no item {query.content_id}")
+    return msgspec.convert(row, ItemDetails, from_attributes=True)
+
+
+async def get_access(query: GetAccess, ctx: QueryContext) -> AccessStatus:
+    row = await ctx.view(GRANTS).get(access_key(query.user_id, query.content_id))
+    return AccessStatus(granted=row is not None and row.get("grants", 0) > 0)
+
+
+async def get_prices(query: GetPrices, ctx: QueryContext) -> PriceList:
+    items = ctx.view(Catalog.items)
+    prices: dict[str, int] = {}
+    for content_id in dict.fromkeys(query.content_ids):
+        row = await items.get(content_id)
+        if row is not None:
+            prices[content_id] = row.price
+    return PriceList(prices=prices)

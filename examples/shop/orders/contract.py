@@ -1,0 +1,85 @@
+"""The orders contract: create and cancel orders, mark them paid or refunded, and the events they emit."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import Command, Event, Query
+
+
+class OrderItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of an order: an item of content and how many."""
+
+    content_id: str
+    quantity: int
+
+
+class CreateOrder(Command, name="orders.CreateOrder"):
+    """Order items at the catalog's prices (the client sends no prices)."""
+
+    customer_id: str
+    items: list[OrderItem]
+
+
+class CancelOrder(Command, name="orders.CancelOrder"):
+    """Cancel an order that is not paid yet."""
+
+    order_id: str
+
+
+class MarkOrderPaid(Command, name="orders.MarkOrderPaid"):
+    """Record the payment of an order (sent by billing); nothing happens unless the order is awaiting it."""
+
+    order_id: str
+
+
+class MarkOrderRefunded(Command, name="orders.MarkOrderRefunded"):
+    """Record the refund of a paid order (sent by billing); nothing happens unless the order is paid."""
+
+    order_id: str
+
+
+class GetOrder(Query, name="orders.GetOrder"):
+    """An order's status and total; ``NotFound`` if there is none."""
+
+    order_id: str
+
+
+class OrderCreated(Event, name="orders.OrderCreated"):
+    order_id: str
+    customer_id: str
+    items: list[OrderItem]
+    total: int
+
+
+class OrderCancelled(Event, name="orders.OrderCancelled"):
+    order_id: str
+    customer_id: str
+
+
+class OrderPaid(Event, name="orders.OrderPaid"):
+    order_id: str
+    customer_id: str
+    items: list[OrderItem]
+
+
+class OrderRefunded(Event, name="orders.OrderRefunded"):
+    order_id: str
+    customer_id: str
+    items: list[OrderItem]
+
+
+class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``CreateOrder`` returns: the order's id and total in cents."""
+
+    order_id: str
+    total: int
+
+
+class OrderSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``GetOrder`` returns; ``status`` is created, paid, cancelled or refunded."""
+
+    order_id: str
+    customer_id: str
+    status: str
+    total: int

@@ -1,0 +1,68 @@
+"""Orders' handlers, and the process manager that turns payments and refunds into access to content."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import CommandContext, InvalidCommand, NotFound, ProcessManager, QueryContext
+from examples.shop.content.contract import GetPrices, GrantAccess, PriceList, RevokeAccess
+from examples.shop.orders.contract import (
+    CancelOrder,
+    CreateOrder,
+    GetOrder,
+    MarkOrderPaid,
+    MarkOrderRefunded,
+    NewOrder,
+    OrderPaid,
+    OrderRefunded,
+    OrderSummary,
+)
+from examples.shop.orders.domain import ORDER, PlaceOrder, order_total
+from examples.shop.orders.projections import OrderSummaries
+from examples.shop.users.contract import GetUser
+
+
+async def create_order(command: CreateOrder, ctx: CommandContext) -> NewOrder:
+    try:
+        await ctx.query(GetUser(user_id=command.customer_id))
+    except NotFound:
+        raise InvalidCommand(f"no customer {command.customer_id}") from None
+    catalog: PriceList = await ctx.query(GetPrices(content_ids=[item.content_id for item in command.items]))
+    order_id = ctx.new_id()
+    place = PlaceOrder(order_id=order_id, customer_id=command.customer_id, items=command.items, prices=catalog.prices)
+    await ctx.execute(ORDER, f"order-{order_id}", place)
+    return NewOrder(order_id=order_id, total=order_total(command.items, catalog.prices))
+
+
+async def cancel_order(command: CancelOrder, ctx: CommandContext) -> None:
+    await ctx.execute(ORDER, f"order-{command.order_id}", command)
+
+
+async def mark_order_paid(command: MarkOrderPaid, ctx: CommandContext) -> None:
+    await ctx.execute(ORDER, f"order-{command.order_id}", command)
+
+
+async def mark_order_refunded(command: MarkOrderRefunded, ctx: CommandContext) -> None:
+    await ctx.execute(ORDER, f"order-{command.order_id}", command)
+
+
+async def get_order(query: GetOrder, ctx: QueryContext) -> OrderSummary:
+    row = await ctx.view(OrderSummaries.orders).get(query.order_id)
+    if row is None:
+        raise NotFound(f"no order {query.order_id}")
+    return msgspec.convert(row, OrderSummary, from_attributes=True)
+
+
+access = ProcessManager("orders.access")
+
+
+@access.on(OrderPaid)
+def grant_bought_content(event: OrderPaid) -> GrantAccess:
+    content_ids = [item.content_id for item in event.items]
+    return GrantAccess(user_id=event.customer_id, order_id=event.order_id, content_ids=content_ids)
+
+
+@access.on(OrderRefunded)
+def revoke_refunded_content(event: OrderRefunded) -> RevokeAccess:
+    content_ids = [item.content_id for item in event.items]
+    return RevokeAccess(user_id=event.customer_id, order_id=event.order_id, content_ids=content_ids)

@@ -1,0 +1,33 @@
+"""The orders read model: each order's status and total (the seed's ``handle_<event>`` convention)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import Projector, View
+from examples.shop.orders.contract import OrderCancelled, OrderCreated, OrderPaid, OrderRefunded
+
+
+class OrderRow(msgspec.Struct, kw_only=True):
+    order_id: str
+    customer_id: str
+    status: str
+    total: int
+
+
+class OrderSummaries(Projector):
+    orders = View("orders", OrderRow, indexes=("customer_id",))
+
+    def handle_ordercreated(self, event: OrderCreated) -> None:
+        self.orders[event.order_id] = OrderRow(
+            order_id=event.order_id, customer_id=event.customer_id, status="created", total=event.total
+        )
+
+    def handle_orderpaid(self, event: OrderPaid) -> None:
+        self.orders.merge(event.order_id, status="paid")
+
+    def handle_ordercancelled(self, event: OrderCancelled) -> None:
+        self.orders.merge(event.order_id, status="cancelled")
+
+    def handle_orderrefunded(self, event: OrderRefunded) -> None:
+        self.orders.merge(event.order_id, status="refunded")

@@ -1,0 +1,35 @@
+"""The users contract: register a user and look one up."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import Command, Query
+
+
+class RegisterUser(Command, name="users.RegisterUser"):
+    """Register a customer; emails are unique, compared case-insensitively."""
+
+    email: str
+    name: str
+
+
+class GetUser(Query, name="users.GetUser"):
+    """A user's profile; ``NotFound`` if there is none."""
+
+    user_id: str
+
+
+class NewUser(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``RegisterUser`` returns."""
+
+    user_id: str
+
+
+class UserProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``GetUser`` returns; ``email`` is lowercased."""
+
+    user_id: str
+    email: str
+    name: str
+    roles: list[str]

@@ -1,0 +1,23 @@
+"""Users' command and query handlers."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import CommandContext, NotFound, QueryContext
+from examples.shop.users.contract import GetUser, NewUser, RegisterUser, UserProfile
+from examples.shop.users.domain import USER, CreateUser
+from examples.shop.users.projections import Users
+
+
+async def register_user(command: RegisterUser, ctx: CommandContext) -> NewUser:
+    user_id = ctx.new_id()
+    await ctx.execute(USER, f"user-{user_id}", CreateUser(user_id=user_id, email=command.email, name=command.name))
+    return NewUser(user_id=user_id)
+
+
+async def get_user(query: GetUser, ctx: QueryContext) -> UserProfile:
+    row = await ctx.view(Users.users).get(query.user_id)
+    if row is None:
+        raise NotFound(f"no user {query.user_id}")
+    return msgspec.convert(row, UserProfile, from_attributes=True)

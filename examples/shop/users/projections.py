@@ -1,0 +1,26 @@
+"""The users read model: one row per user, unique by lowercased email."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citadel import Projector, View
+from examples.shop.users.domain import UserRegistered
+
+
+class UserRow(msgspec.Struct, kw_only=True):
+    user_id: str
+    email: str
+    name: str
+    roles: list[str]
+
+
+class Users(Projector):
+    """Inline, so a second registration of an email fails in the same transaction (``UniqueViolation``)."""
+
+    users = View("users", UserRow, unique=("email",))
+
+    def handle_userregistered(self, event: UserRegistered) -> None:
+        self.users[event.user_id] = UserRow(
+            user_id=event.user_id, email=event.email, name=event.name, roles=event.roles
+        )

@@ -1,0 +1,114 @@
+"""RFC 9457 problem details: every error the HTTP layer returns, and which status each error class gets.
+
+Bad input is never a 500 and never shows a stack trace: malformed JSON is 400, a body or parameters that do
+not match the message are 422 (with ``errors`` naming each field), an unknown route or entity is 404, a
+refused or conflicting command is 409. Only an unexpected failure of our own is a 500, with no detail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import msgspec
+from starlette.responses import Response
+
+from citadel.errors import (
+    AccessDenied,
+    CitadelError,
+    ConcurrencyError,
+    DomainError,
+    IdempotencyConflict,
+    InvalidCommand,
+    InvalidMessage,
+    NotFound,
+    StoreError,
+    UnknownMessage,
+)
+
+__all__ = ["MEDIA_TYPE", "FieldError", "Problem", "from_exception", "problem", "problem_response", "validation_problem"]
+
+MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("citadel.http")
+
+
+class FieldError(msgspec.Struct, omit_defaults=True):
+    """One invalid field: where (a JSON path such as ``$.items[0].quantity``) and what is wrong."""
+
+    loc: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    """Return a problem as an ``application/problem+json`` response."""
+    return Response(_encoder.encode(problem), problem.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _type(slug: str) -> str:
+    return f"urn:citadel:problem:{slug}"
+
+
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def validation_problem(exc: InvalidMessage | msgspec.ValidationError, what: str) -> Problem:
+    """A 422 problem for a body or parameters that do not match their message type."""
+    text = str(exc)
+    message, _, at = text.partition(" - at `")
+    loc = at.rstrip("`") if at else "$"
+    missing = _MISSING.search(message)
+    if missing:
+        loc = f"{loc}.{missing.group(1)}"
+    if isinstance(exc, InvalidMessage) and exc.path:
+        loc = exc.path
+    message = message.removeprefix(f"invalid {what}: ")
+    return Problem(
+        _type("validation-error"),
+        "Invalid request",
+        422,
+        f"the request does not match {what}",
+        [FieldError(loc, message)],
+    )
+
+
+_BY_CLASS: list[tuple[type[BaseException], int, str, str]] = [
+    (NotFound, 404, "not-found", "Not found"),
+    (InvalidCommand, 422, "invalid-command", "Invalid command"),
+    (DomainError, 409, "conflict", "Refused"),
+    (ConcurrencyError, 409, "concurrency-conflict", "Concurrent modification"),
+    (IdempotencyConflict, 422, "idempotency-key-reused", "Idempotency key reused"),
+    (AccessDenied, 403, "forbidden", "Forbidden"),
+    (UnknownMessage, 404, "unknown-message", "Not found"),
+    (InvalidMessage, 422, "validation-error", "Invalid request"),
+    (StoreError, 503, "unavailable", "Service unavailable"),
+]
+
+
+def from_exception(exc: BaseException) -> tuple[Problem, dict[str, str]]:
+    """Map an exception to its problem and extra headers; unknown exceptions become a bare 500."""
+    for cls, status, slug, title in _BY_CLASS:
+        if isinstance(exc, cls):
+            headers = {"Retry-After": "1"} if status == 503 else {}
+            detail = "the store is unavailable, retry shortly" if isinstance(exc, StoreError) else str(exc)
+            return Problem(_type(slug), title, status, detail), headers
+    if not isinstance(exc, CitadelError):
+        log.exception("unexpected error while handling a request", exc_info=exc)
+    return Problem(_type("internal-error"), "Internal error", 500, "an unexpected error occurred; it was logged"), {}
+
+
+def problem(status: int, slug: str, title: str, detail: str) -> Problem:
+    """A problem of any status, with the type ``urn:citadel:problem:<slug>``."""
+    return Problem(_type(slug), title, status, detail)
