@@ -194,8 +194,20 @@ class Application:
             raise StoreError("the application is not started; use `async with app:` or `await app.start()`")
         return self._store
 
-    async def start(self, *, store: str | EventStore | None = None) -> None:
-        """Open the store (``store`` overrides the constructor's), create views, start consumers."""
+    def use_store(self, store: str | EventStore) -> None:
+        """Replace the store given to the constructor (before ``start``), e.g. from settings."""
+        if self._started:
+            raise ConfigurationError("the store cannot change while the application runs; stop it first")
+        self._store_spec = store
+
+    @property
+    def store_spec(self) -> str | EventStore:
+        """The store URL (or store) the application will open."""
+        return self._store_spec
+
+    async def start(self, *, store: str | EventStore | None = None, consumers: bool = True) -> None:
+        """Open the store (``store`` overrides the constructor's), create views, and unless ``consumers`` is
+        False (tools that only read or rebuild), start async projections and process managers."""
         if self._started:
             return
         spec = store if store is not None else self._store_spec
@@ -206,31 +218,36 @@ class Application:
         await self._store.open()
         try:
             await self._store.ensure_views(self.views)
-            for binding in self.projections.values():
-                if not binding.inline:
-                    runner = self._runners[binding.name] = AsyncProjection(
-                        binding, self._store, owner=self.node_id, lease_ttl=self.lease_ttl
-                    )
-                    self._by_module.setdefault(binding.module, []).append(runner)
-                    await runner.start()
-            for module in self.modules.values():
-                for manager in module.process_managers:
-                    name = manager.name or f"{module.name}.process_manager"
-                    consumer = ProcessManagerConsumer(
-                        name,
-                        self._store,
-                        manager.reactions(self.registry),
-                        self._dispatch_as(module),
-                        owner=self.node_id,
-                        lease_ttl=self.lease_ttl,
-                    )
-                    self._managers.append(consumer)
-                    self._by_module.setdefault(module.name, []).append(consumer)
-                    await consumer.start()
+            if consumers:
+                await self._start_consumers()
         except BaseException:
             await self.stop()
             raise
         self._started = True
+
+    async def _start_consumers(self) -> None:
+        store = self.store
+        for binding in self.projections.values():
+            if not binding.inline:
+                runner = self._runners[binding.name] = AsyncProjection(
+                    binding, store, owner=self.node_id, lease_ttl=self.lease_ttl
+                )
+                self._by_module.setdefault(binding.module, []).append(runner)
+                await runner.start()
+        for module in self.modules.values():
+            for manager in module.process_managers:
+                name = manager.name or f"{module.name}.process_manager"
+                consumer = ProcessManagerConsumer(
+                    name,
+                    store,
+                    manager.reactions(self.registry),
+                    self._dispatch_as(module),
+                    owner=self.node_id,
+                    lease_ttl=self.lease_ttl,
+                )
+                self._managers.append(consumer)
+                self._by_module.setdefault(module.name, []).append(consumer)
+                await consumer.start()
 
     async def stop(self) -> None:
         """Stop consumers and close the store."""

@@ -1,0 +1,246 @@
+"""The ``citadel`` command line: serve, check and operate an application.
+
+    citadel serve examples.shop:app --port 8000 --workers 2
+    citadel check examples.shop:app
+    citadel projections status examples.shop:app
+    citadel projections rebuild examples.shop:app analytics.revenue
+    citadel events tail examples.shop:app --type orders.OrderCreated --follow
+
+``APP`` may be omitted when ``citadel.toml`` (or ``CITADEL_APP``) names it. Errors print one line that says
+what to do, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from citadel.app import Application
+from citadel.boundaries import boundary_problems
+from citadel.config import Settings, load_settings
+from citadel.errors import CitadelError
+from citadel.loading import load_application
+
+__all__ = ["cli", "main"]
+
+T = TypeVar("T")
+
+cli = typer.Typer(help="Run, check and operate Citadel applications.", no_args_is_help=True, add_completion=False)
+projections_cli = typer.Typer(help="Inspect and rebuild projections.", no_args_is_help=True)
+events_cli = typer.Typer(help="Read the event log.", no_args_is_help=True)
+cli.add_typer(projections_cli, name="projections")
+cli.add_typer(events_cli, name="events")
+
+out = Console()
+err = Console(stderr=True)
+
+AppArg = Annotated[str | None, typer.Argument(help="package.module:attribute, e.g. examples.shop:app")]
+StoreOpt = Annotated[str | None, typer.Option(help="event store URL (default: the application's own)")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _settings(app: str | None, **options: Any) -> Settings:
+    try:
+        settings = load_settings(app=app, **options)
+    except CitadelError as exc:
+        _fail(str(exc))
+    if not settings.app:
+        _fail("no application given: pass APP (e.g. examples.shop:app) or set app in citadel.toml")
+    return settings
+
+
+def _application(settings: Settings) -> Application:
+    try:
+        application = load_application(settings.app or "")
+        if settings.store:
+            application.use_store(settings.store)
+    except CitadelError as exc:
+        _fail(str(exc))
+    return application
+
+
+def _run(application: Application, work: Callable[[Application], Awaitable[T]]) -> T:
+    async def session() -> T:
+        await application.start(consumers=False)
+        try:
+            return await work(application)
+        finally:
+            await application.stop()
+
+    try:
+        return asyncio.run(session())
+    except CitadelError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise AssertionError("unreachable")
+
+
+@cli.command()
+def serve(
+    app: AppArg = None,
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default 1)")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Serve the application over HTTP."""
+    from citadel.server import serve as run_server
+
+    settings = _settings(app, host=host, port=port, workers=workers, store=store)
+    try:
+        run_server(settings)
+    except CitadelError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+def check(app: AppArg = None) -> None:
+    """Check module boundaries: contracts only, declared dependencies, no cycles."""
+    application = _application(_settings(app))
+    problems = boundary_problems(application.modules.values())
+    if problems:
+        err.print(f"[bold red]{len(problems)} boundary problem(s):[/]")
+        for problem in problems:
+            err.print(f"  - {problem}", highlight=False)
+        raise typer.Exit(1)
+    names = ", ".join(application.modules)
+    out.print(f"[green]ok[/]: {len(application.modules)} modules keep their boundaries ({names})")
+
+
+@projections_cli.command("status")
+def projections_status(app: AppArg = None, store: StoreOpt = None) -> None:
+    """Show each projection's mode, position and lag."""
+    application = _application(_settings(app, store=store))
+
+    async def status(application: Application) -> list[Any]:
+        store_ = application.store
+        head = await store_.head_position()
+        rows = []
+        for name, binding in application.projections.items():
+            position = head if binding.inline else (await store_.checkpoint(name) or 0)
+            rows.append((name, binding.module, "inline" if binding.inline else "async", position, head - position))
+        return rows
+
+    table = Table("projection", "module", "mode", "position", "lag")
+    for row in _run(application, status):
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+
+
+@projections_cli.command("rebuild")
+def projections_rebuild(
+    app: AppArg = None,
+    name: Annotated[str | None, typer.Argument(help="projection to rebuild (default: all)")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Empty projections' views and replay the event log into them, with progress."""
+    application = _application(_settings(app, store=store))
+    names = [name] if name else list(application.projections)
+    if name and name not in application.projections:
+        _fail(f"no projection named {name!r}; known: {', '.join(application.projections) or 'none'}")
+
+    async def rebuild_all(application: Application) -> None:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=out,
+        ) as progress:
+            for projection in names:
+                task = progress.add_task(projection, total=None)
+
+                def report(done: int, total: int, task: Any = task) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                reached = await application.rebuild_projection(projection, progress=report)
+                progress.update(task, completed=reached, total=max(reached, 1))
+
+    _run(application, rebuild_all)
+    out.print(f"[green]rebuilt[/] {len(names)} projection(s)")
+
+
+@events_cli.command("tail")
+def events_tail(
+    app: AppArg = None,
+    stream: Annotated[str | None, typer.Option(help="only this stream (a trailing * matches a prefix)")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="only this event type, e.g. orders.OrderCreated")] = None,
+    last: Annotated[int, typer.Option(help="start this many events before the head")] = 20,
+    follow: Annotated[bool, typer.Option(help="keep printing new events as they are committed")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Print the event log: position, time, stream@version, type, actor and payload."""
+    application = _application(_settings(app, store=store))
+
+    def wanted(record: Any) -> bool:
+        if type_ and record.type != type_:
+            return False
+        if stream:
+            if stream.endswith("*"):
+                return bool(record.stream_id.startswith(stream[:-1]))
+            return bool(record.stream_id == stream)
+        return True
+
+    def show(record: Any) -> None:
+        payload = record.data.decode(errors="replace")
+        when = dt.datetime.fromtimestamp(record.recorded_at, dt.UTC).isoformat(timespec="milliseconds")
+        if as_json:
+            line = {
+                "position": record.position,
+                "recorded_at": when,
+                "stream_id": record.stream_id,
+                "version": record.version,
+                "type": record.type,
+                "actor": record.actor,
+                "correlation_id": record.correlation_id,
+                "causation_id": record.causation_id,
+                "data": json.loads(payload),
+            }
+            sys.stdout.write(json.dumps(line) + "\n")
+        else:
+            sys.stdout.write(
+                f"{record.position:>8}  {when}  {record.stream_id}@{record.version}  {record.type}  "
+                f"by {record.actor or '-'}  {payload}\n"
+            )
+        sys.stdout.flush()
+
+    async def tail(application: Application) -> None:
+        store_ = application.store
+        start = max(1, await store_.head_position() - last + 1)
+        if not follow:
+            head = await store_.head_position()
+            position = start
+            while position <= head:
+                records = await store_.read_all(position, 1000)
+                if not records:
+                    break
+                for record in records:
+                    if wanted(record):
+                        show(record)
+                position = records[-1].position + 1
+            return
+        async for record in store_.subscribe(start):
+            if wanted(record):
+                show(record)
+
+    _run(application, tail)
+
+
+def main() -> None:
+    """Entry point of the ``citadel`` script."""
+    cli()
