@@ -11,6 +11,7 @@ creates the views, and starts async projections and process managers; ``stop()``
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -132,7 +133,9 @@ class Application:
                 view.bind(module.name)
             self.views.extend(module.views)
             for projector in module.projections:
-                binding = BoundProjection(projector, module.name, self.registry)
+                binding = BoundProjection(
+                    projector, module.name, self.registry, functools.partial(self.may_use, module)
+                )
                 if binding.name in self.projections:
                     raise ConfigurationError(f"two projections are named {binding.name!r}")
                 self._check_subscriptions(module, f"projection {binding.name}", binding.event_types)
@@ -160,6 +163,13 @@ class Application:
             return self._owner[message_type]
         except KeyError:
             raise ConfigurationError(f"{message_type.__name__} is not declared by any module") from None
+
+    def may_use(self, module: Module, message_type: type[Message]) -> bool:
+        """Whether ``module`` may use ``message_type`` (its own, or a dependency's contract message)."""
+        owner = self._owner.get(message_type)
+        if owner is None:
+            return False
+        return owner is module or (owner.name in module.depends_on and owner.is_public(message_type))
 
     def check_access(self, module: Module, message_type: type[Message], *, what: str | None = None) -> None:
         """Raise ``AccessDenied`` unless ``module`` may use ``message_type``.

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["CommandContext", "Loaded", "QueryContext", "Receipt", "current_receipt"]
 
 S = TypeVar("S")
+D = TypeVar("D")
+E = TypeVar("E", bound=Event)
 
 
 class Runtime(Protocol):
@@ -91,14 +93,15 @@ class QueryContext(_Context):
 
     __slots__ = ()
 
-    def view(self, view: View[Any]) -> ViewReader[Any]:
+    def view(self, view: View[D]) -> ViewReader[D]:
         """Return read access to one of this module's views.
 
         Raises:
             AccessDenied: the view belongs to another module.
         """
         view.check_owner(self.module.name)
-        return self._runtime.store.view_reader(view)
+        reader: ViewReader[D] = self._runtime.store.view_reader(view)
+        return reader
 
 
 class CommandContext(_Context):
@@ -139,7 +142,7 @@ class CommandContext(_Context):
         """Stage events for ``stream_id``; they are written when the handler returns, atomically."""
         self.staged.append(StreamAppend(stream_id, events, expected_version))
 
-    async def execute(self, decider: Decider[Any, Any, Any], stream_id: str, command: Command) -> list[Event]:
+    async def execute(self, decider: Decider[Any, Any, E], stream_id: str, command: Command) -> list[E]:
         """Load the stream, decide on ``command``, stage the events at the loaded version; return them.
 
         Raises:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["BoundProjection", "ProjectionContext", "Projector"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D")
 
 
 class Projector:
@@ -79,15 +80,33 @@ class Projector:
         found.extend(v for v in self._declared_views if v not in found)
         return found
 
-    def handlers(self, registry: EventRegistry) -> dict[str, list[Callable[..., Any]]]:
-        """Return the handlers by stored event name: decorated functions, then ``handle_<name>`` methods."""
+    def handlers(
+        self, registry: EventRegistry, visible: Callable[[type[Event]], bool] | None = None
+    ) -> dict[str, list[Callable[..., Any]]]:
+        """Return the handlers by stored event name: decorated functions, then ``handle_<name>`` methods.
+
+        A ``handle_<name>`` method matches the event class called ``<name>`` (case-insensitively) among the
+        ``visible`` ones (its own module's events and its dependencies' contract events).
+
+        Raises:
+            ConfigurationError: two visible event classes share the name a method refers to.
+        """
         table: dict[str, list[Callable[..., Any]]] = {}
         for event_type, handler in self._registered:
             table.setdefault(registry.of(event_type).name, []).append(handler)
+        matched: dict[str, str] = {}
         for info in registry:
-            method = getattr(self, f"handle_{info.cls.__name__.lower()}", None)
-            if callable(method):
-                table.setdefault(info.name, []).append(method)
+            method_name = f"handle_{info.cls.__name__.lower()}"
+            method = getattr(self, method_name, None)
+            if not callable(method) or (visible is not None and not visible(info.cls)):
+                continue
+            if method_name in matched:
+                raise ConfigurationError(
+                    f"{type(self).__name__}.{method_name} could mean {matched[method_name]} or {info.name}; "
+                    "use @projector.on(EventType) to say which"
+                )
+            matched[method_name] = info.name
+            table.setdefault(info.name, []).append(method)
         return table
 
 
@@ -100,7 +119,7 @@ class ProjectionContext:
         self.record = record
         self._tx = tx
 
-    def view(self, view: View[Any]) -> ViewWriter[Any]:
+    def view(self, view: View[D]) -> ViewWriter[D]:
         """Return the writer of a view the projector declared.
 
         Raises:
@@ -143,7 +162,13 @@ def _wants_context(handler: Callable[..., Any]) -> bool:
 class BoundProjection:
     """A projector bound to its module and the registry: what stores and runners execute."""
 
-    def __init__(self, projector: Projector, module: str, registry: EventRegistry) -> None:
+    def __init__(
+        self,
+        projector: Projector,
+        module: str,
+        registry: EventRegistry,
+        visible: Callable[[type[Event]], bool] | None = None,
+    ) -> None:
         self.projector = projector
         self.module = module
         self.name = projector.name or f"{module}.{type(projector).__name__}"
@@ -155,7 +180,7 @@ class BoundProjection:
         self._allowed = frozenset(id(v) for v in self.views)
         self._handlers = {
             name: [(h, _wants_context(h), inspect.iscoroutinefunction(h)) for h in hs]
-            for name, hs in projector.handlers(registry).items()
+            for name, hs in projector.handlers(registry, visible).items()
         }
         if not self._handlers:
             raise ConfigurationError(

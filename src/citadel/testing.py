@@ -17,7 +17,7 @@ from citadel.app import Application
 from citadel.domain import Decider
 from citadel.messages import Command, Event
 
-__all__ = ["Scenario", "given", "running"]
+__all__ = ["Scenario", "given", "running", "settle"]
 
 C = TypeVar("C", bound=Command)
 S = TypeVar("S")
@@ -104,3 +104,19 @@ async def running(
             yield app
         finally:
             await app.stop()
+
+
+async def settle(app: Application, timeout: float = 10.0) -> int:
+    """Wait until every async projection and process manager has processed the whole log, including the
+    events that their own reactions append; return the head position reached.
+
+    Raises:
+        TimeoutError: a consumer did not catch up within ``timeout`` seconds.
+    """
+    while True:
+        head = await app.store.head_position()
+        for name, consumer in app.consumers.items():
+            if not await consumer.wait_for(head, timeout):
+                raise TimeoutError(f"consumer {name} did not reach position {head} within {timeout} s")
+        if await app.store.head_position() == head:
+            return head

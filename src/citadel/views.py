@@ -78,10 +78,20 @@ class View(Generic[D]):
             ``UniqueViolation`` and rolls back the whole command or batch that caused it).
     """
 
+    @overload
+    def __init__(
+        self: View[dict[str, Any]], name: str, *, indexes: Sequence[str] = (), unique: Sequence[str] = ()
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, name: str, doc_type: type[D], *, indexes: Sequence[str] = (), unique: Sequence[str] = ()
+    ) -> None: ...
+
     def __init__(
         self,
         name: str,
-        doc_type: type[D] = dict,  # type: ignore[assignment]
+        doc_type: type[Any] = dict,
         *,
         indexes: Sequence[str] = (),
         unique: Sequence[str] = (),

@@ -7,19 +7,13 @@ from examples.shop.content.contract import GetAccess, PublishContent
 from examples.shop.orders.contract import CreateOrder, NewOrder, OrderItem
 from examples.shop.users.contract import RegisterUser
 
+import citadel.testing
 from citadel import Application
 
 
 async def settle(app: Application) -> None:
     """Wait until every process manager and async projection has processed the whole log."""
-    while True:
-        head = await app.store.head_position()
-        for name, consumer in app.consumers.items():
-            assert await consumer.wait_for(head, timeout=10), f"consumer {name} did not reach {head}"
-        for name in app.projections:
-            assert await app.wait_for_projection(name, head, timeout=10), f"projection {name} did not reach {head}"
-        if await app.store.head_position() == head:
-            return
+    await citadel.testing.settle(app)
 
 
 async def register(app: Application, email: str = "ada@example.com") -> str:
