@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python examples/seed_pattern.py
+	$(BIN)/citadel serve examples.shop:app
 
 test: lint types unit
 
