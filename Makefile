@@ -28,8 +28,18 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python bench/store.py
+# The benchmark environment also holds the peer library, which the project itself never depends on.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/store.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -200,13 +200,21 @@ def bench_peer(folder: Path, seconds: float) -> Result | None:
 
 
 def print_table(rows: list[Result]) -> None:
-    header = f"{'scenario':<30} {'writers':>7} {'events/s':>10} {'ev/commit':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    raw = next((r["events_per_s"] for r in rows if r["scenario"].startswith("raw")), None)
+    peer = next((r["events_per_s"] for r in rows if r["scenario"].startswith("peer")), None)
+    header = (
+        f"{'scenario':<30} {'writers':>7} {'events/s':>10} {'ev/commit':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'of raw':>7} {'x peer':>7}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
+        of_raw = f"{100 * r['events_per_s'] / raw:.0f}%" if raw else ""
+        x_peer = f"{r['events_per_s'] / peer:.1f}" if peer else ""
         print(
             f"{r['scenario']:<30} {r['writers']:>7} {r['events_per_s']:>10,} {r['events_per_commit'] or '':>9} "
-            f"{r['p50_ms'] if r['p50_ms'] is not None else '':>8} {r['p99_ms'] if r['p99_ms'] is not None else '':>8}"
+            f"{r['p50_ms'] if r['p50_ms'] is not None else '':>8} {r['p99_ms'] if r['p99_ms'] is not None else '':>8} "
+            f"{of_raw:>7} {x_peer:>7}"
         )
 
 
@@ -215,14 +223,14 @@ async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[
     rows: list[Result] = []
     try:
         rows.append(bench_raw(folder, seconds))
+        peer = bench_peer(folder, seconds)
+        if peer is not None:
+            rows.append(peer)
         for writers in writer_counts:
             rows.append(await bench_store(folder, writers, seconds, group_commit=True))
             rows.append(await bench_store(folder, writers, seconds, group_commit=False))
         for dispatchers in dispatcher_counts:
             rows.append(await bench_command_path(folder, dispatchers, seconds))
-        peer = bench_peer(folder, seconds)
-        if peer is not None:
-            rows.append(peer)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows
