@@ -44,9 +44,10 @@ async def test_a_fenced_checkpoint_write_fails_once_another_holder_took_over(sto
 async def test_a_fenced_projection_page_writes_nothing_without_the_lease(store: EventStore) -> None:
     from test_views_and_projections import bind, docs
 
-    await store.append("a", [Happened(n=1)])
+    result = await store.append("a", [Happened(n=1)])
     assert await store.acquire_lease(Lease("suite.items", "other", ttl=60))
+    lease, records = Lease("suite.items", "me", ttl=60), await store.read_all()
     with pytest.raises(LeaseLost):
-        await store.apply_projection(bind(store), await store.read_all(), 1, Lease("suite.items", "me", ttl=60))
+        await store.apply_projection(bind(store), records, result.last_position, lease)
     assert await docs(store) == {}
     assert await store.checkpoint("suite.items") is None

@@ -50,7 +50,8 @@ def test_versions_are_contiguous_and_the_log_keeps_append_order(
                     await job
 
             log = await store.read_all(limit=10_000)
-            assert [r.position for r in log] == list(range(1, len(log) + 1))
+            positions = [r.position for r in log]
+            assert positions == sorted(set(positions))
             for stream, values in expected.items():
                 records = await store.read_stream(stream)
                 assert [r.version for r in records] == list(range(1, len(values) + 1))
