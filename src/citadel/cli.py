@@ -29,6 +29,7 @@ from citadel.boundaries import boundary_problems
 from citadel.config import Settings, load_settings
 from citadel.errors import CitadelError
 from citadel.loading import load_application
+from citadel.store.url import sqlite_path
 
 __all__ = ["cli", "main"]
 
@@ -41,7 +42,7 @@ cli.add_typer(projections_cli, name="projections")
 cli.add_typer(events_cli, name="events")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays on one line, whatever the terminal width
 
 AppArg = Annotated[str | None, typer.Argument(help="package.module:attribute, e.g. examples.shop:app")]
 StoreOpt = Annotated[str | None, typer.Option(help="event store URL (default: the application's own)")]
@@ -62,13 +63,18 @@ def _settings(app: str | None, **options: Any) -> Settings:
     return settings
 
 
-def _application(settings: Settings) -> Application:
+def _application(settings: Settings, *, existing_store: bool = False) -> Application:
+    """Load the application; with ``existing_store``, refuse a SQLite file that does not exist yet (a tool
+    that reads should not create an empty database because of a typo)."""
     try:
         application = load_application(settings.app or "")
         if settings.store:
             application.use_store(settings.store)
     except CitadelError as exc:
         _fail(str(exc))
+    path = sqlite_path(application.store_spec) if isinstance(application.store_spec, str) else None
+    if existing_store and path is not None and not path.exists():
+        _fail(f"there is no database at {path}; check --store (or CITADEL_STORE), or run the application first")
     return application
 
 
@@ -124,7 +130,7 @@ def check(app: AppArg = None) -> None:
 @projections_cli.command("status")
 def projections_status(app: AppArg = None, store: StoreOpt = None) -> None:
     """Show each projection's mode, position and lag."""
-    application = _application(_settings(app, store=store))
+    application = _application(_settings(app, store=store), existing_store=True)
 
     async def status(application: Application) -> list[Any]:
         store_ = application.store
@@ -148,7 +154,7 @@ def projections_rebuild(
     store: StoreOpt = None,
 ) -> None:
     """Empty projections' views and replay the event log into them, with progress."""
-    application = _application(_settings(app, store=store))
+    application = _application(_settings(app, store=store), existing_store=True)
     names = [name] if name else list(application.projections)
     if name and name not in application.projections:
         _fail(f"no projection named {name!r}; known: {', '.join(application.projections) or 'none'}")
@@ -179,13 +185,13 @@ def events_tail(
     app: AppArg = None,
     stream: Annotated[str | None, typer.Option(help="only this stream (a trailing * matches a prefix)")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="only this event type, e.g. orders.OrderCreated")] = None,
-    last: Annotated[int, typer.Option(help="start this many events before the head")] = 20,
+    last: Annotated[int, typer.Option(min=0, help="start this many events before the head")] = 20,
     follow: Annotated[bool, typer.Option(help="keep printing new events as they are committed")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     store: StoreOpt = None,
 ) -> None:
     """Print the event log: position, time, stream@version, type, actor and payload."""
-    application = _application(_settings(app, store=store))
+    application = _application(_settings(app, store=store), existing_store=True)
 
     def wanted(record: Any) -> bool:
         if type_ and record.type != type_:

@@ -38,7 +38,13 @@ def load_application(spec: str) -> Application:
     except AttributeError:
         raise ConfigurationError(f"module {module_name!r} has no attribute {attribute!r}") from None
     if callable(target) and not isinstance(target, Application):
-        target = target()
+        try:
+            target = target()
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"{spec} is a function that cannot be called without arguments ({exc}); "
+                "point APP at an Application, or at a function that takes none"
+            ) from exc
     if not isinstance(target, Application):
         raise ConfigurationError(f"{spec} is a {type(target).__name__}, not a citadel.Application")
     return target

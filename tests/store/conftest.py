@@ -1,54 +1,16 @@
-"""The backend-agnostic store fixtures: every test in this folder runs against every backend.
-
-A new backend adds its name to ``BACKENDS`` and a branch to ``open_backend``; the suite stays unchanged.
-"""
+"""The backend-agnostic store fixtures: every test in this folder runs against every backend of ``suite``."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from suite import BACKENDS, StoreFactory, open_backend
 
-from citadel import Event, EventRegistry, View
 from citadel.store.base import EventStore
-from citadel.store.sqlite import SQLiteEventStore
-
-BACKENDS = ["sqlite"]
-
-
-class Happened(Event, name="suite.Happened"):
-    n: int
-
-
-class Noted(Event, name="suite.Noted"):
-    text: str
-
-
-ITEMS = View("items", indexes=("colour",), unique=("sku",))
-ITEMS.bind("suite")
-
-
-def make_registry() -> EventRegistry:
-    return EventRegistry([Happened, Noted])
-
-
-@contextlib.asynccontextmanager
-async def open_backend(backend: str, directory: Path, **options: Any) -> AsyncIterator[EventStore]:
-    registry = make_registry()
-    if backend == "sqlite":
-        store: EventStore = SQLiteEventStore(directory / "events.db", registry, **options)
-    else:  # pragma: no cover - a backend listed without a branch is a mistake in this file
-        raise AssertionError(f"unknown backend {backend}")
-    await store.open()
-    await store.ensure_views([ITEMS])
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -60,9 +22,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def store(backend: str, tmp_path: Path) -> AsyncIterator[EventStore]:
     async with open_backend(backend, tmp_path) as opened:
         yield opened
-
-
-StoreFactory = Callable[[], contextlib.AbstractAsyncContextManager[EventStore]]
 
 
 @pytest.fixture

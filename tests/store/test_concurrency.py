@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import Happened
+from suite import Happened
 
 from citadel import NO_STREAM, ConcurrencyError
 from citadel.store.base import EventStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import Happened, Noted
+from suite import Happened, Noted
 
 from citadel import NO_STREAM, ConcurrencyError, IdempotencyConflict, Metadata
 from citadel.store.base import Commit, EventStore, IdempotencyRecord, Snapshot, StreamAppend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Happened
+from suite import Happened
 
 from citadel.errors import LeaseLost
 from citadel.store.base import EventStore, Lease

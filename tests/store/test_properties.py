@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import Happened, StoreFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from suite import (
+    Happened,
+    StoreFactory,
+)
 
 from citadel import ConcurrencyError
 

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import Happened, make_registry
+from suite import Happened, make_registry
 
 from citadel import NO_STREAM, ConcurrencyError
 from citadel.store.sqlite import SQLiteEventStore

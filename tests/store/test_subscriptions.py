@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from conftest import Happened
+from suite import Happened
 
 from citadel.store.base import EventStore, RecordedEvent
 

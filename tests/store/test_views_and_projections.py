@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import ITEMS, Happened, Noted
+from suite import ITEMS, Happened, Noted
 
 from citadel import NO_STREAM, ProjectionContext, Projector, UniqueViolation
 from citadel.errors import LeaseLost

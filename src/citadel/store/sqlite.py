@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from citadel.errors import ConfigurationError, StoreError
-from citadel.ids import new_id
 from citadel.messages import Event, EventRegistry
 from citadel.store.base import (
     AppendResult,
@@ -32,10 +31,10 @@ from citadel.store.base import (
     Snapshot,
     StreamAppend,
 )
+from citadel.store.encoding import encode_appends
 from citadel.store.sqlite_jobs import (
     CallJob,
     CommitJob,
-    EncodedAppend,
     ProjectionJob,
     acquire_lease,
     renew_lease,
@@ -162,14 +161,7 @@ class SQLiteEventStore:
 
     async def commit(self, commit: Commit) -> CommitResult:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
-        encode = self.registry.encode
-        appends = []
-        for append in commit.appends:
-            encoded = []
-            for event in append.events:
-                name, version, data = encode(event)
-                encoded.append((new_id(), name, version, data))
-            appends.append(EncodedAppend(append.stream_id, append.events, encoded, append.expected_version))
+        appends = encode_appends(commit, self.registry)
         job = CommitJob(appends, commit.metadata, commit.idempotency, commit.snapshots, self._inline_for, self.registry)
         result: CommitResult = await self._writer.submit(job)
         return result

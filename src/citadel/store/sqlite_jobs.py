@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from citadel.errors import ConcurrencyError, ConfigurationError, IdempotencyConflict, LeaseLost
-from citadel.messages import Event, EventRegistry
+from citadel.messages import EventRegistry
 from citadel.store.base import (
     AppendResult,
     CommitResult,
@@ -18,12 +18,12 @@ from citadel.store.base import (
     RecordedEvent,
     Snapshot,
 )
+from citadel.store.encoding import EncodedAppend
 from citadel.store.sqlite_writer import WriteJob, WriteTransaction
 
 __all__ = [
     "CallJob",
     "CommitJob",
-    "EncodedAppend",
     "ProjectionJob",
     "acquire_lease",
     "renew_lease",
@@ -68,24 +68,6 @@ def select_events(db: Any, where: str, params: tuple[Any, ...], registry: EventR
     """Run ``SELECT <event columns> FROM citadel_events <where>`` and wrap the rows."""
     rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()
     return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
-
-
-class EncodedAppend:
-    """An append whose events were already encoded (on the caller's thread, to spread the work)."""
-
-    __slots__ = ("encoded", "events", "expected_version", "stream_id")
-
-    def __init__(
-        self,
-        stream_id: str,
-        events: Sequence[Event],
-        encoded: list[tuple[str, str, int, bytes]],
-        expected_version: int | None,
-    ) -> None:
-        self.stream_id = stream_id
-        self.events = events
-        self.encoded = encoded  # (event_id, type name, schema version, payload) per event
-        self.expected_version = expected_version
 
 
 class CommitJob(WriteJob):
@@ -163,12 +145,13 @@ class CommitJob(WriteJob):
             results.append(AppendResult(append.stream_id, current + len(rows), first, tx.head))
             if self.projects:
                 self._project(tx, append, rows)
-        if record is not None:
-            db.execute(_IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, tx.head, tx.now))
+        result = CommitResult(tuple(results))
+        if record is not None:  # position 0 when the command wrote no event: nothing to wait for
+            db.execute(_IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, result.position, tx.now))
         for snap in self.snapshots:
             db.execute(_SNAPSHOT, (snap.stream_id, snap.version, snap.state_version, snap.data))
         tx.pending.update(versions)  # last: nothing of this job can fail after it
-        return CommitResult(tuple(results))
+        return result
 
     def _project(self, tx: WriteTransaction, append: EncodedAppend, rows: list[tuple[Any, ...]]) -> None:
         inline = self.inline

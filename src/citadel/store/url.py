@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -9,7 +10,15 @@ from citadel.errors import ConfigurationError
 from citadel.messages import EventRegistry
 from citadel.store.base import EventStore
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "sqlite_path"]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file a ``sqlite://`` URL names, or None for another scheme."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
 
 
 def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:

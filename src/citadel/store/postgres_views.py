@@ -1,0 +1,183 @@
+"""View tables in PostgreSQL: one table per view in its module's own schema, ``"<module>"."<view>"``.
+
+Documents are ``jsonb``; declared fields get expression indexes on ``(doc -> 'field')`` and ``find`` filters
+with the same expressions, comparing JSON values (so numbers compare as numbers).
+
+Writes inside a store transaction are buffered and sent in order, consecutive writes of the same kind as one
+pipelined ``executemany``; a read inside the transaction sends the buffer first, so it sees its own writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from citadel.errors import ConfigurationError, UniqueViolation
+from citadel.views import View
+
+__all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "table_name", "view_ddl"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def table_name(view: View[Any]) -> str:
+    """Return the quoted table of a bound view: ``"<module>"."<name>"``."""
+    if view.module is None:
+        raise ConfigurationError(f"view {view.name!r} is not part of a module; list it in one")
+    return f'"{view.module}"."{view.name}"'
+
+
+def view_ddl(view: View[Any]) -> list[str]:
+    """Return the statements that create a view's schema, table and indexes (idempotent)."""
+    table = table_name(view)
+    statements = [
+        f'CREATE SCHEMA IF NOT EXISTS "{view.module}"',
+        f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, doc JSONB NOT NULL)",
+    ]
+    for field in view.indexes:
+        statements.append(f"CREATE INDEX IF NOT EXISTS \"{view.name}__{field}\" ON {table} ((doc -> '{field}'))")
+    for field in view.unique:
+        statements.append(
+            f"CREATE UNIQUE INDEX IF NOT EXISTS \"{view.name}__{field}__unique\" ON {table} ((doc -> '{field}'))"
+        )
+    return statements
+
+
+def _json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+class _ViewSQL:
+    def __init__(self, view: View[Any]) -> None:
+        self.view = view
+        self.table = table = table_name(view)
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
+        self.select = f"SELECT doc FROM {table} WHERE key = $1"
+        self.fields = frozenset(view.indexes) | frozenset(view.unique)
+
+    def decode(self, doc: str | None) -> Any:
+        return None if doc is None else self.decoder.decode(doc)
+
+    def where(self, where: dict[str, Any]) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for field, value in where.items():
+            if field not in self.fields and field != "key":
+                raise ConfigurationError(
+                    f"view {self.view.qualified_name} has no index on {field!r}; add it to indexes=(...)"
+                )
+            params.append(value if field == "key" else _json(value))
+            clauses.append(f"key = ${len(params)}" if field == "key" else f"doc -> '{field}' = ${len(params)}::jsonb")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def find_sql(self, where: dict[str, Any], limit: int) -> tuple[str, list[Any]]:
+        clause, params = self.where(where)
+        params.append(limit)
+        return f"SELECT doc FROM {self.table}{clause} ORDER BY key LIMIT ${len(params)}", params
+
+
+class ViewBuffer:
+    """The writes of one store transaction, in order, until ``flush`` sends them."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.ops: list[tuple[str, tuple[Any, ...], View[Any]]] = []
+        self.writers: dict[int, PostgresViewWriter] = {}
+
+    def writer(self, view: View[Any]) -> PostgresViewWriter:
+        """Return the buffered writer of ``view`` (``ViewTransaction`` protocol)."""
+        found = self.writers.get(id(view))
+        if found is None:
+            found = self.writers[id(view)] = PostgresViewWriter(view, self)
+        return found
+
+    async def flush(self) -> None:
+        """Send the buffered writes, runs of the same statement as one pipelined batch.
+
+        Raises:
+            UniqueViolation: a write broke a view's unique field.
+        """
+        ops, self.ops = self.ops, []
+        start = 0
+        while start < len(ops):
+            sql, _, view = ops[start]
+            end = start
+            while end < len(ops) and ops[end][0] == sql:
+                end += 1
+            try:
+                if end - start == 1:
+                    await self.connection.execute(sql, *ops[start][1])
+                else:
+                    await self.connection.executemany(sql, [op[1] for op in ops[start:end]])
+            except asyncpg.UniqueViolationError as exc:
+                raise UniqueViolation(view.qualified_name, ", ".join(view.unique)) from exc
+            start = end
+
+
+class PostgresViewWriter(_ViewSQL):
+    """Buffered writes to one view inside a store transaction."""
+
+    def __init__(self, view: View[Any], buffer: ViewBuffer) -> None:
+        super().__init__(view)
+        self._buffer = buffer
+        table = self.table
+        self._put = (
+            f"INSERT INTO {table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc"
+        )
+        self._merge = f"UPDATE {table} SET doc = doc || $2::jsonb WHERE key = $1"
+        self._increment = (
+            f"INSERT INTO {table} (key, doc) VALUES ($1, jsonb_build_object($2::text, $3::numeric)) "
+            f"ON CONFLICT (key) DO UPDATE SET doc = jsonb_set({table}.doc, ARRAY[$2::text], "
+            f"to_jsonb(coalesce(({table}.doc ->> $2::text)::numeric, 0) + $3::numeric))"
+        )
+        self._delete = f"DELETE FROM {table} WHERE key = $1"
+
+    def put(self, key: str, doc: Any) -> None:
+        self._buffer.ops.append((self._put, (key, _json(doc)), self.view))
+
+    __setitem__ = put
+
+    def merge(self, key: str, **fields: Any) -> None:
+        self._buffer.ops.append((self._merge, (key, _json(fields)), self.view))
+
+    def increment(self, key: str, field: str, by: float = 1) -> None:
+        self._buffer.ops.append((self._increment, (key, field, by), self.view))
+
+    def delete(self, key: str) -> None:
+        self._buffer.ops.append((self._delete, (key,), self.view))
+
+    __delitem__ = delete
+
+    def clear(self) -> None:
+        """Delete every document (used by rebuilds)."""
+        self._buffer.ops.append((f"DELETE FROM {self.table} WHERE $1::int = 1", (1,), self.view))
+
+    async def get(self, key: str) -> Any:
+        await self._buffer.flush()
+        return self.decode(await self._buffer.connection.fetchval(self.select, key))
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
+        await self._buffer.flush()
+        sql, params = self.find_sql(where, limit)
+        return [self.decode(r[0]) for r in await self._buffer.connection.fetch(sql, *params)]
+
+
+class PostgresViewReader(_ViewSQL):
+    """Reads one view's committed documents through the store's pool."""
+
+    def __init__(self, view: View[Any], pool: Any) -> None:
+        super().__init__(view)
+        self._pool = pool
+
+    async def get(self, key: str) -> Any:
+        return self.decode(await self._pool.fetchval(self.select, key))
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
+        sql, params = self.find_sql(where, limit)
+        return [self.decode(r[0]) for r in await self._pool.fetch(sql, *params)]
+
+    async def count(self, **where: Any) -> int:
+        clause, params = self.where(where)
+        return int(await self._pool.fetchval(f"SELECT count(*) FROM {self.table}{clause}", *params))

@@ -1,0 +1,367 @@
+"""Group commit for PostgreSQL: batches of commits, one transaction each, pipelined across connections.
+
+Commits wait in one queue; each of ``connections`` writer tasks takes everything queued, writes it in one
+transaction with a handful of round trips (the version check of every stream in one query, every event in
+one ``unnest`` insert, the idempotency records and snapshots likewise, the inline projections' writes
+pipelined), and commits. While one writer waits for its commit to be flushed, the next takes the next batch.
+
+Optimistic concurrency is checked in the batch before anything is written, so a stale append fails alone.
+A conflict the check could not see (another connection appended to the same stream meanwhile), a projection
+that fails, or a broken unique field abort the fast path; the batch is then redone with one savepoint per
+commit, so that only the offending commit fails.
+
+Positions are ``(transaction id << 20) + index``, which orders them by transaction id; see ``postgres`` for
+why subscribers can never skip an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from citadel.errors import ConcurrencyError, IdempotencyConflict, StoreError
+from citadel.messages import EventRegistry
+from citadel.store.base import AppendResult, CommitResult, IdempotencyRecord, Metadata, ProjectionTarget, RecordedEvent
+from citadel.store.base import Snapshot as SnapshotRecord
+from citadel.store.encoding import EncodedAppend
+from citadel.store.postgres_views import ViewBuffer
+
+__all__ = ["INDEX_BITS", "PgCommit", "PostgresWriter", "apply_handler"]
+
+INDEX_BITS = 20
+"""Positions are ``(xid << INDEX_BITS) + index``: at most 2**20 events per transaction."""
+MAX_BATCH_EVENTS = 50_000
+log = logging.getLogger("citadel.store.postgres")
+
+_INSERT_EVENTS = (
+    "INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at, "
+    "correlation_id, causation_id, actor) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], "
+    "$5::text[], $6::int[], $7::bytea[], $8::float8[], $9::text[], $10::text[], $11::text[])"
+)
+_VERSIONS = "SELECT stream_id, max(version) FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id"
+_INSERT_IDEMPOTENCY = (
+    "INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::float8[])"
+)
+_UPSERT_SNAPSHOTS = (
+    "INSERT INTO citadel.snapshots (stream_id, version, state_version, data) "
+    "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bytea[]) ON CONFLICT (stream_id) DO UPDATE "
+    "SET version = excluded.version, state_version = excluded.state_version, data = excluded.data"
+)
+
+
+async def apply_handler(result: Awaitable[None] | None) -> None:
+    """Await a projection handler's result when it is a coroutine."""
+    if result is not None and inspect.isawaitable(result):
+        await result
+
+
+class PgCommit:
+    """A commit waiting for the writer, and the future its caller awaits."""
+
+    __slots__ = ("appends", "future", "idempotency", "metadata", "snapshots")
+
+    def __init__(
+        self,
+        appends: list[EncodedAppend],
+        metadata: Metadata,
+        idempotency: IdempotencyRecord | None,
+        snapshots: Sequence[SnapshotRecord],
+        future: asyncio.Future[CommitResult],
+    ) -> None:
+        self.appends = appends
+        self.metadata = metadata
+        self.idempotency = idempotency
+        self.snapshots = snapshots
+        self.future = future
+
+
+def _append_row(columns: list[list[Any]], row: Sequence[Any]) -> None:
+    for column, value in zip(columns, row, strict=True):
+        column.append(value)
+
+
+class _Batch:
+    """One transaction's rows: events, idempotency records and snapshots, in column arrays."""
+
+    def __init__(self, xid: int, now: float) -> None:
+        self.base = xid << INDEX_BITS
+        self.index = 0
+        self.now = now
+        self.events: list[list[Any]] = [[] for _ in range(11)]
+        self.keys: list[list[Any]] = [[] for _ in range(5)]
+        self.snapshots: list[list[Any]] = [[] for _ in range(4)]
+        self.records: list[tuple[RecordedEvent, Sequence[ProjectionTarget]]] = []
+
+    def add(
+        self,
+        job: PgCommit,
+        versions: dict[str, int],
+        registry: EventRegistry,
+        inline: Callable[[str], Sequence[ProjectionTarget]],
+    ) -> CommitResult:
+        """Add a checked commit's rows, and return where its events will be."""
+        meta = job.metadata
+        results = []
+        for append in job.appends:
+            current = versions[append.stream_id]
+            if not append.encoded:
+                results.append(AppendResult(append.stream_id, current, 0, 0))
+                continue
+            first = self.base + self.index + 1
+            for i, (event_id, name, version, data) in enumerate(append.encoded):
+                self.index += 1
+                row = (
+                    self.base + self.index, append.stream_id, current + 1 + i, event_id, name, version, data,
+                    self.now, meta.correlation_id, meta.causation_id, meta.actor,
+                )  # fmt: skip
+                _append_row(self.events, row)
+                projections = inline(name)
+                if projections:
+                    recorded = RecordedEvent(*row, registry=registry, event=append.events[i])
+                    self.records.append((recorded, projections))
+            versions[append.stream_id] = current + len(append.encoded)
+            results.append(AppendResult(append.stream_id, versions[append.stream_id], first, self.base + self.index))
+        result = CommitResult(tuple(results))
+        key = job.idempotency
+        if key is not None:  # position 0 when the command wrote no event: nothing to wait for
+            _append_row(self.keys, (key.key, key.request_hash, key.result, result.position, self.now))
+        for snap in job.snapshots:
+            _append_row(self.snapshots, (snap.stream_id, snap.version, snap.state_version, snap.data))
+        return result
+
+    async def write(self, connection: Any) -> None:
+        """Send the rows added since the last write (then forget them)."""
+        try:
+            if self.events[0]:
+                await connection.execute(_INSERT_EVENTS, *self.events)
+            if self.keys[0]:
+                await connection.execute(_INSERT_IDEMPOTENCY, *self.keys)
+            if self.snapshots[0]:
+                await connection.execute(_UPSERT_SNAPSHOTS, *self.snapshots)
+            if self.records:
+                buffer = ViewBuffer(connection)
+                for record, projections in self.records:
+                    for projection in projections:
+                        await apply_handler(projection.apply(record, buffer))
+                await buffer.flush()
+        finally:
+            for columns in (self.events, self.keys, self.snapshots):
+                for column in columns:
+                    column.clear()
+            self.records.clear()
+
+    @property
+    def last_position(self) -> int:
+        return self.base + self.index
+
+
+_BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
+
+
+class PostgresWriter:
+    """Writer tasks that group queued commits into transactions on pooled connections."""
+
+    def __init__(
+        self,
+        pool: Any,
+        registry: EventRegistry,
+        inline: Callable[[str], Sequence[ProjectionTarget]],
+        on_commit: Callable[[int], None],
+        *,
+        connections: int = 4,
+        group_commit: bool = True,
+        max_batch: int = 2000,
+    ) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._inline = inline
+        self._on_commit = on_commit
+        self._connections = connections
+        self._max_batch = max_batch if group_commit else 1
+        self._queue: collections.deque[PgCommit] = collections.deque()
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writing = 0
+        self._idle = asyncio.Event()
+        self.transactions = 0
+
+    def start(self) -> None:
+        """Start the writer tasks."""
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"citadel-pg-writer-{i}") for i in range(self._connections)
+        ]
+
+    async def stop(self) -> None:
+        """Let queued and running commits finish, then stop the writer tasks."""
+        while self._queue or self._writing:
+            self._idle.clear()
+            await self._idle.wait()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def submit(self, job: PgCommit) -> None:
+        """Queue a commit; its future resolves once written."""
+        if not self._tasks:
+            job.future.set_exception(StoreError("the event store is not open; call `await store.open()` first"))
+            return
+        self._queue.append(job)
+        self._ready.set()
+
+    def _take(self) -> list[PgCommit]:
+        jobs: list[PgCommit] = []
+        events = 0
+        queue = self._queue
+        while queue and len(jobs) < self._max_batch and events < MAX_BATCH_EVENTS:
+            job = queue.popleft()
+            jobs.append(job)
+            events += sum(len(a.encoded) for a in job.appends)
+        if not queue:
+            self._ready.clear()
+        return jobs
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            jobs = self._take()
+            if not jobs:
+                continue
+            self._writing += 1
+            try:
+                last = await self._write(jobs)
+            except asyncio.CancelledError:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(StoreError("the event store closed before this commit was written"))
+                raise
+            except Exception as exc:
+                error = StoreError(f"PostgreSQL write failed: {exc}")
+                error.__cause__ = exc
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                continue
+            finally:
+                self._writing -= 1
+                if not self._writing and not self._queue:
+                    self._idle.set()
+            self.transactions += 1
+            if last:
+                self._on_commit(last)
+
+    async def _write(self, jobs: list[PgCommit]) -> int:
+        async with self._pool.acquire() as connection:
+            try:
+                async with connection.transaction():
+                    outcomes, last = await self._fast(connection, jobs)
+            except _BROKEN:
+                raise
+            except Exception as exc:
+                log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
+                async with connection.transaction():
+                    outcomes, last = await self._careful(connection, jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+        return last
+
+    async def _begin(self, connection: Any) -> _Batch:
+        xid = await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")
+        return _Batch(xid, time.time())
+
+    async def _fast(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
+        batch = await self._begin(connection)
+        streams = list({a.stream_id for job in jobs for a in job.appends})
+        versions: dict[str, int] = dict.fromkeys(streams, 0)
+        if streams:
+            versions.update((r[0], r[1]) for r in await connection.fetch(_VERSIONS, streams))
+        keys = [job.idempotency.key for job in jobs if job.idempotency is not None]
+        taken = set()
+        if keys:
+            rows = await connection.fetch("SELECT key FROM citadel.idempotency WHERE key = ANY($1)", keys)
+            taken = {r[0] for r in rows}
+        outcomes: list[Any] = []
+        for job in jobs:
+            refusal = _refusal(job, versions, taken)
+            if refusal is not None:
+                outcomes.append(refusal)
+                continue
+            if job.idempotency is not None:
+                taken.add(job.idempotency.key)
+            outcomes.append(batch.add(job, versions, self._registry, self._inline))
+        await batch.write(connection)
+        if batch.index:
+            await connection.execute("SELECT pg_notify('citadel_events', $1)", str(batch.last_position))
+        return outcomes, batch.last_position if batch.index else 0
+
+    async def _careful(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
+        batch = await self._begin(connection)
+        outcomes: list[Any] = []
+        for job in jobs:
+            try:
+                async with connection.transaction():  # a savepoint: this commit fails alone
+                    outcomes.append(await self._one(connection, job, batch))
+            except _BROKEN:
+                raise
+            except Exception as exc:
+                outcomes.append(await self._explain(connection, job, exc))
+        if batch.index:
+            await connection.execute("SELECT pg_notify('citadel_events', $1)", str(batch.last_position))
+        return outcomes, batch.last_position if batch.index else 0
+
+    async def _one(self, connection: Any, job: PgCommit, batch: _Batch) -> CommitResult:
+        streams = list({a.stream_id for a in job.appends})
+        versions = dict.fromkeys(streams, 0)
+        versions.update((r[0], r[1]) for r in await connection.fetch(_VERSIONS, streams))
+        taken: set[str] = set()
+        if job.idempotency is not None and await connection.fetchval(
+            "SELECT 1 FROM citadel.idempotency WHERE key = $1", job.idempotency.key
+        ):
+            taken.add(job.idempotency.key)
+        refusal = _refusal(job, versions, taken)
+        if refusal is not None:
+            raise refusal
+        result = batch.add(job, versions, self._registry, self._inline)
+        await batch.write(connection)  # on failure the savepoint rolls back; its positions stay unused
+        return result
+
+    async def _explain(self, connection: Any, job: PgCommit, exc: Exception) -> BaseException:
+        """Turn a savepoint failure into the error the caller should see."""
+        if isinstance(exc, asyncpg.UniqueViolationError) and exc.table_name == "events":
+            for append in job.appends:
+                actual = await connection.fetchval(
+                    "SELECT coalesce(max(version), 0) FROM citadel.events WHERE stream_id = $1", append.stream_id
+                )
+                return ConcurrencyError(append.stream_id, append.expected_version, actual)
+        if isinstance(exc, asyncpg.UniqueViolationError) and exc.table_name == "idempotency" and job.idempotency:
+            return IdempotencyConflict(job.idempotency.key)
+        return exc
+
+
+def _refusal(job: PgCommit, versions: dict[str, int], taken: set[str]) -> BaseException | None:
+    """The error that refuses ``job`` before anything is written, or None (versions of the batch so far)."""
+    seen: dict[str, int] = {}
+    for append in job.appends:
+        current = seen.get(append.stream_id, versions[append.stream_id])
+        if append.expected_version is not None and append.expected_version != current:
+            return ConcurrencyError(append.stream_id, append.expected_version, current)
+        seen[append.stream_id] = current + len(append.encoded)
+    if job.idempotency is not None and job.idempotency.key in taken:
+        return IdempotencyConflict(job.idempotency.key)
+    return None

@@ -1,0 +1,65 @@
+"""Run the installed ``citadel`` script as a subprocess, and shops seeded in-process for it to operate on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .shop_data import Shop, seed
+
+CITADEL = str(Path(sys.executable).parent / "citadel")
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_APPS = REPO / "tests" / "fixtures" / "cli_apps"
+"""Holds ``cli_leaky``; always on the subprocess' PYTHONPATH."""
+
+# Variables of the caller's shell that would change what the command line reads or prints.
+_IGNORED = {"PYTHONPATH", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR", "COLUMNS", "LINES"}
+
+
+class Citadel:
+    """``citadel(*args)`` runs the command line in the repository root (so ``examples`` imports from the current
+    directory), with HOME in the test's directory and no ``CITADEL_*`` variables but those given."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def env(self, cwd: Path = REPO, **variables: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_") and k not in _IGNORED}
+        path = [str(FIXTURE_APPS)] if cwd == REPO else [str(FIXTURE_APPS), str(REPO)]
+        env.update(HOME=str(self.home), COLUMNS="80", PYTHONPATH=os.pathsep.join(path), **variables)
+        return env
+
+    def __call__(self, *args: str, cwd: Path = REPO, **variables: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CITADEL, *args],
+            cwd=cwd,
+            env=self.env(cwd, **variables),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture
+def citadel(tmp_path: Path) -> Citadel:
+    home = tmp_path / "home"
+    home.mkdir()
+    return Citadel(home)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Shop:
+    """A settled shop: one user, one item, one order of two of it (1000 cents), paid; access granted."""
+    return asyncio.run(seed(f"sqlite:///{tmp_path}/shop.db"))
+
+
+@pytest.fixture
+def unsettled_shop(tmp_path: Path) -> Shop:
+    """A shop whose consumers never ran: three events, and analytics' async projections at position 0."""
+    return asyncio.run(seed(f"sqlite:///{tmp_path}/unsettled.db", consumers=False))

@@ -1,0 +1,76 @@
+"""In-process access to a shop's store for the command-line tests: seed it, add to it, read its views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from examples.shop import build_app
+from examples.shop.analytics.contract import GetOrdersByStatus, GetRevenue
+from examples.shop.billing.contract import GetInvoice, PayInvoice
+from examples.shop.content.contract import GetAccess, GetItem, PublishContent
+from examples.shop.orders.contract import CreateOrder, GetOrder, OrderItem
+from examples.shop.users.contract import GetUser, RegisterUser
+
+from citadel.testing import settle
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A shop's store on disk, and the ids of what was seeded into it."""
+
+    url: str
+    user_id: str
+    content_id: str
+    order_id: str
+
+
+async def seed(url: str, *, consumers: bool = True) -> Shop:
+    """Register a user, publish an item, order it and (when ``consumers`` run) pay it and let everything settle.
+
+    Without consumers, billing never opens the invoice and analytics' async projections stay behind the head.
+    """
+    app = build_app(store=url)
+    await app.start(consumers=consumers)
+    try:
+        user = await app.dispatch(RegisterUser(email="ada@example.com", name="Ada"))
+        item = await app.dispatch(PublishContent(title="Notes", body="...", price=500))
+        order = await app.dispatch(
+            CreateOrder(customer_id=user.user_id, items=[OrderItem(content_id=item.content_id, quantity=2)])
+        )
+        if consumers:
+            await settle(app)
+            invoice = await app.query(GetInvoice(order_id=order.order_id))
+            await app.dispatch(PayInvoice(invoice_id=invoice.invoice_id, amount=invoice.amount))
+            await settle(app)
+    finally:
+        await app.stop()
+    return Shop(url, user.user_id, item.content_id, order.order_id)
+
+
+async def register(url: str, email: str) -> None:
+    """Register one more user (appends one ``users.UserRegistered`` event)."""
+    app = build_app(store=url)
+    await app.start(consumers=False)
+    try:
+        await app.dispatch(RegisterUser(email=email, name="Grace"))
+    finally:
+        await app.stop()
+
+
+async def views(shop: Shop) -> dict[str, Any]:
+    """Every query answer about what was seeded, read from the views without running any consumer."""
+    app = build_app(store=shop.url)
+    await app.start(consumers=False)
+    try:
+        return {
+            "revenue": await app.query(GetRevenue()),
+            "statuses": await app.query(GetOrdersByStatus()),
+            "user": await app.query(GetUser(user_id=shop.user_id)),
+            "item": await app.query(GetItem(content_id=shop.content_id)),
+            "access": await app.query(GetAccess(user_id=shop.user_id, content_id=shop.content_id)),
+            "order": await app.query(GetOrder(order_id=shop.order_id)),
+            "invoice": await app.query(GetInvoice(order_id=shop.order_id)),
+        }
+    finally:
+        await app.stop()

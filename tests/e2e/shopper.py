@@ -1,0 +1,183 @@
+"""Steps of the shop's flows over HTTP only: what a client of the served shop can do and see.
+
+Nothing here touches the ``Application``: every step is a request, every wait is ``min_position`` (the
+``Citadel-Position`` of a write) or a poll with a deadline, so the same steps drive an in-process ASGI app
+and a real ``citadel serve`` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from citadel import Application
+from citadel.http import create_asgi
+
+T = TypeVar("T")
+
+PROBLEM = "application/problem+json"
+DEADLINE = 10.0
+"""Seconds a step waits for the shop's modules to react before it gives up (and the test fails)."""
+
+
+@contextlib.asynccontextmanager
+async def over_http(app: Application) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app``'s HTTP API in this process (the app is started and stopped by the caller).
+
+    Unexpected exceptions become the 500 responses a real server sends, so "never a 500" is checked the
+    same way in process as over TCP.
+    """
+    asgi = create_asgi(app, manage_lifecycle=False)
+    transport = httpx.ASGITransport(asgi, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        yield client
+
+
+def describe(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url} -> {response.status_code} {response.text}"
+
+
+def ok(response: httpx.Response) -> Any:
+    """The JSON body of a successful response (fails the test, saying why, on any other)."""
+    assert response.status_code == 200, describe(response)
+    assert response.headers["content-type"] == "application/json", describe(response)
+    return response.json()
+
+
+def position(response: httpx.Response) -> int:
+    """The ``Citadel-Position`` of a successful command."""
+    ok(response)
+    return int(response.headers["citadel-position"])
+
+
+def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """The RFC 9457 document of an error response, checked to be one of ``status`` and type ``slug``."""
+    assert response.status_code == status, describe(response)
+    assert response.headers["content-type"] == PROBLEM, describe(response)
+    assert "Traceback" not in response.text, describe(response)
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:citadel:problem:{slug}", describe(response)
+    assert body["status"] == status
+    assert isinstance(body["title"], str)
+    assert isinstance(body["detail"], str)
+    return body
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = DEADLINE) -> T:
+    """Poll ``probe`` until ``done`` holds for its result; return the last result (the caller asserts on it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if done(value) or loop.time() >= deadline:
+            return value
+        await asyncio.sleep(0.02)
+
+
+async def read(client: httpx.AsyncClient, path: str, min_position: int = 0, **params: Any) -> httpx.Response:
+    """GET a query; with ``min_position``, retry its 503s (as ``Retry-After`` asks) until the deadline."""
+    if min_position:
+        params["min_position"] = min_position
+    return await eventually(lambda: client.get(path, params=params), lambda r: r.status_code != 503)
+
+
+async def settle(client: httpx.AsyncClient, timeout: float = DEADLINE) -> int:
+    """Wait until ``/ready`` shows every projection and process manager at the head, twice with one head
+    (so the reactions to the last events are in the log too); return that head."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    previous: int | None = None
+    while True:
+        report = ok(await client.get("/ready"))
+        consumers = [*report["projections"], *report["process_managers"]]
+        head = int(report["head"]) if all(c["lag"] == 0 for c in consumers) else None
+        if head is not None and head == previous:
+            return head
+        assert loop.time() < deadline, f"the shop did not settle within {timeout} s: {report}"
+        previous = head
+        await asyncio.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An order as ``CreateOrder`` answered it, with the position of its event."""
+
+    order_id: str
+    total: int
+    position: int
+
+
+async def register(client: httpx.AsyncClient, email: str = "ada@example.com", name: str = "Ada") -> str:
+    return str(ok(await client.post("/users/register-user", json={"email": email, "name": name}))["user_id"])
+
+
+async def publish(client: httpx.AsyncClient, price: int, title: str = "") -> str:
+    body = {"title": title or f"Item at {price}", "body": "...", "price": price}
+    return str(ok(await client.post("/content/publish-content", json=body))["content_id"])
+
+
+async def price(client: httpx.AsyncClient, content_id: str) -> int:
+    return int(ok(await client.get("/content/item", params={"content_id": content_id}))["price"])
+
+
+async def order(client: httpx.AsyncClient, customer_id: str, *content_ids: str, quantity: int = 1) -> Placed:
+    items = [{"content_id": c, "quantity": quantity} for c in content_ids]
+    response = await client.post("/orders/create-order", json={"customer_id": customer_id, "items": items})
+    created = ok(response)
+    return Placed(created["order_id"], created["total"], position(response))
+
+
+async def invoice(client: httpx.AsyncClient, order_id: str, min_position: int = 0) -> dict[str, Any]:
+    """The order's invoice, waiting (``min_position``, then polling) until billing has opened it."""
+    response = await eventually(
+        lambda: read(client, "/billing/invoice", min_position, order_id=order_id), lambda r: r.status_code != 404
+    )
+    return dict(ok(response))
+
+
+async def pay(client: httpx.AsyncClient, bill: dict[str, Any], key: str | None = None) -> httpx.Response:
+    """Pay ``bill`` in full (the raw response: callers check its status, body and position)."""
+    headers = {} if key is None else {"idempotency-key": key}
+    body = {"invoice_id": bill["invoice_id"], "amount": bill["amount"]}
+    return await client.post("/billing/pay-invoice", json=body, headers=headers)
+
+
+async def order_status(client: httpx.AsyncClient, order_id: str, expected: str | None = None) -> str:
+    """The order's status; with ``expected``, polls until it is that (or the deadline passes)."""
+
+    async def status() -> str:
+        return str(ok(await client.get("/orders/order", params={"order_id": order_id}))["status"])
+
+    return await eventually(status, lambda s: expected is None or s == expected)
+
+
+async def can_read(client: httpx.AsyncClient, user_id: str, content_id: str, expected: bool | None = None) -> bool:
+    """Whether the user may read the item; with ``expected``, polls until it is that (or the deadline passes)."""
+
+    async def granted() -> bool:
+        params = {"user_id": user_id, "content_id": content_id}
+        return bool(ok(await client.get("/content/access", params=params))["granted"])
+
+    return await eventually(granted, lambda g: expected is None or g == expected)
+
+
+async def revenue(client: httpx.AsyncClient, min_position: int = 0) -> dict[str, int]:
+    return dict(ok(await read(client, "/analytics/revenue", min_position)))
+
+
+async def statuses(client: httpx.AsyncClient, min_position: int = 0) -> dict[str, int]:
+    return dict(ok(await read(client, "/analytics/orders-by-status", min_position)))
+
+
+async def buy(client: httpx.AsyncClient, customer_id: str, *content_ids: str, key: str = "") -> Placed:
+    """Order the items, pay the invoice once it is open, and wait until the order is paid."""
+    placed = await order(client, customer_id, *content_ids)
+    bill = await invoice(client, placed.order_id, placed.position)
+    ok(await pay(client, bill, key or f"pay-{placed.order_id}"))
+    assert await order_status(client, placed.order_id, "paid") == "paid"
+    return placed

@@ -1,0 +1,186 @@
+"""Every error class of the shop, as a client meets it: an RFC 9457 problem document, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from shopper import buy, invoice, ok, order, pay, problem, publish, register
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/users/register-user", content=b'{"email": "ada@', headers={"content-type": "application/json"}
+    )
+    problem(response, 400, "malformed-json")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/users/register-user", {"email": "ada@example.com"}, "$.name"),
+        ("/users/register-user", {"email": 42, "name": "Ada"}, "$.email"),
+        ("/content/publish-content", {"title": "Guide", "body": "...", "price": "five"}, "$.price"),
+        ("/orders/create-order", {"customer_id": "c", "items": [{"content_id": "x"}]}, "$.items[0].quantity"),
+        ("/orders/create-order", {"customer_id": "c", "items": None}, "$.items"),
+        ("/billing/pay-invoice", {"invoice_id": "i", "amount": 1.5}, "$.amount"),
+        ("/billing/pay-invoice", [], "$"),
+    ],
+)
+async def test_missing_or_wrong_fields_are_422_naming_the_field(
+    client: httpx.AsyncClient, path: str, body: Any, loc: str
+) -> None:
+    found = problem(await client.post(path, json=body), 422, "validation-error")
+    assert found["errors"][0]["loc"] == loc
+    assert found["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "loc"),
+    [
+        ("/orders/order", {}, "$.order_id"),
+        ("/content/access", {"user_id": "u"}, "$.content_id"),
+        ("/orders/order", {"order_id": "o", "colour": "red"}, "$.colour"),
+        ("/analytics/revenue", {"min_position": "soon"}, "$.min_position"),
+    ],
+)
+async def test_missing_unknown_or_malformed_query_parameters_are_422_naming_them(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], loc: str
+) -> None:
+    found = problem(await client.get(path, params=params), 422, "validation-error")
+    assert found["errors"][0]["loc"] == loc
+
+
+async def test_a_malformed_email_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/users/register-user", json={"email": "ada at example.com", "name": "Ada"})
+    assert "not an email address" in problem(response, 422, "invalid-command")["detail"]
+
+
+async def test_registering_an_email_again_in_another_case_is_409(client: httpx.AsyncClient) -> None:
+    await register(client, "ada@example.com")
+
+    response = await client.post("/users/register-user", json={"email": "ADA@Example.com", "name": "Ada again"})
+
+    assert "email" in problem(response, 409, "conflict")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("customer", "item", "quantity", "detail"),
+    [
+        ("registered", "nothing", 1, "no such item: nothing"),
+        ("registered", "published", 0, "must be at least 1, got 0"),
+        ("nobody", "published", 1, "no customer nobody"),
+    ],
+    ids=["unknown content", "quantity 0", "unknown customer"],
+)
+async def test_an_order_the_catalog_or_the_customers_cannot_fill_is_422(
+    client: httpx.AsyncClient, customer: str, item: str, quantity: int, detail: str
+) -> None:
+    customer_id = await register(client) if customer == "registered" else customer
+    content_id = await publish(client, 500) if item == "published" else item
+    body = {"customer_id": customer_id, "items": [{"content_id": content_id, "quantity": quantity}]}
+
+    response = await client.post("/orders/create-order", json=body)
+
+    assert detail in problem(response, 422, "invalid-command")["detail"]
+
+
+async def test_paying_the_wrong_amount_is_422(client: httpx.AsyncClient) -> None:
+    placed = await order(client, await register(client), await publish(client, 500))
+    bill = await invoice(client, placed.order_id, placed.position)
+
+    response = await pay(client, {**bill, "amount": 499})
+
+    assert "500 cents, not 499" in problem(response, 422, "invalid-command")["detail"]
+    assert (await invoice(client, placed.order_id))["status"] == "open"
+
+
+async def test_paying_an_already_paid_invoice_with_another_key_is_409(client: httpx.AsyncClient) -> None:
+    placed = await buy(client, await register(client), await publish(client, 500), key="first")
+    bill = await invoice(client, placed.order_id)
+
+    response = await pay(client, bill, key="second")
+
+    assert "is paid" in problem(response, 409, "conflict")["detail"]
+
+
+async def test_cancelling_a_paid_order_is_409(client: httpx.AsyncClient) -> None:
+    placed = await buy(client, await register(client), await publish(client, 500))
+
+    response = await client.post("/orders/cancel-order", json={"order_id": placed.order_id})
+
+    assert "only an unpaid order can be cancelled" in problem(response, 409, "conflict")["detail"]
+
+
+async def test_refunding_an_open_invoice_is_409(client: httpx.AsyncClient) -> None:
+    placed = await order(client, await register(client), await publish(client, 500))
+    bill = await invoice(client, placed.order_id, placed.position)
+
+    response = await client.post("/billing/refund-invoice", json={"invoice_id": bill["invoice_id"]})
+
+    assert "only a paid invoice can be refunded" in problem(response, 409, "conflict")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("GET", "/orders/order", {"order_id": "nothing"}),
+        ("GET", "/billing/invoice", {"order_id": "nothing"}),
+        ("GET", "/content/item", {"content_id": "nothing"}),
+        ("GET", "/users/user", {"user_id": "nothing"}),
+        ("POST", "/orders/cancel-order", {"order_id": "nothing"}),
+        ("POST", "/billing/pay-invoice", {"invoice_id": "nothing", "amount": 500}),
+        ("POST", "/billing/refund-invoice", {"invoice_id": "nothing"}),
+    ],
+)
+async def test_an_unknown_order_invoice_item_or_user_is_404(
+    client: httpx.AsyncClient, method: str, path: str, data: dict[str, Any]
+) -> None:
+    if method == "GET":
+        response = await client.get(path, params=data)
+    else:
+        response = await client.post(path, json=data)
+    assert "nothing" in problem(response, 404, "not-found")["detail"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/warehouse/ship-order", "/orders/ship-order", "/billing/open-invoice", "/orders/place-order", "/"]
+)
+async def test_an_unknown_module_command_or_internal_command_is_404(client: httpx.AsyncClient, path: str) -> None:
+    problem(await client.post(path, json={}), 404, "not-found")
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/orders/create-order"), ("POST", "/orders/order")])
+async def test_the_wrong_method_on_a_command_or_query_is_405(client: httpx.AsyncClient, method: str, path: str) -> None:
+    problem(await client.request(method, path), 405, "method-not-allowed")
+
+
+async def test_waiting_for_a_position_the_log_has_not_reached_is_503_with_retry_after(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/analytics/revenue", params={"min_position": 10_000}, headers={"citadel-wait": "0.2"})
+
+    problem(response, 503, "not-caught-up")
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_bad_input_never_changes_what_a_good_request_answers(client: httpx.AsyncClient) -> None:
+    customer, guide = await register(client), await publish(client, 500)
+    for body in (b"", b"null", b"[]", b'"order"', b"\xff\xfe", b'{"customer_id": ' + b"[" * 10_000):
+        response = await client.post("/orders/create-order", content=body)
+        assert response.status_code in (400, 422), response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+    assert (await order(client, customer, guide)).total == 500
+    assert ok(await client.get("/health")) == {"status": "ok"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bug in citadel.http.asgi (query endpoint): min_position is checked with str.isdigit(), which "
+    "accepts digits such as '²' that int() rejects; the ValueError escapes as a 500",
+)
+async def test_a_min_position_of_unicode_digits_is_422_not_500(client: httpx.AsyncClient) -> None:
+    problem(await client.get("/analytics/revenue", params={"min_position": "²"}), 422, "validation-error")
