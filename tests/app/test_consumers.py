@@ -51,7 +51,7 @@ async def test_a_restarted_application_resumes_projections_and_process_managers_
 async def test_replaying_a_process_manager_from_zero_opens_no_second_invoice(tmp_path: Path) -> None:
     async with running(build(), tmp_path) as app:
         await place_and_pay(app, [1, 2, 3])
-        await app.store.save_checkpoint("billing.open_invoices", 0)
+        await app.store.rewind_checkpoint("billing.open_invoices")
     async with running(build(), tmp_path) as app:
         head = await app.store.head_position()
         manager = app.consumers["billing.open_invoices"]

@@ -125,8 +125,11 @@ async def test_an_order_placed_just_before_a_stop_is_billed_once_after_the_resta
 )
 async def test_an_order_placed_just_before_a_stop_is_counted_once_after_the_restart(store_url: str) -> None:
     async with build_app(store=store_url) as first, over_http(first) as client:
-        customer, guide = await register(client), await publish(client, 500)
-        await order(client, customer, guide)
+        registered = await client.post("/users/register-user", json={"email": "ada@example.com", "name": "Ada"})
+        await statuses(client, position(registered))  # analytics saves its checkpoint after this first page
+        published = await client.post("/content/publish-content", json={"title": "G", "body": "...", "price": 5})
+        await statuses(client, position(published))  # ... but not yet after this one, so soon after
+        await order(client, ok(registered)["user_id"], ok(published)["content_id"])
 
     async with build_app(store=store_url) as second, over_http(second) as client:
         await settle(client)

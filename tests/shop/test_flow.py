@@ -90,7 +90,7 @@ async def test_replaying_billing_from_the_start_opens_no_second_invoice(tmp_path
         created = await order(app, await register(app), await publish(app, 500))
         bill = await invoice(app, created.order_id)
         await app.consumers["billing.invoicing"].stop()
-        await app.store.save_checkpoint("billing.invoicing", 0)
+        await app.store.rewind_checkpoint("billing.invoicing")
         assert await app.store.checkpoint("billing.invoicing") == 0
 
     async with running(build_app(), tmp_path) as app:

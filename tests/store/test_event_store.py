@@ -142,3 +142,11 @@ async def test_dead_letters_keep_the_event_and_the_error(store: EventStore) -> N
         5,
     )
     assert await store.dead_letters("other") == []
+
+
+async def test_a_checkpoint_never_moves_back_unless_rewound(store: EventStore) -> None:
+    await store.save_checkpoint("reader", 9)
+    await store.save_checkpoint("reader", 7)  # a late write of an older position
+    assert await store.checkpoint("reader") == 9
+    await store.rewind_checkpoint("reader", 3)
+    assert await store.checkpoint("reader") == 3

@@ -301,14 +301,19 @@ class EventStore(Protocol):
         position: int,
         lease: Lease | None = None,
     ) -> None:
-        """Apply ``records`` to ``projection`` and set its checkpoint to ``position``, in one transaction.
+        """Apply ``records`` to ``projection`` and move its checkpoint to ``position``, in one transaction.
 
         With a ``lease``, the same transaction renews it, or fails with ``LeaseLost`` (writing nothing)
         when another owner holds it: two processes can never both apply a page.
         """
 
     async def save_checkpoint(self, name: str, position: int, lease: Lease | None = None) -> None:
-        """Set consumer ``name``'s checkpoint to ``position`` (fenced by ``lease`` like ``apply_projection``)."""
+        """Move consumer ``name``'s checkpoint forward to ``position`` (an older position changes nothing;
+        only ``reset_projection`` moves it back). Fenced by ``lease`` like ``apply_projection``."""
+
+    async def rewind_checkpoint(self, name: str, position: int = 0) -> None:
+        """Move consumer ``name``'s checkpoint back to ``position`` and drop its lease, so that whichever process
+        runs it next replays from there (an operator's tool: process managers replay idempotently)."""
 
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew ``lease``; False while another owner holds an unexpired one."""

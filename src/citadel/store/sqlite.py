@@ -38,6 +38,7 @@ from citadel.store.sqlite_jobs import (
     ProjectionJob,
     acquire_lease,
     renew_lease,
+    reset_checkpoint,
     run_handler,
     save_checkpoint,
     select_events,
@@ -300,6 +301,10 @@ class SQLiteEventStore:
 
         await self._writer.submit(CallJob(save))
 
+    async def rewind_checkpoint(self, name: str, position: int = 0) -> None:
+        """Move a consumer's checkpoint back and drop its lease, so the next holder replays from there."""
+        await self._writer.submit(CallJob(lambda tx: reset_checkpoint(tx, name, position)))
+
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew a lease; False while another owner holds it."""
         held: bool = await self._writer.submit(CallJob(lambda tx: acquire_lease(tx, lease)))
@@ -319,8 +324,7 @@ class SQLiteEventStore:
         def reset(tx: WriteTransaction) -> int:
             for view in projection.views:
                 self._writer_for(tx.db, view).clear()
-            save_checkpoint(tx, projection.name, 0)
-            tx.db.execute("DELETE FROM citadel_leases WHERE name = ?", (projection.name,))
+            reset_checkpoint(tx, projection.name)
             return tx.head
 
         result: int = await self._writer.submit(CallJob(reset))

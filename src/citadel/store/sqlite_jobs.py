@@ -27,6 +27,7 @@ __all__ = [
     "ProjectionJob",
     "acquire_lease",
     "renew_lease",
+    "reset_checkpoint",
     "run_handler",
     "save_checkpoint",
     "select_events",
@@ -210,12 +211,22 @@ def renew_lease(tx: WriteTransaction, lease: Lease) -> None:
 
 
 def save_checkpoint(tx: WriteTransaction, name: str, position: int) -> None:
-    """Upsert a consumer's checkpoint inside the current transaction."""
+    """Move a consumer's checkpoint forward (never back: a late write of an older position is ignored)."""
+    tx.db.execute(
+        "INSERT INTO citadel_checkpoints (name, position) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position WHERE excluded.position > position",
+        (name, position),
+    )
+
+
+def reset_checkpoint(tx: WriteTransaction, name: str, position: int = 0) -> None:
+    """Set a consumer's checkpoint back to ``position`` and drop its lease (a rebuild or a replay)."""
     tx.db.execute(
         "INSERT INTO citadel_checkpoints (name, position) VALUES (?, ?) "
         "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
         (name, position),
     )
+    tx.db.execute("DELETE FROM citadel_leases WHERE name = ?", (name,))
 
 
 class CallJob(WriteJob):

@@ -24,8 +24,8 @@ def sqlite_path(url: str) -> Path | None:
 def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
     """Build (without opening) the event store a URL names.
 
-    ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` select SQLite; query parameters
-    ``synchronous`` and ``group_commit`` tune it.
+    ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` select SQLite (query parameters
+    ``synchronous`` and ``group_commit`` tune it); ``postgresql://user@host:5432/database`` selects PostgreSQL.
 
     Raises:
         ConfigurationError: the URL's scheme is unknown or its path is missing.

@@ -1,0 +1,490 @@
+"""The PostgreSQL event store: asyncpg, group commit across a pool, subscriptions that never skip.
+
+**Why a subscriber can never skip an event.** Positions come from transaction ids, not from a sequence:
+every event written by transaction T gets ``position = (xid(T) << 20) + i``, with ``xid(T)`` the full
+(64-bit) id of T, taken before its first insert. A reader selects, in one statement with one snapshot S, only
+events with ``position < xmin(S) << 20``, that is only events of transactions whose id is below ``xmin(S)``,
+the oldest transaction still running when S was taken. Every such transaction had finished before S, so S
+sees all of their events and none of them can ever add another. Every event committed afterwards belongs to a
+transaction that was running at S or started after it; both have ids of at least ``xmin(S)``, so its position
+is above everything the reader returned. A subscriber that resumes after the last position it read therefore
+sees every event exactly once, in position order, while writers run concurrently: they lock only the rows they
+insert, and never a table. Positions are ordered but not dense. The price is that a writing transaction that
+stays open holds back what readers may see (not what writers may write) until it ends.
+
+Live subscribers wake on ``LISTEN``/``NOTIFY`` (one listening connection, re-established after the server
+restarts) and poll as the fallback when a notification is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from citadel.errors import ConfigurationError, LeaseLost, StoreError
+from citadel.messages import Event, EventRegistry
+from citadel.store.base import (
+    AppendResult,
+    Commit,
+    CommitResult,
+    DeadLetter,
+    IdempotencyRecord,
+    Lease,
+    Metadata,
+    ProjectionTarget,
+    RecordedEvent,
+    Snapshot,
+    StreamAppend,
+)
+from citadel.store.encoding import encode_appends
+from citadel.store.postgres_schema import migrate
+from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
+from citadel.store.postgres_writer import INDEX_BITS, PgCommit, PostgresWriter, apply_handler
+from citadel.store.subscription import follow
+from citadel.views import View
+
+__all__ = ["PostgresEventStore"]
+
+log = logging.getLogger("citadel.store.postgres")
+
+_COLUMNS = (
+    "position, stream_id, version, event_id, type, schema_version, data, recorded_at, correlation_id, causation_id, "
+    "actor"
+)
+_SAFE = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {INDEX_BITS})"
+_READ_ALL = (
+    f"SELECT {_COLUMNS} FROM citadel.events WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2"
+)
+_HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"
+_CHANNEL = "citadel_events"
+
+
+class PostgresEventStore:
+    """Event store in a PostgreSQL database (schema ``citadel``; module views in one schema per module).
+
+    Args:
+        dsn: a ``postgresql://`` URL.
+        registry: the event types this store encodes and decodes.
+        group_commit: batch concurrent commits into shared transactions (default); False writes each alone.
+        writers: connections writing at once (batches are pipelined across them).
+        pool_size: most connections of the pool (readers and writers together).
+        poll_interval: fallback polling of live subscribers when a notification is lost, in seconds.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        registry: EventRegistry,
+        *,
+        group_commit: bool = True,
+        writers: int = 4,
+        pool_size: int = 16,
+        poll_interval: float = 0.5,
+    ) -> None:
+        if writers >= pool_size:
+            raise ConfigurationError("writers must leave room in the pool for readers: writers < pool_size")
+        self.dsn = dsn
+        self.registry = registry
+        self.poll_interval = poll_interval
+        self._group_commit = group_commit
+        self._writers = writers
+        self._pool_size = pool_size
+        self._pool: Any = None
+        self._writer: PostgresWriter | None = None
+        self._inline_by_type: dict[str, list[ProjectionTarget]] = {}
+        self._view_readers: dict[int, PostgresViewReader] = {}
+        self._head = 0
+        self._changed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, migrate schema ``citadel``, start the writers and the listener.
+
+        Raises:
+            StoreError: the server cannot be reached or refuses the connection.
+        """
+        try:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size)
+            async with self._pool.acquire() as connection:
+                await migrate(connection)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._close_pool()
+            raise StoreError(f"cannot open PostgreSQL store at {_redact(self.dsn)}: {exc}") from exc
+        self._changed = asyncio.Event()
+        self._head = await self.head_position()
+        self._writer = PostgresWriter(
+            self._pool,
+            self.registry,
+            self._inline_for,
+            self._on_commit,
+            connections=self._writers,
+            group_commit=self._group_commit,
+        )
+        self._writer.start()
+        self._listener = asyncio.create_task(self._listen(), name="citadel-pg-listener")
+
+    async def close(self) -> None:
+        """Finish queued writes, stop listening and close the pool."""
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await self._close_pool()
+        self._wake()
+
+    async def _close_pool(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def writer(self) -> PostgresWriter:
+        """The group-commit writer (its ``transactions`` counter shows batching)."""
+        if self._writer is None:
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        return self._writer
+
+    @property
+    def pool(self) -> Any:
+        """The connection pool."""
+        if self._pool is None:
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        return self._pool
+
+    async def _listen(self) -> None:
+        """Keep one connection listening for commits, reconnecting (with a pause) when it is lost."""
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(self.dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(_CHANNEL, lambda *_: self._wake())
+                self._wake()  # anything committed while we were not listening
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listening for commits failed, retrying: %s", exc)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(connection.close(timeout=1))
+            await asyncio.sleep(self.poll_interval)
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[Event],
+        expected_version: int | None = None,
+        metadata: Metadata | None = None,
+    ) -> AppendResult:
+        """Append events to one stream (see ``EventStore.append``)."""
+        result = await self.commit(Commit((StreamAppend(stream_id, events, expected_version),), metadata or Metadata()))
+        return result.appends[0]
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
+        appends = encode_appends(commit, self.registry)
+        future: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
+        self.writer.submit(PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future))
+        return await future
+
+    def _inline_for(self, type_name: str) -> Sequence[ProjectionTarget]:
+        return self._inline_by_type.get(type_name, ())
+
+    def _on_commit(self, position: int) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _transaction(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(connection)`` in its own transaction, translating driver errors."""
+        try:
+            async with self.pool.acquire() as connection, connection.transaction():
+                return await work(connection)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+            raise StoreError(f"PostgreSQL write failed: {exc}") from exc
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _records(self, rows: Sequence[Any]) -> list[RecordedEvent]:
+        registry = self.registry
+        return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        try:
+            return list(await self.pool.fetch(sql, *args))
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+            raise StoreError(f"PostgreSQL read failed: {exc}") from exc
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        """Return a stream's events from ``from_version`` on, in version order."""
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM citadel.events WHERE stream_id = $1 AND version >= $2 ORDER BY version",
+            stream_id,
+            from_version,
+        )
+        return self._records(rows)
+
+    async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
+        """Return up to ``limit`` events at ``from_position`` or later, in position order, never past an event
+        of a transaction that may still commit (see the module docstring)."""
+        return self._records(await self._fetch(_READ_ALL, from_position, limit))
+
+    def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Yield every event from ``from_position`` on, then new ones as they commit."""
+        return follow(self, from_position)
+
+    async def stream_version(self, stream_id: str) -> int:
+        """Return the stream's version (0 when it has no events)."""
+        rows = await self._fetch("SELECT coalesce(max(version), 0) FROM citadel.events WHERE stream_id = $1", stream_id)
+        return int(rows[0][0])
+
+    async def head_position(self) -> int:
+        """Return the last position a subscriber may read now (see the module docstring)."""
+        rows = await self._fetch(_HEAD)
+        head = int(rows[0][0])
+        self._head = max(self._head, head)
+        return head
+
+    async def wait_for_events(self, after: int, timeout: float) -> int:
+        """Wait until a readable event after ``after`` exists (or ``timeout``); return the head."""
+        head = await self.head_position()
+        if head > after:
+            return head
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(timeout, self.poll_interval)):
+                await changed.wait()
+        return await self.head_position()
+
+    async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        """Return the stored outcome for an idempotency key, or None."""
+        rows = await self._fetch(
+            "SELECT key, request_hash, result, position FROM citadel.idempotency WHERE key = $1", key
+        )
+        return IdempotencyRecord(*rows[0]) if rows else None
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """Return the stream's snapshot, or None."""
+        rows = await self._fetch(
+            "SELECT stream_id, version, state_version, data FROM citadel.snapshots WHERE stream_id = $1", stream_id
+        )
+        return Snapshot(*rows[0]) if rows else None
+
+    # -- views and projections -------------------------------------------------------------------------
+
+    def add_inline_projection(self, projection: ProjectionTarget) -> None:
+        """Run ``projection`` in every commit that appends an event it handles."""
+        for info in self.registry:
+            if projection.handles(info.name):
+                self._inline_by_type.setdefault(info.name, []).append(projection)
+
+    async def ensure_views(self, views: Sequence[View[Any]]) -> None:
+        """Create the schemas, tables and indexes of ``views`` (idempotent, safe for concurrent nodes)."""
+
+        async def create(connection: Any) -> None:
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", 0x43495442)
+            for view in views:
+                for statement in view_ddl(view):
+                    await connection.execute(statement)
+
+        await self._transaction(create)
+
+    def view_reader(self, view: View[Any]) -> PostgresViewReader:
+        """Return read access to a view's committed documents."""
+        reader = self._view_readers.get(id(view))
+        if reader is None:
+            reader = self._view_readers[id(view)] = PostgresViewReader(view, self.pool)
+        return reader
+
+    async def checkpoint(self, name: str) -> int | None:
+        """Return consumer ``name``'s last processed position, or None."""
+        rows = await self._fetch("SELECT position FROM citadel.checkpoints WHERE name = $1", name)
+        return int(rows[0][0]) if rows else None
+
+    async def apply_projection(
+        self,
+        projection: ProjectionTarget,
+        records: Sequence[RecordedEvent],
+        position: int,
+        lease: Lease | None = None,
+    ) -> None:
+        """Apply events and move the checkpoint in one transaction (fenced by ``lease``)."""
+
+        async def apply(connection: Any) -> None:
+            if lease is not None:
+                await _renew(connection, lease)
+            buffer = ViewBuffer(connection)
+            for record in records:
+                if projection.handles(record.type):
+                    await apply_handler(projection.apply(record, buffer))
+            await buffer.flush()
+            await _save_checkpoint(connection, projection.name, position)
+
+        await self._transaction(apply)
+
+    async def save_checkpoint(self, name: str, position: int, lease: Lease | None = None) -> None:
+        """Move a consumer's checkpoint forward (fenced by ``lease``)."""
+
+        async def save(connection: Any) -> None:
+            if lease is not None:
+                await _renew(connection, lease)
+            await _save_checkpoint(connection, name, position)
+
+        await self._transaction(save)
+
+    async def rewind_checkpoint(self, name: str, position: int = 0) -> None:
+        """Move a consumer's checkpoint back and drop its lease, so the next holder replays from there."""
+        await self._transaction(lambda connection: _reset_checkpoint(connection, name, position))
+
+    async def reset_projection(self, projection: ProjectionTarget) -> int:
+        """Empty the projection's views, zero its checkpoint and drop its lease; return the head then."""
+
+        async def reset(connection: Any) -> int:
+            buffer = ViewBuffer(connection)
+            for view in projection.views:
+                buffer.writer(view).clear()
+            await buffer.flush()
+            await _reset_checkpoint(connection, projection.name, 0)
+            return int(await connection.fetchval("SELECT coalesce(max(position), 0) FROM citadel.events"))
+
+        result: int = await self._transaction(reset)
+        return result
+
+    async def rebuild_inline(
+        self, projection: ProjectionTarget, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Empty and replay an inline projection in one transaction that excludes concurrent commits."""
+
+        async def rebuild(connection: Any) -> int:
+            # Writers append with row locks only; a share lock on the log makes them wait for the rebuild.
+            await connection.execute("LOCK TABLE citadel.events IN SHARE MODE")
+            buffer = ViewBuffer(connection)
+            for view in projection.views:
+                buffer.writer(view).clear()
+            target = int(await connection.fetchval("SELECT coalesce(max(position), 0) FROM citadel.events"))
+            position = 0
+            while position < target:
+                rows = await connection.fetch(
+                    f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000", position
+                )
+                if not rows:
+                    break
+                for record in self._records(rows):
+                    if projection.handles(record.type):
+                        await apply_handler(projection.apply(record, buffer))
+                await buffer.flush()
+                position = rows[-1][0]
+                if progress is not None:
+                    progress(position, target)
+            return position
+
+        result: int = await self._transaction(rebuild)
+        return result
+
+    async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
+        """Park an event a consumer gave up on."""
+        await self._transaction(
+            lambda connection: connection.execute(
+                "INSERT INTO citadel.dead_letters (consumer, position, event_id, error, attempts, recorded_at) "
+                "VALUES ($1, $2, $3, $4, $5, extract(epoch FROM clock_timestamp()))",
+                consumer,
+                record.position,
+                record.event_id,
+                error,
+                attempts,
+            )
+        )
+
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        """Return parked events, oldest first."""
+        sql = "SELECT id, consumer, position, event_id, error, attempts, recorded_at FROM citadel.dead_letters"
+        if consumer is None:
+            rows = await self._fetch(sql + " ORDER BY id")
+        else:
+            rows = await self._fetch(sql + " WHERE consumer = $1 ORDER BY id", consumer)
+        return [DeadLetter(*row) for row in rows]
+
+    async def acquire_lease(self, lease: Lease) -> bool:
+        """Take or renew a lease (by the database's clock); False while another owner holds it."""
+
+        async def acquire(connection: Any) -> bool:
+            owner = await connection.fetchval(
+                "INSERT INTO citadel.leases (name, owner, expires_at) "
+                "VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3)) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+                "WHERE citadel.leases.owner = excluded.owner OR citadel.leases.expires_at < clock_timestamp() "
+                "RETURNING owner",
+                lease.name,
+                lease.owner,
+                lease.ttl,
+            )
+            return owner is not None
+
+        held: bool = await self._transaction(acquire)
+        return held
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give a lease up so another process can take over at once."""
+        await self._transaction(
+            lambda connection: connection.execute(
+                "DELETE FROM citadel.leases WHERE name = $1 AND owner = $2", lease.name, lease.owner
+            )
+        )
+
+
+async def _renew(connection: Any, lease: Lease) -> None:
+    held = await connection.fetchval(
+        "UPDATE citadel.leases SET expires_at = clock_timestamp() + make_interval(secs => $3) "
+        "WHERE name = $1 AND owner = $2 RETURNING 1",
+        lease.name,
+        lease.owner,
+        lease.ttl,
+    )
+    if held is None:
+        raise LeaseLost(lease.name)
+
+
+async def _save_checkpoint(connection: Any, name: str, position: int) -> None:
+    await connection.execute(
+        "INSERT INTO citadel.checkpoints (name, position) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE "
+        "SET position = excluded.position WHERE excluded.position > citadel.checkpoints.position",
+        name,
+        position,
+    )
+
+
+async def _reset_checkpoint(connection: Any, name: str, position: int) -> None:
+    await connection.execute(
+        "INSERT INTO citadel.checkpoints (name, position) VALUES ($1, $2) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        name,
+        position,
+    )
+    await connection.execute("DELETE FROM citadel.leases WHERE name = $1", name)
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
