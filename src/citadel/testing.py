@@ -16,6 +16,7 @@ from typing import Any, Generic, Self, TypeVar
 from citadel.app import Application
 from citadel.domain import Decider
 from citadel.messages import Command, Event
+from citadel.store.base import EventStore
 
 __all__ = ["Scenario", "given", "running", "settle"]
 
@@ -91,14 +92,22 @@ def given(decider: Decider[C, S, E], *events: E) -> Scenario[C, S, E]:
 
 @contextlib.asynccontextmanager
 async def running(
-    app: Application, directory: str | Path | None = None, **store_options: Any
+    app: Application,
+    directory: str | Path | None = None,
+    *,
+    store: str | EventStore | None = None,
+    **store_options: Any,
 ) -> AsyncIterator[Application]:
-    """Start ``app`` on a fresh SQLite file (in ``directory``, else a temporary one) and stop it after."""
+    """Start ``app`` and stop it after: on ``store`` (a URL or a store) when given, else on a fresh SQLite file
+    in ``directory`` (else in a temporary one)."""
     with contextlib.ExitStack() as stack:
-        folder = Path(directory) if directory is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        from citadel.store.sqlite import SQLiteEventStore
+        if store is None:
+            from citadel.store.sqlite import SQLiteEventStore
 
-        store = SQLiteEventStore(folder / "app.db", app.registry, **store_options)
+            folder = (
+                Path(directory) if directory is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            )
+            store = SQLiteEventStore(folder / "app.db", app.registry, **store_options)
         await app.start(store=store)
         try:
             yield app

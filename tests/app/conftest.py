@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from mini import build
@@ -11,6 +10,6 @@ from citadel.testing import running
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Application]:
-    async with running(build(), tmp_path) as started:
+async def app(store_url: str) -> AsyncIterator[Application]:
+    async with running(build(), store=store_url) as started:
         yield started

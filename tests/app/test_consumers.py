@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from mini import GetRevenue, InvoiceOpened, OrderPlaced, PayInvoice, PlaceOrder, build, open_invoices
 from test_commands import invoice_for
@@ -36,23 +35,23 @@ async def test_an_async_projection_catches_up_and_reports_no_lag(app: Applicatio
 
 
 async def test_a_restarted_application_resumes_projections_and_process_managers_without_repeats(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    async with running(build(), tmp_path) as app:
+    async with running(build(), store=store_url) as app:
         await place_and_pay(app, [5, 6])
         assert await revenue_after(app) == {"orders": 2, "paid": 11}
-    async with running(build(), tmp_path) as app:
+    async with running(build(), store=store_url) as app:
         await place_and_pay(app, [7])
         assert await revenue_after(app) == {"orders": 3, "paid": 18}
         opened = [r for r in await app.store.read_all() if r.type == "billing.InvoiceOpened"]
         assert len(opened) == 3
 
 
-async def test_replaying_a_process_manager_from_zero_opens_no_second_invoice(tmp_path: Path) -> None:
-    async with running(build(), tmp_path) as app:
+async def test_replaying_a_process_manager_from_zero_opens_no_second_invoice(store_url: str) -> None:
+    async with running(build(), store=store_url) as app:
         await place_and_pay(app, [1, 2, 3])
         await app.store.rewind_checkpoint("billing.open_invoices")
-    async with running(build(), tmp_path) as app:
+    async with running(build(), store=store_url) as app:
         head = await app.store.head_position()
         manager = app.consumers["billing.open_invoices"]
         assert await manager.wait_for(head, timeout=10)
@@ -90,7 +89,7 @@ async def test_rebuilding_an_inline_projection_while_commands_run_loses_nothing(
     assert await app.store.checkpoint("orders.OrderRows") is None
 
 
-async def test_a_reaction_that_keeps_failing_is_parked_once_and_later_events_still_flow(tmp_path: Path) -> None:
+async def test_a_reaction_that_keeps_failing_is_parked_once_and_later_events_still_flow(store_url: str) -> None:
     @open_invoices.on(OrderPlaced)
     def explode(event: OrderPlaced) -> None:
         if event.amount == 13:
@@ -98,7 +97,7 @@ async def test_a_reaction_that_keeps_failing_is_parked_once_and_later_events_sti
 
     try:
         app = build()
-        async with running(app, tmp_path):
+        async with running(app, store=store_url):
             manager = app.consumers["billing.open_invoices"]
             manager.retry = RetryPolicy(max_attempts=3, base_delay=0.001)
             for amount in (12, 13, 14):

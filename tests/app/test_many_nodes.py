@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from mini import GetRevenue, PlaceOrder, build
 
@@ -21,8 +20,8 @@ async def settle(nodes: list[Application], position: int) -> None:
         assert await nodes[0].consumers[name].wait_for(position, timeout=10)
 
 
-async def test_each_consumer_is_active_in_exactly_one_node_and_counts_every_event_once(tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'shared.db'}"
+async def test_each_consumer_is_active_in_exactly_one_node_and_counts_every_event_once(store_url: str) -> None:
+    store = store_url
     nodes = [build(store=store, lease_ttl=0.5) for _ in range(3)]
     for node in nodes:
         await node.start()
@@ -39,8 +38,8 @@ async def test_each_consumer_is_active_in_exactly_one_node_and_counts_every_even
             await node.stop()
 
 
-async def test_when_the_active_node_dies_another_takes_over_within_the_lease_time(tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'shared.db'}"
+async def test_when_the_active_node_dies_another_takes_over_within_the_lease_time(store_url: str) -> None:
+    store = store_url
     nodes = [build(store=store, lease_ttl=0.5) for _ in range(2)]
     for node in nodes:
         await node.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,24 +53,24 @@ def with_spy(*modules: Module) -> Application:
     return Application([*base.modules.values(), *modules])
 
 
-async def test_a_query_handler_cannot_read_another_modules_view(tmp_path: Path) -> None:
+async def test_a_query_handler_cannot_read_another_modules_view(store_url: str) -> None:
     app = with_spy(Module("spy", queries={Peek: peek}))
-    async with running(app, tmp_path):
+    async with running(app, store=store_url):
         order_id = (await app.dispatch(PlaceOrder(customer="a", amount=1)))["order_id"]
         with pytest.raises(AccessDenied, match=r"may not access view 'orders\.orders'"):
             await app.query(Peek(order_id=order_id))
 
 
-async def test_a_module_cannot_query_a_module_it_does_not_depend_on(tmp_path: Path) -> None:
+async def test_a_module_cannot_query_a_module_it_does_not_depend_on(store_url: str) -> None:
     app = with_spy(Module("spy", queries={Ask: ask}))
-    async with running(app, tmp_path):
+    async with running(app, store=store_url):
         with pytest.raises(AccessDenied, match=r"depends_on=\['orders'\]"):
             await app.query(Ask(order_id="x"))
 
 
-async def test_a_declared_dependency_may_ask_its_public_queries(tmp_path: Path) -> None:
+async def test_a_declared_dependency_may_ask_its_public_queries(store_url: str) -> None:
     app = with_spy(Module("spy", queries={Ask: ask}, depends_on=["orders"]))
-    async with running(app, tmp_path):
+    async with running(app, store=store_url):
         order_id = (await app.dispatch(PlaceOrder(customer="a", amount=1)))["order_id"]
         assert (await app.query(Ask(order_id=order_id))).customer == "a"
 
@@ -83,12 +82,12 @@ def test_reacting_to_events_of_an_undeclared_module_fails_at_build() -> None:
         with_spy(Module("spy", process_managers=[spy]))
 
 
-async def test_a_process_manager_sending_another_modules_internal_command_is_refused(tmp_path: Path) -> None:
+async def test_a_process_manager_sending_another_modules_internal_command_is_refused(store_url: str) -> None:
     spy = ProcessManager("spy.pm")
     spy.on(OrderPlaced)(lambda event: OpenInvoice(order_id=event.order_id, amount=1))
     # reacting to orders is allowed (declared); sending billing's internal command is not
     app = with_spy(Module("spy", process_managers=[spy], depends_on=["orders", "billing"]))
-    async with running(app, tmp_path):
+    async with running(app, store=store_url):
         app.consumers["spy.pm"].retry = RetryPolicy(max_attempts=1)
         await app.dispatch(PlaceOrder(customer="a", amount=1))
         assert await app.consumers["spy.pm"].wait_for(await app.store.head_position(), timeout=10)
@@ -127,10 +126,10 @@ def test_a_contract_query_without_a_handler_fails_at_build() -> None:
         Module("spy", contract=[Peek])
 
 
-async def test_an_unregistered_command_raises_unknown_command(tmp_path: Path) -> None:
+async def test_an_unregistered_command_raises_unknown_command(store_url: str) -> None:
     class Nobody(Command, name="spy.Nobody"):
         pass
 
-    async with running(build(), tmp_path) as app:
+    async with running(build(), store=store_url) as app:
         with pytest.raises(UnknownCommand):
             await app.dispatch(Nobody())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from citadel import Aggregate, Application, Command, CommandContext, Decider, Event, Module, decides, evolves
@@ -45,9 +44,9 @@ def tally_app(decider: Decider[Any, Tally, Any]) -> Application:
     return Application([Module("tally", commands={Add: add, Total: total}, events=[Added])])
 
 
-async def test_a_snapshot_is_stored_each_time_the_stream_crosses_the_interval(tmp_path: Path) -> None:
+async def test_a_snapshot_is_stored_each_time_the_stream_crosses_the_interval(store_url: str) -> None:
     app = tally_app(Tally.decider(snapshot_every=3))
-    async with running(app, tmp_path):
+    async with running(app, store=store_url):
         for _ in range(7):
             await app.dispatch(Add(amount=1))
         snapshot = await app.store.load_snapshot("tally-1")
@@ -57,9 +56,9 @@ async def test_a_snapshot_is_stored_each_time_the_stream_crosses_the_interval(tm
         assert await app.dispatch(Total()) == 7
 
 
-async def test_loading_starts_from_the_snapshot_and_folds_only_later_events(tmp_path: Path) -> None:
+async def test_loading_starts_from_the_snapshot_and_folds_only_later_events(store_url: str) -> None:
     app = tally_app(Tally.decider(snapshot_every=3))
-    async with running(app, tmp_path):
+    async with running(app, store=store_url):
         for _ in range(7):
             await app.dispatch(Add(amount=1))
         # a snapshot claiming 100 at version 6 proves loads read it: 100 + the 7th event
@@ -67,13 +66,13 @@ async def test_loading_starts_from_the_snapshot_and_folds_only_later_events(tmp_
         assert await app.dispatch(Total()) == 101
 
 
-async def test_a_snapshot_of_another_state_version_or_unreadable_is_ignored(tmp_path: Path) -> None:
-    async with running(tally_app(Tally.decider(snapshot_every=3)), tmp_path) as app:
+async def test_a_snapshot_of_another_state_version_or_unreadable_is_ignored(store_url: str) -> None:
+    async with running(tally_app(Tally.decider(snapshot_every=3)), store=store_url) as app:
         for _ in range(7):
             await app.dispatch(Add(amount=1))
         await app.store.commit(Commit([], snapshots=[Snapshot("tally-1", 6, 1, encode_json(Tally(total=100)))]))
-    async with running(tally_app(Tally.decider(snapshot_every=3, state_version=2)), tmp_path) as app:
+    async with running(tally_app(Tally.decider(snapshot_every=3, state_version=2)), store=store_url) as app:
         assert await app.dispatch(Total()) == 7
-    async with running(tally_app(Tally.decider(snapshot_every=3)), tmp_path) as app:
+    async with running(tally_app(Tally.decider(snapshot_every=3)), store=store_url) as app:
         await app.store.commit(Commit([], snapshots=[Snapshot("tally-1", 6, 1, b'{"total": "many"}')]))
         assert await app.dispatch(Total()) == 7

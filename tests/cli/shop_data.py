@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from citadel.testing import settle
 from examples.shop import build_app
 from examples.shop.analytics.contract import GetOrdersByStatus, GetRevenue
 from examples.shop.billing.contract import GetInvoice, PayInvoice
 from examples.shop.content.contract import GetAccess, GetItem, PublishContent
 from examples.shop.orders.contract import CreateOrder, GetOrder, OrderItem
 from examples.shop.users.contract import GetUser, RegisterUser
-
-from citadel.testing import settle
 
 
 @dataclass(frozen=True)

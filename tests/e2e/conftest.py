@@ -5,10 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from examples.shop import build_app
 from shopper import over_http
 
 from citadel import Application
+from examples.shop import build_app
 
 
 @pytest.fixture

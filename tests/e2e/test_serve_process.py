@@ -17,8 +17,9 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from examples.shop import build_app
 from shopper import buy, can_read, invoice, ok, order, order_status, pay, publish, register, revenue, settle, statuses
+
+from examples.shop import build_app
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ from citadel.http import create_asgi
 
 
 @pytest.fixture
-async def application(tmp_path: Path) -> AsyncIterator[Application]:
-    app = build(store=f"sqlite:///{tmp_path / 'http.db'}")
+async def application(store_url: str) -> AsyncIterator[Application]:
+    app = build(store=store_url)
     async with app:
         yield app
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 from mini import build
@@ -28,8 +27,8 @@ async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_a_mounted_citadel_app_serves_its_routes_under_the_prefix_beside_the_hosts(tmp_path: Path) -> None:
-    application = build(store=f"sqlite:///{tmp_path / 'mounted.db'}")
+async def test_a_mounted_citadel_app_serves_its_routes_under_the_prefix_beside_the_hosts(store_url: str) -> None:
+    application = build(store=store_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,8 +49,8 @@ async def test_a_mounted_citadel_app_serves_its_routes_under_the_prefix_beside_t
         assert (await client.get("/shop/nowhere")).status_code == 404
 
 
-async def test_the_app_starts_and_stops_the_application_with_its_own_lifespan(tmp_path: Path) -> None:
-    application = build(store=f"sqlite:///{tmp_path / 'own.db'}")
+async def test_the_app_starts_and_stops_the_application_with_its_own_lifespan(store_url: str) -> None:
+    application = build(store=store_url)
     async with serving(create_asgi(application)) as client:
         assert (await client.get("/ready")).json()["status"] == "ready"
         assert application.consumers

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from examples.shop import build_app
 
 from citadel import Application
 from citadel.testing import running
+from examples.shop import build_app
 
 
 @pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Application]:
-    async with running(build_app(), tmp_path) as app:
+async def shop(store_url: str) -> AsyncIterator[Application]:
+    async with running(build_app(), store=store_url) as app:
         yield app

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import citadel.testing
+from citadel import Application
 from examples.shop.billing.contract import GetInvoice, InvoiceSummary, PayInvoice
 from examples.shop.content.contract import GetAccess, PublishContent
 from examples.shop.orders.contract import CreateOrder, NewOrder, OrderItem
 from examples.shop.users.contract import RegisterUser
-
-import citadel.testing
-from citadel import Application
 
 
 async def settle(app: Application) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from examples.shop import build_app
 
 from citadel import Application, BoundaryViolation, Module, check
 from citadel.boundaries import boundary_problems
+from examples.shop import build_app
 
 ADDONS = Path(__file__).parent.parent / "fixtures" / "shop_addons"
 

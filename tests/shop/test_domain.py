@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from citadel import DomainError, Event, InvalidCommand, NotFound
+from citadel.testing import given
 from examples.shop.billing.contract import InvoicePaid, InvoiceRefunded, PayInvoice, RefundInvoice
 from examples.shop.billing.domain import INVOICE, InvoiceOpened, InvoiceVoided, OpenInvoice, VoidInvoice, invoice_id_for
 from examples.shop.content.contract import GrantAccess, RevokeAccess
@@ -19,9 +22,6 @@ from examples.shop.orders.contract import (
 )
 from examples.shop.orders.domain import ORDER, PlaceOrder
 from examples.shop.users.domain import USER, CreateUser, UserRegistered
-
-from citadel import DomainError, Event, InvalidCommand, NotFound
-from citadel.testing import given
 
 
 def test_a_new_user_gets_a_lowercased_email_and_the_customer_role() -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from citadel import Application, DomainError, check
+from citadel.testing import running
 from examples.shop import build_app
 from examples.shop.analytics.contract import GetOrdersByStatus, GetRevenue, RevenueReport, StatusCounts
 from examples.shop.billing.contract import GetInvoice, PayInvoice, RefundInvoice
 from examples.shop.orders.contract import CancelOrder, GetOrder
-
-from citadel import Application, DomainError, check
-from citadel.testing import running
 
 from .shopping import can_read, invoice, order, pay, publish, register, settle
 
@@ -85,15 +83,15 @@ async def test_a_payment_that_races_a_cancellation_is_refunded(shop: Application
     assert await shop.query(GetRevenue()) == RevenueReport(paid_orders=0, revenue=0, refunded=500)
 
 
-async def test_replaying_billing_from_the_start_opens_no_second_invoice(tmp_path: Path) -> None:
-    async with running(build_app(), tmp_path) as app:
+async def test_replaying_billing_from_the_start_opens_no_second_invoice(store_url: str) -> None:
+    async with running(build_app(), store=store_url) as app:
         created = await order(app, await register(app), await publish(app, 500))
         bill = await invoice(app, created.order_id)
         await app.consumers["billing.invoicing"].stop()
         await app.store.rewind_checkpoint("billing.invoicing")
         assert await app.store.checkpoint("billing.invoicing") == 0
 
-    async with running(build_app(), tmp_path) as app:
+    async with running(build_app(), store=store_url) as app:
         await settle(app)
         assert app.consumers["billing.invoicing"].position == await app.store.head_position()
         opened = [r for r in await app.store.read_all(1, 1000) if r.type == "billing.InvoiceOpened"]

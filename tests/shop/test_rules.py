@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
+from citadel import Application, DomainError, InvalidCommand, NotFound, UniqueViolation
 from examples.shop.billing.contract import GetInvoice, PayInvoice
 from examples.shop.billing.domain import OpenInvoice
 from examples.shop.content.contract import GetItem, GetPrices, ItemDetails, PriceList
 from examples.shop.orders.contract import CreateOrder, GetOrder, OrderItem
 from examples.shop.users.contract import GetUser, RegisterUser
-
-from citadel import Application, DomainError, InvalidCommand, NotFound, UniqueViolation
 
 from .shopping import invoice, order, publish, register
 

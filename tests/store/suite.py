@@ -6,7 +6,6 @@ A new backend adds its name to ``BACKENDS`` and a branch to ``open_backend``; th
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,9 @@ from citadel import Event, EventRegistry, View
 from citadel.store.base import EventStore
 from citadel.store.postgres import PostgresEventStore
 from citadel.store.sqlite import SQLiteEventStore
+from tests.backends import POSTGRES, reset_postgres
 
 BACKENDS = ["sqlite", "postgres"]
-
-POSTGRES = os.environ.get("CITADEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/citadel_test")
-"""The test database; its schemas are dropped before each test (never point this at real data)."""
 
 
 class Happened(Event, name="suite.Happened"):
@@ -57,28 +54,3 @@ async def open_backend(backend: str, directory: Path, **options: Any) -> AsyncIt
 
 
 StoreFactory = Callable[[], contextlib.AbstractAsyncContextManager[EventStore]]
-
-
-async def reset_postgres(dsn: str) -> None:
-    """Create the test database when missing, and drop every schema a test may have created in it."""
-    import asyncpg
-
-    base, _, name = dsn.rpartition("/")
-    try:
-        connection = await asyncpg.connect(dsn)
-    except asyncpg.InvalidCatalogNameError:
-        admin = await asyncpg.connect(f"{base}/postgres")
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        connection = await asyncpg.connect(dsn)
-    try:
-        schemas = await connection.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
-            "AND nspname NOT IN ('information_schema', 'public')"
-        )
-        for row in schemas:
-            await connection.execute(f'DROP SCHEMA "{row[0]}" CASCADE')
-    finally:
-        await connection.close()

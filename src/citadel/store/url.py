@@ -43,4 +43,15 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
         if "group_commit" in query:
             options.setdefault("group_commit", query["group_commit"].lower() not in ("0", "false", "off"))
         return SQLiteEventStore(path, registry, **options)
-    raise ConfigurationError(f"unknown store URL scheme {parts.scheme!r} in {url!r}; use sqlite:///path/to/file.db")
+    if parts.scheme in ("postgresql", "postgres"):
+        from citadel.store.postgres import PostgresEventStore
+
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if "group_commit" in query:
+            options.setdefault("group_commit", query["group_commit"].lower() not in ("0", "false", "off"))
+        dsn = url.split("?", 1)[0] if "group_commit" in query else url
+        return PostgresEventStore(dsn, registry, **options)
+    raise ConfigurationError(
+        f"unknown store URL scheme {parts.scheme!r} in {url!r}; use sqlite:///path/to/file.db or "
+        "postgresql://user@host:5432/database"
+    )
