@@ -113,3 +113,13 @@ async def test_an_order_placed_just_before_a_stop_is_billed_once_after_the_resta
         assert (bill["amount"], bill["status"]) == (500, "open")
         opened = [r for r in await second.store.read_all(1, 1000) if r.type == "billing.InvoiceOpened"]
         assert [r.event.order_id for r in opened] == [placed.order_id]
+
+
+async def test_an_order_placed_just_before_a_stop_is_counted_once_after_the_restart(store_url: str) -> None:
+    async with build_app(store=store_url) as first, over_http(first) as client:
+        customer, guide = await register(client), await publish(client, 500)
+        await order(client, customer, guide)  # the shop stops while analytics may be applying this order
+
+    async with build_app(store=store_url) as second, over_http(second) as client:
+        await settle(client)
+        assert await statuses(client) == {"created": 1, "paid": 0, "cancelled": 0, "refunded": 0}

@@ -44,7 +44,7 @@ from citadel.store.base import (
 from citadel.store.encoding import encode_appends
 from citadel.store.postgres_schema import migrate
 from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
-from citadel.store.postgres_writer import INDEX_BITS, PgCommit, PostgresWriter, apply_handler
+from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter, apply_handler
 from citadel.store.subscription import follow
 from citadel.views import View
 
@@ -218,7 +218,7 @@ class PostgresEventStore:
         try:
             async with self.pool.acquire() as connection, connection.transaction():
                 return await work(connection)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+        except BROKEN as exc:
             raise StoreError(f"PostgreSQL write failed: {exc}") from exc
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class PostgresEventStore:
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         try:
             return list(await self.pool.fetch(sql, *args))
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+        except BROKEN as exc:
             raise StoreError(f"PostgreSQL read failed: {exc}") from exc
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:

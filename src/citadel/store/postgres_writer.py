@@ -34,7 +34,7 @@ from citadel.store.base import Snapshot as SnapshotRecord
 from citadel.store.encoding import EncodedAppend
 from citadel.store.postgres_views import ViewBuffer
 
-__all__ = ["INDEX_BITS", "PgCommit", "PostgresWriter", "apply_handler"]
+__all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter", "apply_handler"]
 
 INDEX_BITS = 20
 """Positions are ``(xid << INDEX_BITS) + index``: at most 2**20 events per transaction."""
@@ -164,7 +164,14 @@ class _Batch:
         return self.base + self.index
 
 
-_BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
+BROKEN = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or restarting
+)
+"""Driver errors that mean the connection or server is gone (as opposed to a refused statement)."""
 
 
 class PostgresWriter:
@@ -266,7 +273,7 @@ class PostgresWriter:
             try:
                 async with connection.transaction():
                     outcomes, last = await self._fast(connection, jobs)
-            except _BROKEN:
+            except BROKEN:
                 raise
             except Exception as exc:
                 log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
@@ -317,7 +324,7 @@ class PostgresWriter:
             try:
                 async with connection.transaction():  # a savepoint: this commit fails alone
                     outcomes.append(await self._one(connection, job, batch))
-            except _BROKEN:
+            except BROKEN:
                 raise
             except Exception as exc:
                 outcomes.append(await self._explain(connection, job, exc))
