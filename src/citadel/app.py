@@ -164,6 +164,20 @@ class Application:
         except KeyError:
             raise ConfigurationError(f"{message_type.__name__} is not declared by any module") from None
 
+    def dependency_order(self) -> list[Module]:
+        """The modules, each after the modules it depends on."""
+        ordered: list[Module] = []
+
+        def visit(module: Module) -> None:
+            if module not in ordered:
+                for name in module.depends_on:
+                    visit(self.modules[name])
+                ordered.append(module)
+
+        for module in self.modules.values():
+            visit(module)
+        return ordered
+
     def may_use(self, module: Module, message_type: type[Message]) -> bool:
         """Whether ``module`` may use ``message_type`` (its own, or a dependency's contract message)."""
         owner = self._owner.get(message_type)
@@ -228,6 +242,9 @@ class Application:
         await self._store.open()
         try:
             await self._store.ensure_views(self.views)
+            for module in self.dependency_order():
+                if module.migrations:
+                    await self._store.migrate_module(module.name, module.migrations)
             if consumers:
                 await self._start_consumers()
         except BaseException:

@@ -11,6 +11,9 @@
         depends_on=["content"],           # modules whose contracts this one uses
     )
 
+``migrations`` are the module's own versioned SQL steps (append new ones; never edit a released one), run
+once each, in dependency order across modules; ``{table:name}`` names the module's table ``name``.
+
 Only the message types of the contract are public: other modules may import them, dispatch those commands
 and queries, and react to those events; HTTP exposes them. Everything else stays internal. ``contract`` may
 also be a list of message types (the boundary checker then expects them in ``<package>.contract``).
@@ -52,6 +55,7 @@ class Module:
         views: Sequence[View[Any]] = (),
         depends_on: Sequence[str] = (),
         upcasters: Sequence[Upcaster] = (),
+        migrations: Sequence[str] = (),
     ) -> None:
         if not _MODULE_NAME.match(name):
             raise ConfigurationError(f"module names are lowercase identifiers like 'billing', got {name!r}")
@@ -67,6 +71,7 @@ class Module:
         self.views = list(views)
         self.depends_on = tuple(depends_on)
         self.upcasters = list(upcasters)
+        self.migrations = list(migrations)
         self.public: frozenset[type[Message]] = frozenset(_contract_messages(contract))
         self.events: list[type[Event]] = list(
             dict.fromkeys([*events, *(m for m in self.public if issubclass(m, Event))])

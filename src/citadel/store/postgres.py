@@ -42,6 +42,7 @@ from citadel.store.base import (
     StreamAppend,
 )
 from citadel.store.encoding import encode_appends
+from citadel.store.migrations import check_known, expand
 from citadel.store.postgres_schema import migrate
 from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
 from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter, apply_handler
@@ -306,6 +307,36 @@ class PostgresEventStore:
                     await connection.execute(statement)
 
         await self._transaction(create)
+
+    async def migrate_module(self, module: str, steps: Sequence[str]) -> int:
+        """Run ``module``'s pending migration steps in its schema, each in a transaction with its version."""
+        done: int = 0
+        for version in range(1, len(steps) + 1):
+
+            async def step(connection: Any, version: int = version) -> int:
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", 0x43495443)
+                recorded = await connection.fetchval(
+                    "SELECT version FROM citadel.module_migrations WHERE module = $1", module
+                )
+                recorded = recorded or 0
+                check_known(module, recorded, len(steps))
+                if recorded >= version:
+                    return int(recorded)
+                await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{module}"')
+                await connection.execute(expand(steps[version - 1], lambda name: f'"{module}"."{name}"'))
+                await connection.execute(
+                    "INSERT INTO citadel.module_migrations (module, version) VALUES ($1, $2) "
+                    "ON CONFLICT (module) DO UPDATE SET version = excluded.version",
+                    module,
+                    version,
+                )
+                return version
+
+            done = await self._transaction(step)
+        if not steps:
+            recorded = await self._fetch("SELECT version FROM citadel.module_migrations WHERE module = $1", module)
+            check_known(module, int(recorded[0][0]) if recorded else 0, 0)
+        return max(done, len(steps))
 
     def view_reader(self, view: View[Any]) -> PostgresViewReader:
         """Return read access to a view's committed documents."""

@@ -32,6 +32,7 @@ from citadel.store.base import (
     StreamAppend,
 )
 from citadel.store.encoding import encode_appends
+from citadel.store.migrations import check_known, expand
 from citadel.store.sqlite_jobs import (
     CallJob,
     CommitJob,
@@ -269,6 +270,33 @@ class SQLiteEventStore:
 
         await self._writer.submit(CallJob(create))
 
+    async def migrate_module(self, module: str, steps: Sequence[str]) -> int:
+        """Run ``module``'s pending migration steps, each in a transaction with its version."""
+
+        def migrate_steps(tx: WriteTransaction) -> int:
+            row = tx.db.execute("SELECT version FROM citadel_module_migrations WHERE module = ?", (module,)).fetchone()
+            done = 0 if row is None else int(row[0])
+            check_known(module, done, len(steps))
+            for version in range(done + 1, len(steps) + 1):
+                tx.db.execute("SAVEPOINT step")
+                try:
+                    for statement in _statements(expand(steps[version - 1], lambda name: f'"{module}__{name}"')):
+                        tx.db.execute(statement)
+                    tx.db.execute(
+                        "INSERT INTO citadel_module_migrations (module, version) VALUES (?, ?) "
+                        "ON CONFLICT (module) DO UPDATE SET version = excluded.version",
+                        (module, version),
+                    )
+                except BaseException:
+                    tx.db.execute("ROLLBACK TO step")
+                    tx.db.execute("RELEASE step")
+                    raise
+                tx.db.execute("RELEASE step")
+            return len(steps)
+
+        result: int = await self._writer.submit(CallJob(migrate_steps))
+        return result
+
     def view_reader(self, view: View[Any]) -> SQLiteViewReader:
         """Return read access to a view's committed documents."""
         reader = self._view_readers.get(id(view))
@@ -377,3 +405,20 @@ class SQLiteEventStore:
             sql += " WHERE consumer = ?"
             params = (consumer,)
         return [DeadLetter(*row) for row in self._db.execute(sql + " ORDER BY id", params)]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration step into statements (sqlite3 runs one at a time)."""
+    statements: list[str] = []
+    current = ""
+    for piece in script.split(";"):
+        current += piece
+        if sqlite3.complete_statement(current + ";"):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+        else:
+            current += ";"
+    if current.strip():
+        statements.append(current.strip())
+    return statements
