@@ -106,7 +106,7 @@ class Application:
         self._runners: dict[str, AsyncProjection] = {}
         self._managers: list[ProcessManagerConsumer] = []
         self._by_module: dict[str, list[Consumer]] = {}
-        self.node_id = new_id()  # this process, as the owner of consumer leases
+        self.node_id = ""  # this process, as the owner of consumer leases: new at every start
         self._started = False
 
     # -- composition -----------------------------------------------------------------------------------
@@ -235,6 +235,8 @@ class Application:
         if self._started:
             return
         spec = store if store is not None else self._store_spec
+        # A new id at every start: forked worker processes built from one application object must not share it.
+        self.node_id = new_id()
         self._store = open_store(spec, self.registry) if isinstance(spec, str) else spec
         for binding in self.projections.values():
             if binding.inline:

@@ -9,6 +9,9 @@ schema version as class keywords::
 
 Without ``name`` a module assigns ``"<module>.<ClassName>"`` when the type is listed in it. The stored name,
 not the Python path, identifies a stored event, so classes may move and be renamed freely.
+
+``expose=False`` keeps a contract command or query for other modules only: modules may send it (in process
+or over a broker), but the HTTP API does not offer it to clients.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class MessageMeta(msgspec.StructMeta):
         *,
         name: str | None = None,
         version: int = 1,
+        expose: bool = True,
         **struct_options: Any,
     ) -> MessageMeta:
         if name is not None and not _NAME.fullmatch(name):
@@ -63,6 +67,7 @@ class MessageMeta(msgspec.StructMeta):
         # Names are not inherited: a subclass is a different message.
         type.__setattr__(cls, "__message_name__", name)
         type.__setattr__(cls, "__message_version__", version)
+        type.__setattr__(cls, "__message_exposed__", expose)
         return cls
 
 
@@ -71,13 +76,17 @@ class Message(msgspec.Struct, metaclass=MessageMeta, frozen=True, kw_only=True):
 
     __message_name__: ClassVar[str | None]
     __message_version__: ClassVar[int]
+    __message_exposed__: ClassVar[bool]
 
 
-class Command(Message):
-    """An intention to change state, named in the imperative (``CreateOrder``). Exactly one handler."""
+class Command(Message, forbid_unknown_fields=True):
+    """An intention to change state, named in the imperative (``CreateOrder``). Exactly one handler.
+
+    A field the command does not have is an error, not silently dropped.
+    """
 
 
-class Query(Message):
+class Query(Message, forbid_unknown_fields=True):
     """A request for data that changes nothing (``GetOrder``). Exactly one handler."""
 
 

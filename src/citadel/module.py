@@ -91,6 +91,10 @@ class Module:
         """Return whether a message type is part of this module's contract."""
         return message_type in self.public
 
+    def is_exposed(self, message_type: type[Message]) -> bool:
+        """Return whether clients may send a message type over HTTP (public, and not ``expose=False``)."""
+        return message_type in self.public and message_type.__message_exposed__
+
     def __repr__(self) -> str:
         return f"Module({self.name!r})"
 

@@ -85,6 +85,10 @@ def command_step(
             try:
                 written = await store.commit(Commit(ctx.staged, metadata, idempotency, ctx.snapshots))
             except ConcurrencyError:
+                if key is not None:  # a concurrent retry with the same key may have committed first
+                    record = await store.idempotency_record(key)
+                    if record is not None:
+                        return replay(record, request_hash)
                 attempt += 1
                 if attempt > conflict_retries:
                     raise

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 from shopper import (
     buy,
     can_read,
@@ -152,12 +151,6 @@ async def test_of_ten_concurrent_payments_of_one_invoice_exactly_one_succeeds_an
     assert await revenue(client) == {"paid_orders": 1, "revenue": 500, "refunded": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug in citadel.pipeline.command_step: after a ConcurrencyError the retry re-runs the handler "
-    "without looking up the idempotency record the concurrent twin just committed, so it answers 409",
-)
 async def test_concurrent_retries_with_the_same_idempotency_key_all_answer_as_the_first_payment(
     client: httpx.AsyncClient,
 ) -> None:

@@ -178,12 +178,6 @@ async def test_with_two_workers_every_order_gets_exactly_one_invoice_and_one_pay
     assert sorted(by_type["content.AccessGranted"]) == sorted(order_ids[:3])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: `citadel serve` builds the Application in the granian parent, whose forked workers share "
-    "its node_id, so every worker holds every consumer lease and the async projections count each event twice",
-)
 async def test_with_two_workers_the_analytics_count_every_order_exactly_once(tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'shop.db'}"
     await create_store(store_url)

@@ -91,7 +91,7 @@ def test_an_order_is_priced_from_the_catalog() -> None:
     ("items", "reason"),
     [
         ([], "at least one item"),
-        ([OrderItem(content_id="c1", quantity=0)], "at least 1"),
+        ([OrderItem(content_id="c1", quantity=0)], "must be 1 to 10000"),
         ([OrderItem(content_id="nope", quantity=1)], "no such item"),
         ([OrderItem(content_id="c1", quantity=1), OrderItem(content_id="c1", quantity=1)], "twice"),
     ],

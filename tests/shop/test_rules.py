@@ -53,7 +53,7 @@ async def test_ordering_unknown_content_is_an_invalid_command(shop: Application)
 
 
 async def test_ordering_a_quantity_of_zero_is_an_invalid_command(shop: Application) -> None:
-    with pytest.raises(InvalidCommand, match="at least 1"):
+    with pytest.raises(InvalidCommand, match="must be 1 to 10000"):
         await order(shop, await register(shop), await publish(shop, 500), quantity=0)
 
 

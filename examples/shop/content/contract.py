@@ -15,7 +15,7 @@ class PublishContent(Command, name="content.PublishContent"):
     price: int
 
 
-class GrantAccess(Command, name="content.GrantAccess"):
+class GrantAccess(Command, name="content.GrantAccess", expose=False):
     """Give a user access to the items of an order (sent by orders when the order is paid)."""
 
     user_id: str
@@ -23,7 +23,7 @@ class GrantAccess(Command, name="content.GrantAccess"):
     content_ids: list[str]
 
 
-class RevokeAccess(Command, name="content.RevokeAccess"):
+class RevokeAccess(Command, name="content.RevokeAccess", expose=False):
     """Take back the access an order gave (sent by orders when the order is refunded)."""
 
     user_id: str

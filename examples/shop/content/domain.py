@@ -5,6 +5,9 @@ from __future__ import annotations
 from citadel import Aggregate, Command, DomainError, Event, InvalidCommand, decides, evolves
 from examples.shop.content.contract import GrantAccess, RevokeAccess
 
+MAX_PRICE = 1_000_000_000_00
+"""The highest price in cents (a billion): totals stay far inside 64-bit integers."""
+
 
 class CreateItem(Command, name="content.CreateItem"):
     """Internal: ``PublishContent`` with the id the handler chose."""
@@ -43,8 +46,8 @@ class Item(Aggregate):
             raise DomainError(f"item {command.content_id} is already published")
         if not command.title.strip():
             raise InvalidCommand("an item needs a title")
-        if command.price < 0:
-            raise InvalidCommand(f"a price is zero or more cents, got {command.price}")
+        if not 0 <= command.price <= MAX_PRICE:
+            raise InvalidCommand(f"a price is from 0 to {MAX_PRICE} cents, got {command.price}")
         return [
             ContentPublished(
                 content_id=command.content_id, title=command.title.strip(), body=command.body, price=command.price

@@ -27,13 +27,13 @@ class CancelOrder(Command, name="orders.CancelOrder"):
     order_id: str
 
 
-class MarkOrderPaid(Command, name="orders.MarkOrderPaid"):
+class MarkOrderPaid(Command, name="orders.MarkOrderPaid", expose=False):
     """Record the payment of an order (sent by billing); nothing happens unless the order is awaiting it."""
 
     order_id: str
 
 
-class MarkOrderRefunded(Command, name="orders.MarkOrderRefunded"):
+class MarkOrderRefunded(Command, name="orders.MarkOrderRefunded", expose=False):
     """Record the refund of a paid order (sent by billing); nothing happens unless the order is paid."""
 
     order_id: str

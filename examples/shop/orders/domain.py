@@ -24,6 +24,10 @@ class PlaceOrder(Command, name="orders.PlaceOrder"):
     prices: dict[str, int]
 
 
+MAX_QUANTITY = 10_000
+"""The most copies of one item in an order."""
+
+
 def order_total(items: list[OrderItem], prices: dict[str, int]) -> int:
     """Return the total in cents of ``items`` at ``prices``.
 
@@ -37,8 +41,8 @@ def order_total(items: list[OrderItem], prices: dict[str, int]) -> int:
         if item.content_id in seen:
             raise InvalidCommand(f"item {item.content_id} appears twice; order it once with a quantity")
         seen.add(item.content_id)
-        if item.quantity < 1:
-            raise InvalidCommand(f"quantity of {item.content_id} must be at least 1, got {item.quantity}")
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise InvalidCommand(f"quantity of {item.content_id} must be 1 to {MAX_QUANTITY}, got {item.quantity}")
         if item.content_id not in prices:
             raise InvalidCommand(f"no such item: {item.content_id}")
     return sum(prices[item.content_id] * item.quantity for item in items)

@@ -114,7 +114,7 @@ class _Endpoints:
     async def _body(self, request: Request) -> bytes | Response:
         declared = request.headers.get("content-length")
         too_big = problem(413, "too-large", "Request too large", f"the body may be at most {self.max_body} bytes")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
             return problem_response(too_big)
         chunks = []
         size = 0
@@ -137,7 +137,7 @@ class _Endpoints:
             for key in params:
                 if key == "min_position":
                     raw = params[key]
-                    if not raw.isdigit():
+                    if not (raw.isascii() and raw.isdigit()):
                         return problem_response(
                             validation_problem(
                                 msgspec.ValidationError("Expected a non-negative integer - at `$.min_position`"), name
@@ -199,6 +199,10 @@ class _Endpoints:
             }
             for s in projections
         ]
+        parked: dict[str, int] = {}
+        for letter in await application.store.dead_letters():
+            parked[letter.consumer] = parked.get(letter.consumer, 0) + 1
+        report["dead_letters"] = parked  # events a consumer gave up on: each is missing from a read model
         report["process_managers"] = [
             {
                 "name": name,
@@ -250,11 +254,11 @@ def create_asgi(
     routes: list[Route] = []
     for module in application.modules.values():
         for command_type in module.commands:
-            if module.is_public(command_type):
+            if module.is_exposed(command_type):
                 path = command_path(module.name, command_type.__name__)
                 routes.append(Route(path, endpoints.command(command_type), methods=["POST"]))
         for query_type in module.queries:
-            if module.is_public(query_type):
+            if module.is_exposed(query_type):
                 path = query_path(module.name, query_type.__name__)
                 routes.append(Route(path, endpoints.query(module.name, query_type), methods=["GET"]))
     document = openapi_document(application, title=title)

@@ -52,7 +52,7 @@ def openapi_document(
     operations: list[tuple[str, str, Any, Any, Any]] = []  # (method, path, module, message type, result type)
     for module in application.modules.values():
         for command_type, handler in module.commands.items():
-            if module.is_public(command_type):
+            if module.is_exposed(command_type):
                 operations.append(
                     (
                         "post",
@@ -63,7 +63,7 @@ def openapi_document(
                     )
                 )
         for query_type, handler in module.queries.items():
-            if module.is_public(query_type):
+            if module.is_exposed(query_type):
                 operations.append(
                     ("get", query_path(module.name, query_type.__name__), module, query_type, _return_type(handler))
                 )

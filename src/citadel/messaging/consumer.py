@@ -158,6 +158,8 @@ class Consumer:
                     continue
                 records = await store.read_all(self.position + 1, self.page_size)
                 if not records:
+                    # caught up: make the position visible to other processes (they wait on the checkpoint)
+                    await self._persist(force=True)
                     await store.wait_for_events(self.position, self.lease.ttl / 5)
                     continue
                 await self.process(records)
@@ -175,9 +177,10 @@ class Consumer:
                 log.warning("consumer %s failed, retrying: %s", self.name, self.last_error)
                 await asyncio.sleep(self.retry.max_delay / 5)
 
-    async def _persist(self) -> None:
+    async def _persist(self, *, force: bool = False) -> None:
         now = asyncio.get_running_loop().time()
-        if self.position > self.saved_position and now - self._saved_at >= self.persist_interval:
+        due = force or now - self._saved_at >= self.persist_interval
+        if self.position > self.saved_position and due:
             await self.store.save_checkpoint(self.name, self.position, self.lease)
             self.saved_position = self.position
             self._saved_at = now

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,18 @@ class SQLiteEventStore:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        db.execute("PRAGMA journal_mode = WAL")
+        # Switching a new file to WAL needs an exclusive lock that the busy handler does not wait for, so two
+        # processes creating the file at once would fail: retry for as long as the busy timeout allows.
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    db.close()
+                    raise
+                time.sleep(0.01)
         db.execute(f"PRAGMA synchronous = {self.synchronous}")
         db.execute("PRAGMA temp_store = MEMORY")
         db.execute("PRAGMA cache_size = -16000")
