@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from examples.seed_pattern import CreateOrder, ListOrders, build_app, create_order
 
 from citadel import DuplicateHandler, UnknownCommand
 from citadel.testing import running
+from examples.seed_pattern import CreateOrder, ListOrders, build_app, create_order
 
 
 async def test_the_seed_projector_builds_the_view_and_it_survives_a_restart(tmp_path: Path) -> None:

@@ -289,9 +289,9 @@ class EventStore(Protocol):
         """Create (or migrate) the tables of ``views``."""
 
     async def migrate_module(self, module: str, steps: Sequence[str]) -> int:
-        """Run the steps of ``module``'s own migrations that have not run yet, in order, each atomically with
-        the module's recorded version (a failing step leaves nothing of itself); return that version. ``{table:name}`` in a step is the module's
-        table ``name`` (``"<module>"."<name>"`` in PostgreSQL, ``"<module>__<name>"`` in SQLite).
+        """Run ``module``'s pending migration steps in order, each atomically with the module's recorded
+        version (a failing step leaves nothing of itself); return that version. ``{table:name}`` in a step is
+        the module's table ``name``: ``"<module>"."<name>"`` in PostgreSQL, ``"<module>__<name>"`` in SQLite.
 
         Raises:
             StoreError: the database records more steps than given (the code is older than the data).
