@@ -1,7 +1,8 @@
+"""The shop over HTTP, on each storage backend (``store_url`` comes from ``tests/conftest.py``)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -9,12 +10,6 @@ from shopper import over_http
 
 from citadel import Application
 from examples.shop import build_app
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    """The shop's SQLite file: a test may stop the shop and start another one on it."""
-    return f"sqlite:///{tmp_path / 'shop.db'}"
 
 
 @pytest.fixture
