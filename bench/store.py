@@ -120,8 +120,7 @@ async def bench_store(folder: Path, writers: int, seconds: float, group_commit: 
 
 
 async def bench_command_path(folder: Path, dispatchers: int, seconds: float) -> Result:
-    module = Module("bench", commands={Deposit: _deposit}, events=[Deposited], projections=[balances])
-    app = Application([module], store=f"sqlite:///{folder / f'app-{dispatchers}.db'}")
+    app = Application([command_module()], store=f"sqlite:///{folder / f'app-{dispatchers}.db'}")
     await app.start()
     try:
 
@@ -200,8 +199,9 @@ def bench_peer(folder: Path, seconds: float) -> Result | None:
 
 
 def print_table(rows: list[Result]) -> None:
-    raw = next((r["events_per_s"] for r in rows if r["scenario"].startswith("raw")), None)
-    peer = next((r["events_per_s"] for r in rows if r["scenario"].startswith("peer")), None)
+    """Print rows; ratios are to the first raw and the first peer row of the same table."""
+    raw = next((r["events_per_s"] for r in rows if "raw" in r["scenario"]), None)
+    peer = next((r["events_per_s"] for r in rows if "peer" in r["scenario"]), None)
     header = (
         f"{'scenario':<30} {'writers':>7} {'events/s':>10} {'ev/commit':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'of raw':>7} {'x peer':>7}"
@@ -216,6 +216,30 @@ def print_table(rows: list[Result]) -> None:
             f"{r['p50_ms'] if r['p50_ms'] is not None else '':>8} {r['p99_ms'] if r['p99_ms'] is not None else '':>8} "
             f"{of_raw:>7} {x_peer:>7}"
         )
+
+
+def command_module() -> Module:
+    """The command-path benchmark's module: a deposit appends one event and updates a balance inline."""
+    return Module("bench", commands={Deposit: _deposit}, events=[Deposited], projections=[balances])
+
+
+async def run_postgres(seconds: float, writer_counts: list[int], dispatcher_counts: list[int]) -> list[Result]:
+    """The PostgreSQL rows: raw limit, peer library, group commit vs one transaction per append, command path."""
+    import store_postgres as pg
+
+    rows: list[Result] = [await pg.bench_raw(seconds, _row, pg.payload_bytes(PAYLOAD))]
+    for threads in (1, 16):
+        peer = await asyncio.to_thread(pg.bench_peer, seconds, threads, PAYLOAD, _row)
+        if peer is not None:
+            rows.append(peer)
+    event = Deposited(account="a", amount=1, memo=PAYLOAD)
+    for writers in writer_counts:
+        rows.append(await pg.bench_store(writers, seconds, True, event, _drive, _row))
+        rows.append(await pg.bench_store(writers, seconds, False, event, _drive, _row))
+    for dispatchers in dispatcher_counts:
+        command = lambda w: Deposit(account=f"a{w % 100}", amount=1)  # noqa: E731
+        rows.append(await pg.bench_command_path(dispatchers, seconds, command_module(), command, _drive, _row))
+    return rows
 
 
 async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[int]) -> list[Result]:
@@ -241,18 +265,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
     parser.add_argument("--writers", default="1,10,100,1000", help="concurrent writers for the append rows")
     parser.add_argument("--dispatchers", default="100,1000", help="concurrent dispatchers for the command path")
+    parser.add_argument("--pg-writers", default="1,16,64,256", help="concurrent writers for the PostgreSQL rows")
+    parser.add_argument("--backends", default="sqlite,postgres", help="which tables to run")
     parser.add_argument("--json", type=Path, default=Path("bench/results/store.json"), help="where to write rows")
     args = parser.parse_args()
     writers = [int(w) for w in args.writers.split(",") if w]
+    pg_writers = [int(w) for w in args.pg_writers.split(",") if w]
     dispatchers = [int(d) for d in args.dispatchers.split(",") if d]
-    print(
-        f"SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"{args.seconds:g} s per row, synchronous=FULL"
-    )
-    rows = asyncio.run(run(args.seconds, writers, dispatchers))
-    print_table(rows)
+    backends = set(args.backends.split(","))
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {args.seconds:g} s per row, durable commits")
+    results: dict[str, Any] = {"machine": platform.platform()}
+    if "sqlite" in backends:
+        print(f"\nSQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL)")
+        results["sqlite"] = asyncio.run(run(args.seconds, writers, dispatchers))
+        print_table(results["sqlite"])
+    if "postgres" in backends:
+        import store_postgres as pg
+
+        print("\nPostgreSQL (synchronous_commit=on), same machine")
+        results["postgres"] = asyncio.run(run_postgres(args.seconds, pg_writers, dispatchers))
+        print_table(results["postgres"])
+        reference = pg.pgbench(args.seconds)
+        if reference is not None:
+            results["pgbench"] = reference
+            print(f"\npgbench -c 16 (TPC-B-like, 5 statements per transaction): {reference['tps']:,.0f} transactions/s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.platform(), "rows": rows}, indent=2))
+    args.json.write_text(json.dumps(results, indent=2))
     print(f"\nraw rows written to {args.json}")
     if "eventsourcing" not in sys.modules:
         print("(peer library not installed: `pip install eventsourcing` in the benchmark environment to compare)")

@@ -60,8 +60,12 @@ async def bench_raw(seconds: float, row: Any, payload: bytes, per_tx: int = 100)
             await connection.execute(
                 "INSERT INTO public.raw_events (stream_id, version, event_id, type, data) "
                 "SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bytea[])",
-                ids, [1] * per_tx, ids, ["bench.Deposited"] * per_tx, [payload] * per_tx,
-            )  # fmt: skip
+                ids,
+                [1] * per_tx,
+                ids,
+                ["bench.Deposited"] * per_tx,
+                [payload] * per_tx,
+            )
         events += per_tx
         commits += 1
     elapsed = time.perf_counter() - started
@@ -93,8 +97,9 @@ async def bench_store(writers: int, seconds: float, group_commit: bool, event: A
         await store.close()
 
 
-async def bench_command_path(dispatchers: int, seconds: float, module: Module, command: Any, drive: Any,
-                             row: Any) -> Result:  # fmt: skip
+async def bench_command_path(
+    dispatchers: int, seconds: float, module: Module, command: Any, drive: Any, row: Any
+) -> Result:
     """The full command path (dispatch, decide, append, inline projection) on PostgreSQL."""
     await reset()
     app = Application([module], store=DSN)
@@ -119,19 +124,13 @@ def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result |
     """The peer library on the same server: create and save an aggregate, from ``threads`` threads."""
     try:
         from eventsourcing.application import Application as PeerApplication
-        from eventsourcing.domain import Aggregate, event
     except ImportError:
         return None
     asyncio.run(reset())
+    account = _peer_aggregate()
     base, _, name = DSN.rpartition("/")
     host_port = base.rsplit("@", 1)[-1]
     host, _, port = host_port.partition(":")
-
-    class Account(Aggregate):  # type: ignore[misc]
-        @event("Opened")  # type: ignore[untyped-decorator]
-        def __init__(self, memo: str) -> None:
-            self.memo = memo
-
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": name,
@@ -147,7 +146,7 @@ def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result |
 
     def work(t: int) -> None:
         while time.perf_counter() < deadline:
-            app.save(Account(memo=payload))
+            app.save(account(memo=payload))
             counts[t] += 1
 
     started = time.perf_counter()
@@ -161,6 +160,24 @@ def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result |
     return row("pg peer eventsourcing", threads, sum(counts), elapsed, sum(counts), [])  # type: ignore[no-any-return]
 
 
+_PEER_AGGREGATE: Any = None
+
+
+def _peer_aggregate() -> Any:
+    """The peer library's aggregate class, defined once (the library registers each class by its topic)."""
+    global _PEER_AGGREGATE
+    if _PEER_AGGREGATE is None:
+        from eventsourcing.domain import Aggregate, event
+
+        class Account(Aggregate):  # type: ignore[misc]
+            @event("Opened")  # type: ignore[untyped-decorator]
+            def __init__(self, memo: str) -> None:
+                self.memo = memo
+
+        _PEER_AGGREGATE = Account
+    return _PEER_AGGREGATE
+
+
 def pgbench(seconds: float, clients: int = 16) -> dict[str, Any] | None:
     """``pgbench -c clients`` (TPC-B-like) on the same server, as the reference of what the machine can do."""
     base, _, _ = DSN.rpartition("/")
@@ -170,8 +187,11 @@ def pgbench(seconds: float, clients: int = 16) -> dict[str, Any] | None:
         subprocess.run(["pgbench", "-i", "-s", "10", "-q", dsn], check=True, capture_output=True, timeout=300)
         out = subprocess.run(
             ["pgbench", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), "-n", dsn],
-            check=True, capture_output=True, text=True, timeout=seconds + 120,
-        ).stdout  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.search(r"tps = ([0-9.]+)", out)

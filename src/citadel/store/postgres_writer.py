@@ -41,21 +41,34 @@ INDEX_BITS = 20
 MAX_BATCH_EVENTS = 50_000
 log = logging.getLogger("citadel.store.postgres")
 
-_INSERT_EVENTS = (
-    "INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at, "
-    "correlation_id, causation_id, actor) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], "
-    "$5::text[], $6::int[], $7::bytea[], $8::float8[], $9::text[], $10::text[], $11::text[])"
+# Everything a batch writes, and its notification, in one statement (one round trip); empty arrays write nothing.
+# The notification is delivered only if the transaction commits.
+_WRITE = """
+WITH events AS (
+    INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at,
+                                correlation_id, causation_id, actor)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bytea[],
+                         $8::float8[], $9::text[], $10::text[], $11::text[])
+), keys AS (
+    INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at)
+    SELECT * FROM unnest($12::text[], $13::text[], $14::bytea[], $15::bigint[], $16::float8[])
+), snapshots AS (
+    INSERT INTO citadel.snapshots (stream_id, version, state_version, data)
+    SELECT * FROM unnest($17::text[], $18::int[], $19::int[], $20::bytea[])
+    ON CONFLICT (stream_id) DO UPDATE
+    SET version = excluded.version, state_version = excluded.state_version, data = excluded.data
 )
+SELECT CASE WHEN cardinality($1::bigint[]) > 0 THEN pg_notify('citadel_events', $21::text) END
+"""
+# The transaction id, the current version of each stream, and which idempotency keys are taken, in one query.
+_BEGIN = """
+SELECT pg_current_xact_id()::text::bigint, v.stream_id, v.version,
+       (SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[]))
+FROM (SELECT 1) AS one LEFT JOIN (
+    SELECT stream_id, max(version) AS version FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id
+) AS v ON true
+"""
 _VERSIONS = "SELECT stream_id, max(version) FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id"
-_INSERT_IDEMPOTENCY = (
-    "INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::float8[])"
-)
-_UPSERT_SNAPSHOTS = (
-    "INSERT INTO citadel.snapshots (stream_id, version, state_version, data) "
-    "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::bytea[]) ON CONFLICT (stream_id) DO UPDATE "
-    "SET version = excluded.version, state_version = excluded.state_version, data = excluded.data"
-)
 
 
 async def apply_handler(result: Awaitable[None] | None) -> None:
@@ -139,14 +152,10 @@ class _Batch:
         return result
 
     async def write(self, connection: Any) -> None:
-        """Send the rows added since the last write (then forget them)."""
+        """Send the rows added since the last write (then forget them), with the commit notification."""
         try:
-            if self.events[0]:
-                await connection.execute(_INSERT_EVENTS, *self.events)
-            if self.keys[0]:
-                await connection.execute(_INSERT_IDEMPOTENCY, *self.keys)
-            if self.snapshots[0]:
-                await connection.execute(_UPSERT_SNAPSHOTS, *self.snapshots)
+            if self.events[0] or self.keys[0] or self.snapshots[0]:
+                await connection.execute(_WRITE, *self.events, *self.keys, *self.snapshots, str(self.last_position))
             if self.records:
                 buffer = ViewBuffer(connection)
                 for record, projections in self.records:
@@ -293,16 +302,13 @@ class PostgresWriter:
         return _Batch(xid, time.time())
 
     async def _fast(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
-        batch = await self._begin(connection)
         streams = list({a.stream_id for job in jobs for a in job.appends})
-        versions: dict[str, int] = dict.fromkeys(streams, 0)
-        if streams:
-            versions.update((r[0], r[1]) for r in await connection.fetch(_VERSIONS, streams))
         keys = [job.idempotency.key for job in jobs if job.idempotency is not None]
-        taken = set()
-        if keys:
-            rows = await connection.fetch("SELECT key FROM citadel.idempotency WHERE key = ANY($1)", keys)
-            taken = {r[0] for r in rows}
+        rows = await connection.fetch(_BEGIN, streams, keys)
+        batch = _Batch(rows[0][0], time.time())
+        versions: dict[str, int] = dict.fromkeys(streams, 0)
+        versions.update((r[1], r[2]) for r in rows if r[1] is not None)
+        taken = set(rows[0][3] or ())
         outcomes: list[Any] = []
         for job in jobs:
             refusal = _refusal(job, versions, taken)
@@ -313,8 +319,6 @@ class PostgresWriter:
                 taken.add(job.idempotency.key)
             outcomes.append(batch.add(job, versions, self._registry, self._inline))
         await batch.write(connection)
-        if batch.index:
-            await connection.execute("SELECT pg_notify('citadel_events', $1)", str(batch.last_position))
         return outcomes, batch.last_position if batch.index else 0
 
     async def _careful(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
@@ -328,8 +332,6 @@ class PostgresWriter:
                 raise
             except Exception as exc:
                 outcomes.append(await self._explain(connection, job, exc))
-        if batch.index:
-            await connection.execute("SELECT pg_notify('citadel_events', $1)", str(batch.last_position))
         return outcomes, batch.last_position if batch.index else 0
 
     async def _one(self, connection: Any, job: PgCommit, batch: _Batch) -> CommitResult:
