@@ -76,7 +76,15 @@ def command_step(
         attempt = 0
         while True:
             ctx = CommandContext(runtime, module, context)
-            result = await call(command, ctx)
+            try:
+                result = await call(command, ctx)
+            except Exception:
+                # A twin with the same key may have committed between our lookup and our load (its effects
+                # then refuse us, e.g. "already paid"): it answered first, so answer as it did.
+                record = None if key is None else await store.idempotency_record(key)
+                if record is not None:
+                    return replay(record, request_hash)
+                raise
             idempotency = None if key is None else IdempotencyRecord(key, request_hash, encode_json(result))
             receipt = current_receipt.get() or Receipt()
             if not ctx.staged and idempotency is None:
