@@ -13,14 +13,20 @@ from __future__ import annotations
 
 from citadel import Application
 from examples.shop import analytics, billing, content, orders, users
+from examples.shop.policy import shop_policy
 
 __all__ = ["app", "build_app"]
 
 
-def build_app(store: str = "sqlite:///var/shop.db") -> Application:
-    """Return a new shop application on ``store`` (building opens nothing; ``start()`` does)."""
+def build_app(store: str = "sqlite:///var/shop.db", *, secure: bool = True) -> Application:
+    """Return a new shop application on ``store`` (building opens nothing; ``start()`` does).
+
+    ``secure=False`` leaves out the access policy (for tests of the domain that act as nobody in particular).
+    """
     return Application(
-        [users.module(), content.module(), orders.module(), billing.module(), analytics.module()], store=store
+        [users.module(), content.module(), orders.module(), billing.module(), analytics.module()],
+        store=store,
+        policy=shop_policy() if secure else None,
     )
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from citadel.bus import CommandBus, Middleware, QueryBus
-from citadel.context import DispatchContext
+from citadel.context import SYSTEM, DispatchContext
 from citadel.errors import AccessDenied, ConfigurationError, StoreError
-from citadel.handling import Receipt, current_receipt
+from citadel.handling import QueryContext, Receipt, current_receipt
 from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query
 from citadel.messaging.consumer import Consumer
@@ -28,6 +28,7 @@ from citadel.module import Module, dependency_cycles
 from citadel.pipeline import command_step, query_step
 from citadel.projection import BoundProjection
 from citadel.projection_runner import AsyncProjection, Progress, rebuild
+from citadel.security.rbac import Policy, authorization
 from citadel.store.base import EventStore
 from citadel.store.url import open_store
 from citadel.views import View
@@ -65,6 +66,7 @@ class Application:
         store: a store URL (``sqlite:///var/app.db``) or an ``EventStore``; may be overridden in ``start()``.
         middleware: command-bus middleware, outermost first (query-bus middleware: ``query_middleware``).
         conflict_retries: how often a command is re-run on fresh state after a concurrency conflict.
+        policy: who may send which message (``citadel.security.rbac``); None lets everyone send everything.
         lease_ttl: seconds a process holds a consumer's lease without renewing it; another process takes
             over a dead holder's consumers after at most this long.
 
@@ -81,6 +83,7 @@ class Application:
         query_middleware: Sequence[Middleware] = (),
         conflict_retries: int = 3,
         lease_ttl: float = 5.0,
+        policy: Policy | None = None,
     ) -> None:
         self.lease_ttl = lease_ttl
         self.modules = {m.name: m for m in modules}
@@ -92,8 +95,10 @@ class Application:
         self.registry = EventRegistry()
         self._owner: dict[type[Message], Module] = {}
         self._declare_messages()
-        self.commands = CommandBus(middleware)
-        self.queries = QueryBus(query_middleware)
+        self.policy = policy
+        guard = [] if policy is None else [self._authorization(policy)]
+        self.commands = CommandBus([*guard, *middleware])
+        self.queries = QueryBus([*guard, *query_middleware])
         for module in modules:
             for command_type, handler in module.commands.items():
                 step = command_step(self, module, command_type, handler, conflict_retries=conflict_retries)
@@ -163,6 +168,32 @@ class Application:
             return self._owner[message_type]
         except KeyError:
             raise ConfigurationError(f"{message_type.__name__} is not declared by any module") from None
+
+    def _authorization(self, policy: Policy) -> Middleware:
+        for grant in policy.resolve(self.permission_of):
+            if not grant.own:
+                continue
+            covered = [t for t in self._owner if grant.matches(self.permission_of(t))]
+            for message_type in covered:
+                if message_type not in self.owner_of(message_type).owners:
+                    raise ConfigurationError(
+                        f"the policy grants {grant.permission} to {grant.role!r} on what it owns, but module "
+                        f"{self.owner_of(message_type).name!r} declares no owners[{message_type.__name__}]"
+                    )
+        return authorization(policy, self.permission_of, self._target_owner)
+
+    def permission_of(self, message_type: type[Message]) -> str:
+        """The permission a message type needs: its ``permission=``, else its stable name."""
+        declared = message_type.__message_permission__
+        return declared if declared else self.owner_of(message_type).message_name(message_type)
+
+    async def _target_owner(self, message: Message, context: DispatchContext) -> str | None:
+        module = self.owner_of(type(message))
+        find = module.owners.get(type(message))
+        if find is None:
+            return None
+        result: str | None = await find(message, QueryContext(self, module, context.child().replace(actor=SYSTEM)))
+        return result
 
     def dependency_order(self) -> list[Module]:
         """The modules, each after the modules it depends on."""

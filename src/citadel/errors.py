@@ -16,7 +16,8 @@ CitadelError
 │   └── UniqueViolation                    a write would break a view's unique field (HTTP 409)
 ├── ConcurrencyError                       optimistic concurrency: the stream moved on (HTTP 409)
 ├── IdempotencyConflict                    an idempotency key reused with a different payload (HTTP 422)
-├── AccessDenied (PermissionError)         the actor may not touch that table or message
+├── AccessDenied (PermissionError)         the actor may not touch that table or message (HTTP 403)
+│   └── Unauthenticated                    no credentials, or invalid ones, where some are needed (HTTP 401)
 ├── LeaseLost                              another process took over a consumer's lease
 └── StoreError                             the storage backend failed; the driver error is its __cause__
 ```
@@ -40,6 +41,7 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "StoreError",
+    "Unauthenticated",
     "UniqueViolation",
     "UnknownCommand",
     "UnknownEventType",
@@ -171,6 +173,10 @@ class IdempotencyConflict(CitadelError):
 
 class AccessDenied(CitadelError, PermissionError):
     """The caller may not reach the resource (another module's table, a forbidden message)."""
+
+
+class Unauthenticated(AccessDenied):
+    """The request carries no credentials, or invalid ones, and the message needs an identity."""
 
 
 class LeaseLost(CitadelError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
-from citadel.context import Actor, DispatchContext
+from citadel.context import SYSTEM, Actor, DispatchContext
 from citadel.domain import Decider
 from citadel.ids import new_id
 from citadel.messages import Command, Event, Query, encode_json
@@ -85,7 +85,9 @@ class _Context:
             AccessDenied: the query belongs to a module this one did not declare in ``depends_on``, or is not
                 in that module's contract.
         """
-        return await self._runtime.query_from(self.module, query, self.context.child())
+        # A module asks another module as itself (the system), not as the end user: the user's permission was
+        # checked when their own message entered the bus.
+        return await self._runtime.query_from(self.module, query, self.context.child().replace(actor=SYSTEM))
 
 
 class QueryContext(_Context):

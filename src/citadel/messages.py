@@ -10,8 +10,9 @@ schema version as class keywords::
 Without ``name`` a module assigns ``"<module>.<ClassName>"`` when the type is listed in it. The stored name,
 not the Python path, identifies a stored event, so classes may move and be renamed freely.
 
-``expose=False`` keeps a contract command or query for other modules only: modules may send it (in process
-or over a broker), but the HTTP API does not offer it to clients.
+``permission=`` names the permission a command or query needs (default: its stable name; see
+``citadel.security.rbac``). ``expose=False`` keeps a contract command or query for other modules only:
+modules may send it (in process or over a broker), but the HTTP API does not offer it to clients.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class MessageMeta(msgspec.StructMeta):
         name: str | None = None,
         version: int = 1,
         expose: bool = True,
+        permission: str | None = None,
         **struct_options: Any,
     ) -> MessageMeta:
         if name is not None and not _NAME.fullmatch(name):
@@ -68,6 +70,7 @@ class MessageMeta(msgspec.StructMeta):
         type.__setattr__(cls, "__message_name__", name)
         type.__setattr__(cls, "__message_version__", version)
         type.__setattr__(cls, "__message_exposed__", expose)
+        type.__setattr__(cls, "__message_permission__", permission)
         return cls
 
 
@@ -77,6 +80,7 @@ class Message(msgspec.Struct, metaclass=MessageMeta, frozen=True, kw_only=True):
     __message_name__: ClassVar[str | None]
     __message_version__: ClassVar[int]
     __message_exposed__: ClassVar[bool]
+    __message_permission__: ClassVar[str | None]
 
 
 class Command(Message, forbid_unknown_fields=True):

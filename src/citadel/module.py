@@ -11,6 +11,9 @@
         depends_on=["content"],           # modules whose contracts this one uses
     )
 
+``owners`` tell, per command or query, who owns its target (``async (message, ctx) -> subject``), for
+policies that grant a permission only on what the actor owns.
+
 ``migrations`` are the module's own versioned SQL steps (append new ones; never edit a released one), run
 once each, in dependency order across modules; ``{table:name}`` names the module's table ``name``.
 
@@ -56,6 +59,7 @@ class Module:
         depends_on: Sequence[str] = (),
         upcasters: Sequence[Upcaster] = (),
         migrations: Sequence[str] = (),
+        owners: Mapping[type[Message], Any] | None = None,
     ) -> None:
         if not _MODULE_NAME.match(name):
             raise ConfigurationError(f"module names are lowercase identifiers like 'billing', got {name!r}")
@@ -72,6 +76,7 @@ class Module:
         self.depends_on = tuple(depends_on)
         self.upcasters = list(upcasters)
         self.migrations = list(migrations)
+        self.owners: dict[type[Message], Any] = dict(owners or {})
         self.public: frozenset[type[Message]] = frozenset(_contract_messages(contract))
         self.events: list[type[Event]] = list(
             dict.fromkeys([*events, *(m for m in self.public if issubclass(m, Event))])

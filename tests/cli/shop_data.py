@@ -29,7 +29,7 @@ async def seed(url: str, *, consumers: bool = True) -> Shop:
 
     Without consumers, billing never opens the invoice and analytics' async projections stay behind the head.
     """
-    app = build_app(store=url)
+    app = build_app(store=url, secure=False)
     await app.start(consumers=consumers)
     try:
         user = await app.dispatch(RegisterUser(email="ada@example.com", name="Ada"))
@@ -49,7 +49,7 @@ async def seed(url: str, *, consumers: bool = True) -> Shop:
 
 async def register(url: str, email: str) -> None:
     """Register one more user (appends one ``users.UserRegistered`` event)."""
-    app = build_app(store=url)
+    app = build_app(store=url, secure=False)
     await app.start(consumers=False)
     try:
         await app.dispatch(RegisterUser(email=email, name="Grace"))
@@ -59,7 +59,7 @@ async def register(url: str, email: str) -> None:
 
 async def views(shop: Shop) -> dict[str, Any]:
     """Every query answer about what was seeded, read from the views without running any consumer."""
-    app = build_app(store=shop.url)
+    app = build_app(store=shop.url, secure=False)
     await app.start(consumers=False)
     try:
         return {

@@ -17,6 +17,8 @@ import httpx
 
 from citadel import Application
 from citadel.http import create_asgi
+from citadel.http.auth import bearer_authenticator
+from citadel.security import TokenVerifier, issue_token
 
 T = TypeVar("T")
 
@@ -32,10 +34,19 @@ async def over_http(app: Application) -> AsyncIterator[httpx.AsyncClient]:
     Unexpected exceptions become the 500 responses a real server sends, so "never a 500" is checked the
     same way in process as over TCP.
     """
-    asgi = create_asgi(app, manage_lifecycle=False)
+    asgi = create_asgi(app, manage_lifecycle=False, authenticate=bearer_authenticator(TokenVerifier(secret=SECRET)))
     transport = httpx.ASGITransport(asgi, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+    admin = {"authorization": f"Bearer {token('e2e-admin', 'admin')}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop", headers=admin) as client:
         yield client
+
+
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+def token(subject: str, *roles: str) -> str:
+    """A bearer token for ``subject`` with ``roles``, signed with the tests' secret."""
+    return issue_token(SECRET, subject, roles)
 
 
 def describe(response: httpx.Response) -> str:

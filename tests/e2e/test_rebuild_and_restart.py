@@ -64,7 +64,7 @@ async def test_rebuilding_the_analytics_projections_gives_exactly_the_live_resul
 
 
 async def test_a_restarted_shop_keeps_its_orders_invoices_access_and_analytics(store_url: str) -> None:
-    async with build_app(store=store_url) as first, over_http(first) as client:
+    async with build_app(store=store_url, secure=False) as first, over_http(first) as client:
         customer, guide = await register(client), await publish(client, 500)
         paid = await buy(client, customer, guide)
         open_order = await order(client, customer, guide)
@@ -72,7 +72,7 @@ async def test_a_restarted_shop_keeps_its_orders_invoices_access_and_analytics(s
         await settle(client)
         before = (await revenue(client), await statuses(client))
 
-    async with build_app(store=store_url) as second, over_http(second) as client:
+    async with build_app(store=store_url, secure=False) as second, over_http(second) as client:
         assert await order_status(client, paid.order_id) == "paid"
         assert (await invoice(client, paid.order_id))["status"] == "paid"
         assert await order_status(client, open_order.order_id) == "created"
@@ -84,13 +84,13 @@ async def test_a_restarted_shop_keeps_its_orders_invoices_access_and_analytics(s
 
 
 async def test_after_a_restart_the_async_projections_count_only_the_new_events(store_url: str) -> None:
-    async with build_app(store=store_url) as first, over_http(first) as client:
+    async with build_app(store=store_url, secure=False) as first, over_http(first) as client:
         customer, guide = await register(client), await publish(client, 500)
         await buy(client, customer, guide)
         waiting = await order(client, customer, guide)
         await settle(client)
 
-    async with build_app(store=store_url) as second, over_http(second) as client:
+    async with build_app(store=store_url, secure=False) as second, over_http(second) as client:
         bill = await invoice(client, waiting.order_id)
         paid = await client.post("/billing/pay-invoice", json={"invoice_id": bill["invoice_id"], "amount": 500})
         assert await revenue(client, position(paid)) == {"paid_orders": 2, "revenue": 1000, "refunded": 0}
@@ -102,12 +102,12 @@ async def test_after_a_restart_the_async_projections_count_only_the_new_events(s
 
 
 async def test_an_order_placed_just_before_a_stop_is_billed_once_after_the_restart(store_url: str) -> None:
-    async with build_app(store=store_url) as first, over_http(first) as client:
+    async with build_app(store=store_url, secure=False) as first, over_http(first) as client:
         customer, guide = await register(client), await publish(client, 500)
         await first.consumers["billing.invoicing"].stop()  # the shop stops before billing saw the order
         placed = await order(client, customer, guide)
 
-    async with build_app(store=store_url) as second, over_http(second) as client:
+    async with build_app(store=store_url, secure=False) as second, over_http(second) as client:
         bill = await invoice(client, placed.order_id, placed.position)
         await settle(client)
         assert (bill["amount"], bill["status"]) == (500, "open")
@@ -116,10 +116,10 @@ async def test_an_order_placed_just_before_a_stop_is_billed_once_after_the_resta
 
 
 async def test_an_order_placed_just_before_a_stop_is_counted_once_after_the_restart(store_url: str) -> None:
-    async with build_app(store=store_url) as first, over_http(first) as client:
+    async with build_app(store=store_url, secure=False) as first, over_http(first) as client:
         customer, guide = await register(client), await publish(client, 500)
         await order(client, customer, guide)  # the shop stops while analytics may be applying this order
 
-    async with build_app(store=store_url) as second, over_http(second) as client:
+    async with build_app(store=store_url, secure=False) as second, over_http(second) as client:
         await settle(client)
         assert await statuses(client) == {"created": 1, "paid": 0, "cancelled": 0, "refunded": 0}

@@ -11,5 +11,5 @@ from examples.shop import build_app
 
 @pytest.fixture
 async def shop(store_url: str) -> AsyncIterator[Application]:
-    async with running(build_app(), store=store_url) as app:
+    async with running(build_app(secure=False), store=store_url) as app:
         yield app

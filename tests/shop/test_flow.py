@@ -84,14 +84,14 @@ async def test_a_payment_that_races_a_cancellation_is_refunded(shop: Application
 
 
 async def test_replaying_billing_from_the_start_opens_no_second_invoice(store_url: str) -> None:
-    async with running(build_app(), store=store_url) as app:
+    async with running(build_app(secure=False), store=store_url) as app:
         created = await order(app, await register(app), await publish(app, 500))
         bill = await invoice(app, created.order_id)
         await app.consumers["billing.invoicing"].stop()
         await app.store.rewind_checkpoint("billing.invoicing")
         assert await app.store.checkpoint("billing.invoicing") == 0
 
-    async with running(build_app(), store=store_url) as app:
+    async with running(build_app(secure=False), store=store_url) as app:
         await settle(app)
         assert app.consumers["billing.invoicing"].position == await app.store.head_position()
         opened = [r for r in await app.store.read_all(1, 1000) if r.type == "billing.InvoiceOpened"]
@@ -119,4 +119,4 @@ async def test_rebuilding_the_analytics_projections_gives_the_live_results(shop:
 
 
 def test_the_shop_keeps_its_module_boundaries() -> None:
-    check(build_app())
+    check(build_app(secure=False))

@@ -11,6 +11,7 @@ from examples.shop.billing.handlers import (
     invoicing,
     open_invoice,
     pay_invoice,
+    payer,
     refund_invoice,
     void_invoice,
 )
@@ -30,6 +31,7 @@ def module() -> Module:
             RefundInvoice: refund_invoice,
         },
         queries={GetInvoice: get_invoice},
+        owners={PayInvoice: payer, GetInvoice: payer},
         events=[InvoiceOpened, InvoiceVoided],
         projections=[Invoices()],
         process_managers=[invoicing],

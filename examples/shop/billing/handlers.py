@@ -40,6 +40,17 @@ async def refund_invoice(command: RefundInvoice, ctx: CommandContext) -> None:
     await ctx.execute(INVOICE, f"invoice-{command.invoice_id}", command)
 
 
+async def payer(message: PayInvoice | GetInvoice, ctx: QueryContext) -> str | None:
+    """An invoice belongs to the customer who ordered (None when there is no such invoice)."""
+    view = ctx.view(Invoices.invoices)
+    if isinstance(message, GetInvoice):
+        row = await view.get(message.order_id)
+    else:
+        found = await view.find(invoice_id=message.invoice_id, limit=1)
+        row = found[0] if found else None
+    return row.customer_id if row is not None else None
+
+
 async def get_invoice(query: GetInvoice, ctx: QueryContext) -> InvoiceSummary:
     row = await ctx.view(Invoices.invoices).get(query.order_id)
     if row is None:

@@ -14,6 +14,7 @@ class InvoiceRow(msgspec.Struct, kw_only=True):
     order_id: str
     amount: int
     status: str
+    customer_id: str = ""
 
 
 class Invoices(Projector):
@@ -23,7 +24,11 @@ class Invoices(Projector):
 
     def handle_invoiceopened(self, event: InvoiceOpened) -> None:
         self.invoices[event.order_id] = InvoiceRow(
-            invoice_id=event.invoice_id, order_id=event.order_id, amount=event.amount, status="open"
+            invoice_id=event.invoice_id,
+            order_id=event.order_id,
+            amount=event.amount,
+            status="open",
+            customer_id=event.customer_id,
         )
 
     def handle_invoicepaid(self, event: InvoicePaid) -> None:

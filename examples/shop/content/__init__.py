@@ -12,6 +12,7 @@ from examples.shop.content.handlers import (
     get_prices,
     grant_access,
     publish_content,
+    reader_itself,
     revoke_access,
 )
 from examples.shop.content.projections import Catalog, Readers
@@ -25,6 +26,7 @@ def module() -> Module:
         contract=contract,
         commands={PublishContent: publish_content, GrantAccess: grant_access, RevokeAccess: revoke_access},
         queries={GetItem: get_item, GetAccess: get_access, GetPrices: get_prices},
+        owners={GetAccess: reader_itself},
         events=[ContentPublished, AccessGranted, AccessRevoked],
         projections=[Catalog(), Readers()],
     )

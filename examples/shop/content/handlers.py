@@ -43,6 +43,11 @@ async def get_item(query: GetItem, ctx: QueryContext) -> ItemDetails:
     return msgspec.convert(row, ItemDetails, from_attributes=True)
 
 
+async def reader_itself(message: GetAccess, ctx: QueryContext) -> str:
+    """Whether a user may read an item is that user's business."""
+    return message.user_id
+
+
 async def get_access(query: GetAccess, ctx: QueryContext) -> AccessStatus:
     row = await ctx.view(GRANTS).get(access_key(query.user_id, query.content_id))
     return AccessStatus(granted=row is not None and row.get("grants", 0) > 0)

@@ -12,6 +12,7 @@ from examples.shop.orders.handlers import (
     get_order,
     mark_order_paid,
     mark_order_refunded,
+    orderer,
 )
 from examples.shop.orders.projections import OrderSummaries
 
@@ -29,6 +30,7 @@ def module() -> Module:
             MarkOrderRefunded: mark_order_refunded,
         },
         queries={GetOrder: get_order},
+        owners={CreateOrder: orderer, CancelOrder: orderer, GetOrder: orderer},
         projections=[OrderSummaries()],
         process_managers=[access],
         depends_on=["users", "content"],

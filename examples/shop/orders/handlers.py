@@ -46,6 +46,14 @@ async def mark_order_refunded(command: MarkOrderRefunded, ctx: CommandContext) -
     await ctx.execute(ORDER, f"order-{command.order_id}", command)
 
 
+async def orderer(message: CreateOrder | CancelOrder | GetOrder, ctx: QueryContext) -> str | None:
+    """An order belongs to its customer (None when there is no such order)."""
+    if isinstance(message, CreateOrder):
+        return message.customer_id
+    row = await ctx.view(OrderSummaries.orders).get(message.order_id)
+    return row.customer_id if row is not None else None
+
+
 async def get_order(query: GetOrder, ctx: QueryContext) -> OrderSummary:
     row = await ctx.view(OrderSummaries.orders).get(query.order_id)
     if row is None:

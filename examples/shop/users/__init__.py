@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from citadel import Module
 from examples.shop.users import contract
-from examples.shop.users.contract import GetUser, RegisterUser
-from examples.shop.users.domain import UserRegistered
-from examples.shop.users.handlers import get_user, register_user
+from examples.shop.users.contract import AssignRole, GetUser, RegisterUser
+from examples.shop.users.domain import RoleAssigned, UserRegistered
+from examples.shop.users.handlers import assign_role, get_user, register_user, user_itself
 from examples.shop.users.projections import Users
 
 
@@ -16,8 +16,9 @@ def module() -> Module:
         "users",
         package=__name__,
         contract=contract,
-        commands={RegisterUser: register_user},
+        commands={RegisterUser: register_user, AssignRole: assign_role},
         queries={GetUser: get_user},
-        events=[UserRegistered],
+        events=[UserRegistered, RoleAssigned],
         projections=[Users()],
+        owners={GetUser: user_itself},
     )

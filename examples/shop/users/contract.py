@@ -14,6 +14,13 @@ class RegisterUser(Command, name="users.RegisterUser"):
     name: str
 
 
+class AssignRole(Command, name="users.AssignRole"):
+    """Give a user a role (``customer``, ``editor``, ``admin``); admins only."""
+
+    user_id: str
+    role: str
+
+
 class GetUser(Query, name="users.GetUser"):
     """A user's profile; ``NotFound`` if there is none."""
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
-from citadel import Aggregate, Command, DomainError, Event, InvalidCommand, decides, evolves
+import msgspec
+
+from citadel import Aggregate, Command, DomainError, Event, InvalidCommand, NotFound, decides, evolves
+from examples.shop.users.contract import AssignRole
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 DEFAULT_ROLES = ("customer",)
+ROLES = frozenset({"customer", "editor", "admin"})
 
 
 class CreateUser(Command, name="users.CreateUser"):
@@ -25,8 +29,14 @@ class UserRegistered(Event, name="users.UserRegistered"):
     roles: list[str]
 
 
+class RoleAssigned(Event, name="users.RoleAssigned"):
+    user_id: str
+    role: str
+
+
 class User(Aggregate):
     registered: bool = False
+    roles: list[str] = msgspec.field(default_factory=list)
 
     @decides
     def create(self, command: CreateUser) -> list[Event]:
@@ -45,9 +55,24 @@ class User(Aggregate):
             )
         ]
 
+    @decides
+    def assign(self, command: AssignRole) -> list[Event]:
+        if not self.registered:
+            raise NotFound(f"no user {command.user_id}")
+        if command.role not in ROLES:
+            raise InvalidCommand(f"unknown role {command.role!r}; roles are {', '.join(sorted(ROLES))}")
+        if command.role in self.roles:
+            return []
+        return [RoleAssigned(user_id=command.user_id, role=command.role)]
+
     @evolves
     def was_registered(self, event: UserRegistered) -> None:
         self.registered = True
+        self.roles = list(event.roles)
+
+    @evolves
+    def was_assigned(self, event: RoleAssigned) -> None:
+        self.roles.append(event.role)
 
 
 USER = User.decider()

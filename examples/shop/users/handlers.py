@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from citadel import CommandContext, NotFound, QueryContext
-from examples.shop.users.contract import GetUser, NewUser, RegisterUser, UserProfile
+from examples.shop.users.contract import AssignRole, GetUser, NewUser, RegisterUser, UserProfile
 from examples.shop.users.domain import USER, CreateUser
 from examples.shop.users.projections import Users
 
@@ -14,6 +14,15 @@ async def register_user(command: RegisterUser, ctx: CommandContext) -> NewUser:
     user_id = ctx.new_id()
     await ctx.execute(USER, f"user-{user_id}", CreateUser(user_id=user_id, email=command.email, name=command.name))
     return NewUser(user_id=user_id)
+
+
+async def assign_role(command: AssignRole, ctx: CommandContext) -> None:
+    await ctx.execute(USER, f"user-{command.user_id}", command)
+
+
+async def user_itself(message: GetUser, ctx: QueryContext) -> str:
+    """A user's profile belongs to that user."""
+    return message.user_id
 
 
 async def get_user(query: GetUser, ctx: QueryContext) -> UserProfile:

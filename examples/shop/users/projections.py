@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from citadel import Projector, View
-from examples.shop.users.domain import UserRegistered
+from examples.shop.users.domain import RoleAssigned, UserRegistered
 
 
 class UserRow(msgspec.Struct, kw_only=True):
@@ -24,3 +24,8 @@ class Users(Projector):
         self.users[event.user_id] = UserRow(
             user_id=event.user_id, email=event.email, name=event.name, roles=event.roles
         )
+
+    async def handle_roleassigned(self, event: RoleAssigned) -> None:
+        row = await self.users.get(event.user_id)
+        if row is not None:
+            self.users.merge(event.user_id, roles=[*row.roles, event.role])

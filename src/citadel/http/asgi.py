@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -30,6 +31,7 @@ from citadel.app import Application
 from citadel.context import ANONYMOUS, Actor, DispatchContext
 from citadel.errors import CitadelError
 from citadel.http.docs import docs_page
+from citadel.http.headers import SecurityHeaders
 from citadel.http.naming import command_path, query_path
 from citadel.http.openapi import openapi_document
 from citadel.http.problems import from_exception, problem, problem_response, validation_problem
@@ -297,4 +299,9 @@ def create_asgi(
         else:
             yield
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
+    )

@@ -23,6 +23,7 @@ from citadel.errors import (
     InvalidMessage,
     NotFound,
     StoreError,
+    Unauthenticated,
     UnknownMessage,
 )
 
@@ -90,6 +91,7 @@ _BY_CLASS: list[tuple[type[BaseException], int, str, str]] = [
     (DomainError, 409, "conflict", "Refused"),
     (ConcurrencyError, 409, "concurrency-conflict", "Concurrent modification"),
     (IdempotencyConflict, 422, "idempotency-key-reused", "Idempotency key reused"),
+    (Unauthenticated, 401, "unauthenticated", "Unauthenticated"),
     (AccessDenied, 403, "forbidden", "Forbidden"),
     (UnknownMessage, 404, "unknown-message", "Not found"),
     (InvalidMessage, 422, "validation-error", "Invalid request"),
@@ -102,6 +104,8 @@ def from_exception(exc: BaseException) -> tuple[Problem, dict[str, str]]:
     for cls, status, slug, title in _BY_CLASS:
         if isinstance(exc, cls):
             headers = {"Retry-After": "1"} if status == 503 else {}
+            if status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="citadel"'
             detail = "the store is unavailable, retry shortly" if isinstance(exc, StoreError) else str(exc)
             return Problem(_type(slug), title, status, detail), headers
     if not isinstance(exc, CitadelError):

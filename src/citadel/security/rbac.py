@@ -1,0 +1,112 @@
+"""Role-based access control, enforced at the bus (so HTTP, the CLI, process managers and broker messages
+all pass the same check).
+
+A permission is a message's stable name (``orders.CreateOrder``), or the ``permission=`` it declares; a policy
+grants permissions to roles, by name or pattern (``orders.*``, ``*``)::
+
+    policy = (
+        Policy()
+        .allow("anonymous", RegisterUser, GetItem)
+        .allow("customer", CreateOrder, PayInvoice, GetOrder, own=True)
+        .allow("editor", PublishContent)
+    )
+
+``own=True`` holds only when the actor is the owner of the message's target, as the owning module answers
+it (``Module(owners={PayInvoice: invoice_owner})``): ownership rules live next to the permission, in the module
+that knows its data. ``admin`` may do everything; the framework's own ``system`` actor (process managers)
+too. Every actor also has what ``anonymous`` has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Self
+
+import msgspec
+
+from citadel.bus import CallNext
+from citadel.context import Actor, DispatchContext
+from citadel.errors import AccessDenied, ConfigurationError, Unauthenticated
+from citadel.messages import Message
+
+__all__ = ["Grant", "Owner", "Policy", "authorization"]
+
+Owner = Callable[[Any, Any], Awaitable[str | None]]
+"""``async (message, ctx: QueryContext) -> subject`` of the owner of the message's target, None if it has none."""
+
+
+class Grant(msgspec.Struct, frozen=True):
+    """One permission of one role; with ``own``, only on what the actor owns."""
+
+    role: str
+    permission: str
+    own: bool = False
+
+    def matches(self, permission: str) -> bool:
+        """Whether this grant covers ``permission`` (exactly, or by a trailing ``*``)."""
+        if self.permission.endswith("*"):
+            return permission.startswith(self.permission[:-1])
+        return permission == self.permission
+
+
+class Policy:
+    """Which roles may send which messages. Build it with ``allow``; an ``Application`` enforces it."""
+
+    def __init__(self, *, superusers: Sequence[str] = ("admin",)) -> None:
+        self.superusers = frozenset(superusers) | {"system"}
+        self._allowed: list[tuple[str, str | type[Message], bool]] = []
+        self.grants: list[Grant] = []
+
+    def allow(self, role: str, *permissions: str | type[Message], own: bool = False) -> Self:
+        """Grant ``permissions`` (message types, names or patterns) to ``role``; return the policy."""
+        if not permissions:
+            raise ConfigurationError(f"allow({role!r}) needs at least one message type or permission")
+        self._allowed.extend((role, permission, own) for permission in permissions)
+        return self
+
+    def resolve(self, permission_of: Callable[[type[Message]], str]) -> list[Grant]:
+        """Turn message types into their permission names (the application knows them); keep the grants."""
+        self.grants = [
+            Grant(role, p if isinstance(p, str) else permission_of(p), own) for role, p, own in self._allowed
+        ]
+        return self.grants
+
+    def grants_for(self, roles: Iterable[str], permission: str) -> list[Grant]:
+        """The grants of ``roles`` (plus ``anonymous``) that cover ``permission``."""
+        held = {*roles, "anonymous"}
+        return [g for g in self.grants if g.role in held and g.matches(permission)]
+
+
+def authorization(
+    policy: Policy,
+    permission_of: Callable[[type[Message]], str],
+    owner_of: Callable[[Message, DispatchContext], Awaitable[str | None]],
+) -> Callable[[Message, DispatchContext, CallNext], Awaitable[Any]]:
+    """Return the bus middleware that enforces ``policy``.
+
+    It raises ``Unauthenticated`` when an anonymous actor needs an identity, and ``AccessDenied`` when an
+    identified actor lacks the permission or does not own the target.
+    """
+
+    async def authorize(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
+        actor = context.actor
+        if actor.roles & policy.superusers:
+            return await call_next(message, context)
+        permission = permission_of(type(message))
+        grants = policy.grants_for(actor.roles, permission)
+        if not grants or (all(g.own for g in grants) and _anonymous(actor)):
+            if _anonymous(actor):
+                raise Unauthenticated(f"{permission} needs an identity: send a bearer token")
+            raise AccessDenied(f"{actor.subject} may not {permission}: none of its roles grants it")
+        if any(not g.own for g in grants):
+            return await call_next(message, context)
+        owner = await owner_of(message, context)
+        if owner is not None and owner != actor.subject:
+            raise AccessDenied(f"{actor.subject} may only {permission} on what it owns")
+        return await call_next(message, context)  # an unknown target: the handler answers NotFound
+
+    return authorize
+
+
+def _anonymous(actor: Actor) -> bool:
+    return actor.subject == "anonymous"
