@@ -1,0 +1,116 @@
+"""Access control at the bus: the same rules for every way a message arrives."""
+
+from __future__ import annotations
+
+import pytest
+
+from citadel import (
+    SYSTEM,
+    AccessDenied,
+    Actor,
+    Application,
+    Command,
+    CommandContext,
+    ConfigurationError,
+    DispatchContext,
+    Module,
+    Query,
+    QueryContext,
+)
+from citadel.errors import Unauthenticated
+from citadel.security import Policy
+from citadel.security.rbac import Grant
+from citadel.testing import running
+
+
+class Write(Command, name="notes.Write"):
+    author: str
+    text: str
+
+
+class Erase(Command, name="notes.Erase", permission="notes.admin"):
+    pass
+
+
+class Read(Query, name="notes.Read"):
+    author: str
+
+
+async def write(command: Write, ctx: CommandContext) -> dict[str, str]:
+    return {"by": ctx.actor.subject}
+
+
+async def erase(command: Erase, ctx: CommandContext) -> None:
+    return None
+
+
+async def read(query: Read, ctx: QueryContext) -> str:
+    return query.author
+
+
+async def author_of(message: Write | Read, ctx: QueryContext) -> str:
+    return message.author
+
+
+def notes_app(policy: Policy) -> Application:
+    notes = Module(
+        "notes",
+        commands={Write: write, Erase: erase},
+        queries={Read: read},
+        owners={Write: author_of, Read: author_of},
+    )
+    return Application([notes], policy=policy)
+
+
+ANN = DispatchContext(actor=Actor("ann", frozenset({"writer"})))
+BOB = DispatchContext(actor=Actor("bob", frozenset({"writer"})))
+
+
+async def test_an_owned_grant_lets_the_owner_through_and_refuses_others(store_url: str) -> None:
+    app = notes_app(Policy().allow("writer", Write, own=True))
+    async with running(app, store=store_url):
+        assert await app.dispatch(Write(author="ann", text="hi"), ANN) == {"by": "ann"}
+        with pytest.raises(AccessDenied, match=r"only notes\.Write on what it owns"):
+            await app.dispatch(Write(author="ann", text="forged"), BOB)
+
+
+async def test_anonymous_needs_an_identity_and_the_identified_need_a_grant(store_url: str) -> None:
+    app = notes_app(Policy().allow("writer", Write, own=True))
+    async with running(app, store=store_url):
+        with pytest.raises(Unauthenticated):
+            await app.dispatch(Write(author="ann", text="hi"))
+        with pytest.raises(AccessDenied) as refused:
+            await app.query(Read(author="ann"), ANN)
+        assert not isinstance(refused.value, Unauthenticated)
+
+
+async def test_a_declared_permission_and_patterns_select_what_a_grant_covers(store_url: str) -> None:
+    app = notes_app(Policy().allow("curator", "notes.adm*").allow("anonymous", "notes.Read"))
+    curator = DispatchContext(actor=Actor("cy", frozenset({"curator"})))
+    async with running(app, store=store_url):
+        assert await app.dispatch(Erase(), curator) is None
+        assert await app.query(Read(author="z")) == "z"  # anonymous grants hold for everyone
+        assert await app.query(Read(author="z"), curator) == "z"
+        with pytest.raises(AccessDenied):
+            await app.dispatch(Write(author="cy", text="x"), curator)
+
+
+async def test_superusers_and_the_system_may_do_everything(store_url: str) -> None:
+    app = notes_app(Policy(superusers=("root",)))
+    async with running(app, store=store_url):
+        root = DispatchContext(actor=Actor("r", frozenset({"root"})))
+        assert await app.dispatch(Erase(), root) is None
+        assert await app.dispatch(Erase(), DispatchContext(actor=SYSTEM)) is None
+
+
+def test_an_owned_grant_without_an_owner_rule_fails_at_build() -> None:
+    notes = Module("notes", commands={Erase: erase})
+    with pytest.raises(ConfigurationError, match="declares no owners"):
+        Application([notes], policy=Policy().allow("curator", Erase, own=True))
+
+
+def test_grants_match_exact_names_and_trailing_patterns() -> None:
+    assert Grant("r", "orders.*").matches("orders.CreateOrder")
+    assert not Grant("r", "orders.*").matches("billing.PayInvoice")
+    assert Grant("r", "*").matches("anything")
+    assert not Grant("r", "orders.CreateOrder").matches("orders.CreateOrderX")
