@@ -1,0 +1,299 @@
+"""Token-bucket rate limiting, in one process or shared by every node through Redis.
+
+Each key (per rule name) has a bucket that holds up to ``burst`` tokens and refills at ``rate`` tokens per
+second. A request costing ``cost`` tokens is allowed when the bucket holds that many, and takes them: a
+client may send ``burst`` requests at once, then ``rate`` per second. Refill is lazy: a bucket stores its
+tokens and when it last changed, and a check first adds ``elapsed * rate`` (capped at ``burst``); so idle
+buckets cost nothing, and a bucket that would be full again can be forgotten.
+
+``MemoryRateLimiter`` keeps buckets in this process. ``RedisRateLimiter`` keeps them in Redis, one bucket per
+key for every node: one Lua script per check refills, takes and writes atomically, in one round trip. The
+script reads the clock with Redis's ``TIME``, not the caller's: nodes' clocks disagree, and with their own
+timestamps a node running ahead would refill every bucket early while one running behind refilled nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+
+from citadel.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+__all__ = [
+    "Decision",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RateRule",
+    "RedisRateLimiter",
+    "open_rate_limiter",
+    "rate_limit_headers",
+]
+
+log = logging.getLogger("citadel.ratelimit")
+
+# Absorbs float error, so that waiting exactly ``retry_after`` is always enough (0.1 * 3 != 0.3).
+_EPSILON = 1e-9
+
+
+class RateRule(msgspec.Struct, frozen=True, gc=False):
+    """Allow bursts of ``burst`` requests, refilled at ``rate`` per second; ``name`` labels it in headers.
+
+    Raises:
+        ConfigurationError: the rate is not a positive number, the burst not a whole number >= 1, or the
+            name not printable ASCII.
+    """
+
+    rate: float
+    burst: int
+    name: str = "default"
+
+    def __post_init__(self) -> None:
+        rate_ok = isinstance(self.rate, int | float) and not isinstance(self.rate, bool)
+        if not rate_ok or not math.isfinite(self.rate) or self.rate <= 0:
+            raise ConfigurationError(
+                f"rate limit rule {self.name!r} has rate {self.rate!r}; give the tokens per second as a number > 0 "
+                "(0.5 means one request every two seconds)"
+            )
+        if not isinstance(self.burst, int) or isinstance(self.burst, bool) or self.burst < 1:
+            raise ConfigurationError(
+                f"rate limit rule {self.name!r} has burst {self.burst!r}; give the bucket size as a whole number "
+                ">= 1 (the most requests allowed at once)"
+            )
+        if not self.name or not all(" " <= c <= "~" for c in self.name):
+            raise ConfigurationError(
+                f"rate limit rule name {self.name!r} must be non-empty printable ASCII (it is sent in headers)"
+            )
+
+
+class Decision(msgspec.Struct, frozen=True, gc=False):
+    """The outcome of one check: whether to serve the request, and what to tell the client."""
+
+    allowed: bool
+    remaining: int
+    """Whole tokens left after this request."""
+    retry_after: float
+    """Seconds until the same request would be allowed; 0 when allowed."""
+    reset: float
+    """Seconds until the bucket is full again."""
+    rule: RateRule
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    """Return the ``RateLimit-Policy`` and ``RateLimit`` headers, and ``Retry-After`` when refused."""
+    # draft-ietf-httpapi-ratelimit-headers-11 (May 2026), sections 3 and 4: each field is a Structured Field
+    # List whose Item is the policy name as an sf-string, with q (quota) and w (window, whole seconds > 0)
+    # in RateLimit-Policy and r (available quota) and t (effective window, whole seconds) in RateLimit.
+    rule = decision.rule
+    name = '"' + rule.name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    headers = {
+        "RateLimit-Policy": f"{name};q={rule.burst};w={max(1, _whole_seconds(rule.burst / rule.rate))}",
+        "RateLimit": f"{name};r={decision.remaining};t={_whole_seconds(decision.reset)}",
+    }
+    if not decision.allowed:
+        headers["Retry-After"] = str(max(1, _whole_seconds(decision.retry_after)))
+    return headers
+
+
+def _whole_seconds(seconds: float) -> int:
+    # Round up, ignoring float noise: 30.000000000000004 seconds is 30, not 31.
+    return max(0, math.ceil(seconds - 1e-6))
+
+
+class RateLimiter(Protocol):
+    """Where buckets live: in this process (``MemoryRateLimiter``) or shared (``RedisRateLimiter``)."""
+
+    async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
+        """Take ``cost`` tokens from the bucket of ``key`` under ``rule`` if it holds them; return the decision.
+
+        Raises:
+            ConfigurationError: ``cost`` is below 1 or above the rule's burst (it could never be allowed).
+        """
+
+    async def close(self) -> None:
+        """Release the limiter's connections and memory."""
+
+
+def _check_cost(rule: RateRule, cost: int) -> None:
+    if not 1 <= cost <= rule.burst:
+        raise ConfigurationError(
+            f"a request costing {cost} tokens can never pass rule {rule.name!r} (burst {rule.burst}); "
+            "give each request a cost between 1 and the rule's burst, or raise the burst"
+        )
+
+
+def _take(rule: RateRule, tokens: float, cost: int) -> tuple[Decision, float]:
+    """Decide on a refilled bucket holding ``tokens``; return the decision and the tokens left."""
+    allowed = tokens + _EPSILON >= cost
+    retry_after = 0.0
+    if allowed:
+        tokens = max(0.0, tokens - cost)
+    else:
+        retry_after = (cost - tokens) / rule.rate
+    reset = (rule.burst - tokens) / rule.rate
+    return Decision(allowed, math.floor(tokens + _EPSILON), retry_after, reset, rule), tokens
+
+
+class MemoryRateLimiter:
+    """Buckets in this process: exact and fast, but each process (each node) counts on its own.
+
+    At most ``max_keys`` buckets are kept. Buckets are ordered by last use; the oldest ones are dropped once
+    they would be full anyway (forgetting them changes nothing), and when more than ``max_keys`` are still
+    refilling, the least recently used one is forgotten (its key starts again with a full bucket).
+    """
+
+    def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_keys < 1:
+            raise ConfigurationError(f"max_keys is {max_keys}; keep at least 1 bucket (each takes ~300 bytes)")
+        self.max_keys = max_keys
+        self._clock = clock
+        # (rule name, key) -> (tokens, updated at, full at); ordered from least to most recently used
+        self._buckets: OrderedDict[tuple[str, str], tuple[float, float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
+        """Take ``cost`` tokens from this process's bucket for ``key`` if it holds them (see ``RateLimiter``)."""
+        _check_cost(rule, cost)
+        now = self._clock()
+        buckets = self._buckets
+        bucket_key = (rule.name, key)
+        state = buckets.get(bucket_key)
+        if state is None:
+            self._make_room(now)
+            tokens = float(rule.burst)
+        else:
+            buckets.move_to_end(bucket_key)
+            tokens = min(float(rule.burst), state[0] + max(0.0, now - state[1]) * rule.rate)
+        decision, tokens = _take(rule, tokens, cost)
+        buckets[bucket_key] = (tokens, now, now + decision.reset)
+        return decision
+
+    def _make_room(self, now: float) -> None:
+        # Called before adding a bucket: at most a few evictions per check, so each check stays O(1).
+        buckets = self._buckets
+        for _ in range(2):
+            if not buckets:
+                return
+            oldest = next(iter(buckets))
+            if buckets[oldest][2] > now and len(buckets) < self.max_keys:
+                return
+            del buckets[oldest]
+
+    async def close(self) -> None:
+        """Forget every bucket."""
+        self._buckets.clear()
+
+
+# KEYS[1]: the bucket, a hash {tokens, at (microseconds)}; ARGV: rate (tokens per second), burst, cost.
+# Returns {allowed (0/1), remaining, retry_after, reset}, seconds as strings (Redis truncates Lua numbers).
+_BUCKET_SCRIPT = """
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tokens = burst
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+if state[1] and state[2] then
+  local elapsed = math.max(0, now - tonumber(state[2])) / 1000000
+  tokens = math.min(burst, tonumber(state[1]) + elapsed * rate)
+end
+local allowed, retry_after = 0, 0
+if tokens + 1e-9 >= cost then
+  allowed = 1
+  tokens = math.max(0, tokens - cost)
+else
+  retry_after = (cost - tokens) / rate
+end
+local reset = (burst - tokens) / rate
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(reset * 1000)))
+return {allowed, math.floor(tokens + 1e-9), tostring(retry_after), tostring(reset)}
+"""
+
+
+class RedisRateLimiter:
+    """Buckets in Redis, shared by every node; one atomic script (one round trip) per check.
+
+    Needs Redis 5 or later. A check waits at most ``timeout`` seconds; when Redis fails or is too slow, it logs
+    a warning (at most one each 10 s) and allows the request if ``fail_open``, else refuses it (retry after 1 s).
+
+    Raises:
+        ConfigurationError: the URL is not a ``redis://``, ``rediss://`` or ``unix://`` URL, or ``timeout``
+            is not positive.
+    """
+
+    def __init__(self, url: str, *, fail_open: bool = True, timeout: float = 0.25, prefix: str = "citadel:rl:") -> None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout is {timeout!r}; give the seconds a check may wait for Redis, > 0")
+        try:
+            # One immediate retry: a pooled connection broken by a Redis restart fails once, then reconnects.
+            self._client: Redis = Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1)
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid Redis URL for the rate limiter: {exc}") from exc
+        self._script: AsyncScript = self._client.register_script(_BUCKET_SCRIPT)
+        self._failures = (RedisError, OSError, TimeoutError)
+        self.fail_open = fail_open
+        self.timeout = timeout
+        self.prefix = prefix
+        self._warned_at, self._unreported = -math.inf, 0
+
+    async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
+        """Take ``cost`` tokens from the shared bucket for ``key`` (see ``RateLimiter``).
+
+        When Redis fails or is too slow, the decision allows the request if ``fail_open``, else refuses it.
+        """
+        _check_cost(rule, cost)
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await self._script(keys=[f"{self.prefix}{rule.name}:{key}"], args=[rule.rate, rule.burst, cost])
+        except self._failures as exc:
+            return self._unavailable(rule, exc)
+        allowed, remaining, retry_after, reset = reply
+        return Decision(bool(allowed), int(remaining), float(retry_after), float(reset), rule)
+
+    def _unavailable(self, rule: RateRule, exc: BaseException) -> Decision:
+        now = time.monotonic()
+        if now - self._warned_at >= 10.0:
+            outcome = "allowing requests (fail_open)" if self.fail_open else "refusing requests (fail_open=False)"
+            reason = f"{type(exc).__name__}: {str(exc) or 'timed out'}"
+            log.warning(
+                "rate limiter cannot reach Redis, %s (%s; %d failures unlogged)", outcome, reason, self._unreported
+            )
+            self._warned_at, self._unreported = now, 0
+        else:
+            self._unreported += 1
+        wait = 0.0 if self.fail_open else 1.0  # the bucket is unknown: report nothing left, and no wait if open
+        return Decision(allowed=self.fail_open, remaining=0, retry_after=wait, reset=wait, rule=rule)
+
+    async def close(self) -> None:
+        """Close the connections to Redis."""
+        await self._client.aclose()
+
+
+def open_rate_limiter(redis_url: str | None, *, fail_open: bool = True) -> RateLimiter:
+    """Return a limiter shared through Redis when ``redis_url`` is given (not None or empty), else in memory.
+
+    Raises:
+        ConfigurationError: ``redis_url`` is not a Redis URL.
+    """
+    if redis_url:
+        return RedisRateLimiter(redis_url, fail_open=fail_open)
+    return MemoryRateLimiter()
