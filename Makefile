@@ -21,6 +21,7 @@ test: lint types unit
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/bandit -c pyproject.toml -q -r src -ll
 
 types: $(STAMP)
 	$(BIN)/mypy src

@@ -1,7 +1,8 @@
 """The storage backends the tests run on, and how to give each test a clean one.
 
-PostgreSQL tests use their own database (``citadel_test`` by default, ``CITADEL_TEST_POSTGRES`` to change it),
-created when missing; every schema in it is dropped before each test, so never point it at real data.
+PostgreSQL tests use a database of their own (``citadel_test_<pid>`` by default, ``CITADEL_TEST_POSTGRES`` to
+choose one), created when missing and dropped at the end of the session; every schema in it is dropped
+before each test, so never point it at real data.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import asyncpg
 
-POSTGRES = os.environ.get("CITADEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/citadel_test")
+# One database per test session, so that test runs in parallel (or a crashed one) never meet.
+POSTGRES = os.environ.get("CITADEL_TEST_POSTGRES", f"postgresql://postgres@127.0.0.1:5432/citadel_test_{os.getpid()}")
 BACKENDS = ("sqlite", "postgres")
 
 
@@ -44,3 +46,13 @@ async def clean_store_url(backend: str, directory: Path) -> str:
         await reset_postgres()
         return POSTGRES
     return f"sqlite:///{directory / 'app.db'}"
+
+
+async def drop_postgres(dsn: str = POSTGRES) -> None:
+    """Drop the test database (at the end of a session)."""
+    base, _, name = dsn.rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -28,6 +28,7 @@ from citadel.module import Module, dependency_cycles
 from citadel.pipeline import command_step, query_step
 from citadel.projection import BoundProjection
 from citadel.projection_runner import AsyncProjection, Progress, rebuild
+from citadel.security.encryption import Keyring
 from citadel.security.rbac import Policy, authorization
 from citadel.store.base import EventStore
 from citadel.store.url import open_store
@@ -67,6 +68,7 @@ class Application:
         middleware: command-bus middleware, outermost first (query-bus middleware: ``query_middleware``).
         conflict_retries: how often a command is re-run on fresh state after a concurrency conflict.
         policy: who may send which message (``citadel.security.rbac``); None lets everyone send everything.
+        keyring: encrypt stored payloads at rest with these keys (``citadel.security.encryption``).
         lease_ttl: seconds a process holds a consumer's lease without renewing it; another process takes
             over a dead holder's consumers after at most this long.
 
@@ -84,7 +86,9 @@ class Application:
         conflict_retries: int = 3,
         lease_ttl: float = 5.0,
         policy: Policy | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
+        self.keyring = keyring
         self.lease_ttl = lease_ttl
         self.modules = {m.name: m for m in modules}
         if len(self.modules) != len(modules):
@@ -268,7 +272,10 @@ class Application:
         spec = store if store is not None else self._store_spec
         # A new id at every start: forked worker processes built from one application object must not share it.
         self.node_id = new_id()
-        self._store = open_store(spec, self.registry) if isinstance(spec, str) else spec
+        if isinstance(spec, str):
+            self._store = open_store(spec, self.registry, keyring=self.keyring)
+        else:
+            self._store = spec
         for binding in self.projections.values():
             if binding.inline:
                 self._store.add_inline_projection(binding)

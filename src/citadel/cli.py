@@ -17,7 +17,8 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,8 +39,10 @@ T = TypeVar("T")
 cli = typer.Typer(help="Run, check and operate Citadel applications.", no_args_is_help=True, add_completion=False)
 projections_cli = typer.Typer(help="Inspect and rebuild projections.", no_args_is_help=True)
 events_cli = typer.Typer(help="Read the event log.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Master keys of encryption at rest.", no_args_is_help=True)
 cli.add_typer(projections_cli, name="projections")
 cli.add_typer(events_cli, name="events")
+cli.add_typer(keys_cli, name="keys")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays on one line, whatever the terminal width
@@ -48,7 +51,7 @@ AppArg = Annotated[str | None, typer.Argument(help="package.module:attribute, e.
 StoreOpt = Annotated[str | None, typer.Option(help="event store URL (default: the application's own)")]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(2)
 
@@ -102,11 +105,18 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (default 1)")] = None,
     store: StoreOpt = None,
+    tls_cert: Annotated[
+        str | None, typer.Option(help="PEM certificate chain: serve HTTPS, TLS 1.3 only (needs --tls-key)")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="the certificate's unencrypted PEM private key")] = None,
 ) -> None:
-    """Serve the application over HTTP."""
+    """Serve the application over HTTP.
+
+    With --tls-cert and --tls-key (or tls_cert and tls_key in citadel.toml): over HTTPS, TLS 1.3 only.
+    """
     from citadel.server import serve as run_server
 
-    settings = _settings(app, host=host, port=port, workers=workers, store=store)
+    settings = _settings(app, host=host, port=port, workers=workers, store=store, tls_cert=tls_cert, tls_key=tls_key)
     try:
         run_server(settings)
     except CitadelError as exc:
@@ -245,6 +255,95 @@ def events_tail(
                 show(record)
 
     _run(application, tail)
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        _fail(f"--ttl {text!r} is not a duration like 90, 30m, 1h or 7d")
+    raise AssertionError("unreachable")
+
+
+@cli.command()
+def token(
+    app: AppArg = None,
+    subject: Annotated[str, typer.Option(help="the subject (user id) the token speaks for")] = "",
+    role: Annotated[list[str] | None, typer.Option(help="a role of the subject; repeat for several")] = None,
+    ttl: Annotated[str, typer.Option(help="how long the token is valid: 90, 30m, 1h, 7d")] = "1h",
+) -> None:
+    """Print a signed development token (HS256, with the server's secret) for ``Authorization: Bearer``."""
+    from citadel.security.identity import issue_token
+    from citadel.setup import prepare, token_secret
+
+    if not subject:
+        _fail("give the token a subject: --subject USER_ID")
+    settings = _settings(app) if app else _any_settings()
+    try:
+        prepare(settings)
+        secret = token_secret(settings)
+    except CitadelError as exc:
+        _fail(str(exc))
+    if secret is None:
+        _fail("tokens come from your identity provider (auth_public_key_file or auth_jwks_file is set)")
+    print(
+        issue_token(
+            secret,
+            subject,
+            role or [],
+            ttl=_duration(ttl),
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+        )
+    )
+
+
+def _any_settings() -> Settings:
+    try:
+        return load_settings()
+    except CitadelError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@keys_cli.command("generate")
+def keys_generate(
+    path: Annotated[str, typer.Argument(help="where to write the key file")] = "var/citadel-master-keys.json",
+) -> None:
+    """Write a new master key file (refuses to overwrite one: its keys unwrap your data keys)."""
+    from citadel.security.encryption import MasterKeys
+
+    target = Path(path)
+    if target.exists():
+        _fail(f"{target} exists; its keys are needed to read your data. Rotate with `citadel keys rotate` instead")
+    MasterKeys.generate().save(target)
+    out.print(f"wrote a new master key to {target}; keep it secret, and out of the database's backups")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(app: AppArg = None, store: StoreOpt = None) -> None:
+    """Add a new current master key to the key file and re-wrap every data key with it (no event is rewritten)."""
+    from citadel.security.encryption import MasterKeys
+
+    settings = _settings(app, store=store)
+    if not settings.master_key_file:
+        _fail("rotation needs a key file (master_key_file); a key given in CITADEL_MASTER_KEY is rotated by you")
+    path = Path(settings.master_key_file)
+    try:
+        rotated = MasterKeys.load(path).rotated()
+    except CitadelError as exc:
+        _fail(str(exc))
+    application = _application(settings, existing_store=True)
+
+    async def rewrap(application: Application) -> int:
+        return await application.store.rewrap_keys(rotated)
+
+    rotated.save(path)  # first: the file keeps the old keys too, so whatever happens next, nothing is lost
+    changed = _run(application, rewrap)
+    out.print(f"rotated the master key to {rotated.current}; re-wrapped {changed} data key(s)")
 
 
 def main() -> None:

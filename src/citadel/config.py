@@ -7,6 +7,8 @@ command-line options. Read only when asked (never at import).
     host = "127.0.0.1"
     port = 8000
     workers = 1
+    tls_cert = "/etc/citadel/cert.pem"   # serve HTTPS (TLS 1.3 only) with this PEM certificate chain
+    tls_key = "/etc/citadel/key.pem"     # and its unencrypted PEM private key; give both or neither
 
 The same keys work as environment variables: ``CITADEL_STORE=sqlite:///other.db``, ``CITADEL_PORT=9000``.
 """
@@ -38,6 +40,35 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     workers: int = 1
     log_level: str = "info"
     lease_ttl: float = 5.0
+    tls_cert: str | None = None
+    """PEM certificate chain to serve HTTPS with (TLS 1.3 only); needs ``tls_key``. Relative to the working
+    directory."""
+    tls_key: str | None = None
+    """The certificate's unencrypted PEM private key; needs ``tls_cert``."""
+    auth_secret: str | None = None
+    """HS256 secret that signs and verifies bearer tokens (prefer ``auth_secret_file`` or a public key)."""
+    auth_secret_file: str | None = "var/citadel-dev-secret"  # noqa: S105 - a file name, not a secret
+    """File holding the HS256 secret; ``citadel serve`` creates it for development when missing."""
+    auth_public_key_file: str | None = None
+    """PEM public key of an identity provider (RS256/ES256/EdDSA tokens); replaces the secret."""
+    auth_jwks_file: str | None = None
+    """JSON Web Key Set of an identity provider; replaces the secret."""
+    auth_issuer: str = "citadel"
+    auth_audience: str = "citadel"
+    encrypt: bool = True
+    """Encrypt stored payloads (AES-256-GCM, a key per data subject)."""
+    master_key: str | None = None
+    """Base64 of a 32-byte master key (``CITADEL_MASTER_KEY``); replaces ``master_key_file``."""
+    master_key_file: str | None = "var/citadel-master-keys.json"
+    """Master keys written by ``citadel keys generate``; ``citadel serve`` creates one for development."""
+    rate_limit_rate: float = 50.0
+    """Tokens per second refilled into each caller's bucket (``CITADEL_RATE_LIMIT_RATE``)."""
+    rate_limit_burst: int = 100
+    """Bucket size: how many requests a caller may make at once (``CITADEL_RATE_LIMIT_BURST``)."""
+    redis_url: str | None = None
+    """Share rate-limit buckets across nodes in this Redis (``CITADEL_REDIS_URL``); in process otherwise."""
+    rate_limit_fail_open: bool = True
+    """When Redis is unreachable: let requests through (True) or refuse them with 429 (False)."""
 
 
 def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,8 @@ CitadelError
 │   ├── UnknownQuery                       no handler registered for a query type
 │   └── UnknownEventType                   an event name or class the registry does not know
 ├── InvalidMessage (ValueError)            a payload that does not decode into its declared type
+├── TamperedPayload (ValueError)           a stored, encrypted payload that does not authenticate
+├── PayloadForgotten (LookupError)         an event whose subject was forgotten (its data key deleted)
 ├── DomainError                            a business rule refused the command (HTTP 409)
 │   ├── InvalidCommand (ValueError)        the command is malformed for the domain (HTTP 422)
 │   ├── NotFound (LookupError)             the entity the command or query names does not exist (HTTP 404)
@@ -18,6 +20,7 @@ CitadelError
 ├── IdempotencyConflict                    an idempotency key reused with a different payload (HTTP 422)
 ├── AccessDenied (PermissionError)         the actor may not touch that table or message (HTTP 403)
 │   └── Unauthenticated                    no credentials, or invalid ones, where some are needed (HTTP 401)
+├── RateLimited                            a caller spent its request budget (HTTP 429)
 ├── LeaseLost                              another process took over a consumer's lease
 └── StoreError                             the storage backend failed; the driver error is its __cause__
 ```
@@ -40,7 +43,10 @@ __all__ = [
     "InvalidMessage",
     "LeaseLost",
     "NotFound",
+    "PayloadForgotten",
+    "RateLimited",
     "StoreError",
+    "TamperedPayload",
     "Unauthenticated",
     "UniqueViolation",
     "UnknownCommand",
@@ -126,6 +132,14 @@ class InvalidMessage(CitadelError, ValueError):
         super().__init__(message)
 
 
+class TamperedPayload(CitadelError, ValueError):
+    """A stored payload failed authentication: it was altered, or copied from another row."""
+
+
+class PayloadForgotten(CitadelError, LookupError):
+    """The event's subject was forgotten: its data key is deleted and its payload can never be read again."""
+
+
 class DomainError(CitadelError):
     """A business rule refused a command. Raise it (or a subclass) from decide functions."""
 
@@ -177,6 +191,14 @@ class AccessDenied(CitadelError, PermissionError):
 
 class Unauthenticated(AccessDenied):
     """The request carries no credentials, or invalid ones, and the message needs an identity."""
+
+
+class RateLimited(CitadelError):
+    """The caller's token bucket is empty; ``headers`` say when to retry (``Retry-After``, ``RateLimit``)."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+        super().__init__(f"too many requests; retry after {headers.get('Retry-After', '1')} s")
 
 
 class LeaseLost(CitadelError):

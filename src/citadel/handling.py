@@ -109,12 +109,13 @@ class QueryContext(_Context):
 class CommandContext(_Context):
     """What a command handler receives: load state, stage appends; the framework commits afterwards."""
 
-    __slots__ = ("snapshots", "staged")
+    __slots__ = ("forgotten", "snapshots", "staged")
 
     def __init__(self, runtime: Runtime, module: Module, context: DispatchContext) -> None:
         super().__init__(runtime, module, context)
         self.staged: list[StreamAppend] = []
         self.snapshots: list[Snapshot] = []
+        self.forgotten: list[str] = []
 
     @staticmethod
     def new_id() -> str:
@@ -135,10 +136,15 @@ class CommandContext(_Context):
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     state = None  # an unusable snapshot is ignored: the events are the truth
         records = await store.read_stream(stream_id, version + 1)
-        state = decider.fold((r.event for r in records), state)
+        state = decider.fold((r.event for r in records if not r.forgotten), state)  # forgotten: as if never
         if records:
             version = records[-1].version
         return Loaded(state, version)
+
+    def forget(self, subject: str) -> None:
+        """Delete the data key of ``subject`` when the command commits: every event sealed with it becomes
+        unreadable for good (crypto-shredding). Needs encryption at rest."""
+        self.forgotten.append(subject)
 
     def append(self, stream_id: str, events: list[Event], expected_version: int | None = None) -> None:
         """Stage events for ``stream_id``; they are written when the handler returns, atomically."""

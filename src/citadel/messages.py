@@ -10,6 +10,9 @@ schema version as class keywords::
 Without ``name`` a module assigns ``"<module>.<ClassName>"`` when the type is listed in it. The stored name,
 not the Python path, identifies a stored event, so classes may move and be renamed freely.
 
+``subject=`` names the field that holds an event's data subject (``subject="user_id"``): stored encrypted,
+the event is sealed with that subject's own key, so forgetting the subject makes it unreadable.
+
 ``permission=`` names the permission a command or query needs (default: its stable name; see
 ``citadel.security.rbac``). ``expose=False`` keeps a contract command or query for other modules only:
 modules may send it (in process or over a broker), but the HTTP API does not offer it to clients.
@@ -57,6 +60,7 @@ class MessageMeta(msgspec.StructMeta):
         version: int = 1,
         expose: bool = True,
         permission: str | None = None,
+        subject: str | None = None,
         **struct_options: Any,
     ) -> MessageMeta:
         if name is not None and not _NAME.fullmatch(name):
@@ -71,6 +75,9 @@ class MessageMeta(msgspec.StructMeta):
         type.__setattr__(cls, "__message_version__", version)
         type.__setattr__(cls, "__message_exposed__", expose)
         type.__setattr__(cls, "__message_permission__", permission)
+        if subject is not None and subject not in getattr(cls, "__struct_fields__", ()):
+            raise ConfigurationError(f"{cls_name}: subject={subject!r} is not one of its fields")
+        type.__setattr__(cls, "__message_subject__", subject)
         return cls
 
 
@@ -81,6 +88,7 @@ class Message(msgspec.Struct, metaclass=MessageMeta, frozen=True, kw_only=True):
     __message_version__: ClassVar[int]
     __message_exposed__: ClassVar[bool]
     __message_permission__: ClassVar[str | None]
+    __message_subject__: ClassVar[str | None]
 
 
 class Command(Message, forbid_unknown_fields=True):
@@ -247,6 +255,14 @@ class EventRegistry:
 
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
+
+    @staticmethod
+    def key_id(event: Event, info: EventType) -> str:
+        """The data key an event is sealed with: its subject's (``subject:<value>``), else its module's."""
+        subject = type(event).__message_subject__
+        if subject is not None:
+            return f"subject:{getattr(event, subject)}"
+        return f"module:{info.name.partition('.')[0]}"
 
     def encode(self, event: Event) -> tuple[str, int, bytes]:
         """Return ``(name, version, payload)`` for storing an event.

@@ -61,7 +61,7 @@ class Module:
         migrations: Sequence[str] = (),
         owners: Mapping[type[Message], Any] | None = None,
     ) -> None:
-        if not _MODULE_NAME.match(name):
+        if not _MODULE_NAME.fullmatch(name):
             raise ConfigurationError(f"module names are lowercase identifiers like 'billing', got {name!r}")
         if name in depends_on:
             raise ConfigurationError(f"module {name!r} cannot depend on itself")

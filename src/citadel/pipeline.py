@@ -87,11 +87,11 @@ def command_step(
                 raise
             idempotency = None if key is None else IdempotencyRecord(key, request_hash, encode_json(result))
             receipt = current_receipt.get() or Receipt()
-            if not ctx.staged and idempotency is None:
+            if not ctx.staged and idempotency is None and not ctx.forgotten:
                 receipt.position = 0
                 return result
             try:
-                written = await store.commit(Commit(ctx.staged, metadata, idempotency, ctx.snapshots))
+                written = await store.commit(Commit(ctx.staged, metadata, idempotency, ctx.snapshots, ctx.forgotten))
             except ConcurrencyError:
                 if key is not None:  # a concurrent retry with the same key may have committed first
                     record = await store.idempotency_record(key)

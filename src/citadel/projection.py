@@ -204,7 +204,7 @@ class BoundProjection:
             guard = self._guard = _GuardedViews(tx, self._allowed, self.name)
         self.projector._citadel_tx = guard
         handlers = self._handlers.get(record.type)
-        if not handlers:
+        if not handlers or record.forgotten:  # a forgotten subject's events are as if never written
             return None
         event = record.event
         if len(handlers) == 1 and not handlers[0][2]:

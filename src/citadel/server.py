@@ -2,19 +2,28 @@
 
 Workers are separate processes that import the application themselves; the settings reach them through
 ``CITADEL_*`` environment variables, and each builds its ASGI app with ``asgi_from_environment``.
+
+With ``tls_cert`` and ``tls_key`` the server speaks HTTPS only, and only TLS 1.3: a client that offers TLS 1.2
+or older fails the handshake.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import ssl
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
 
+import msgspec
+
+from citadel import setup
 from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
-from citadel.http.asgi import create_asgi
 from citadel.loading import load_application
+from citadel.setup import assemble, environment_of, prepare
 
-__all__ = ["asgi_from_environment", "serve"]
+__all__ = ["asgi_from_environment", "serve", "tls_files"]
 
 
 def asgi_from_environment() -> Any:
@@ -22,35 +31,80 @@ def asgi_from_environment() -> Any:
     settings = load_settings(path=None)
     if not settings.app:
         raise ConfigurationError("CITADEL_APP is not set; start the server with `citadel serve APP`")
-    application = load_application(settings.app)
-    if settings.store:
-        application.use_store(settings.store)
-    application.lease_ttl = settings.lease_ttl
-    return create_asgi(application, title=settings.app)
+    return assemble(load_application(settings.app), settings)
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """Return the certificate chain and key to serve HTTPS with, or None for plain HTTP.
+
+    Raises:
+        ConfigurationError: only one of the two is set, a file is missing, or they are not a usable PEM
+            certificate chain and unencrypted private key that belong together.
+    """
+    cert, key = settings.tls_cert, settings.tls_key
+    if not cert and not key:
+        return None
+    if not key:
+        raise ConfigurationError(
+            "a TLS certificate needs its private key: pass --tls-key FILE too (or set tls_key in citadel.toml, "
+            "or CITADEL_TLS_KEY)"
+        )
+    if not cert:
+        raise ConfigurationError(
+            "a TLS private key needs its certificate: pass --tls-cert FILE too (or set tls_cert in citadel.toml, "
+            "or CITADEL_TLS_CERT)"
+        )
+    for path, what, setting in ((cert, "certificate", "tls_cert"), (key, "private key", "tls_key")):
+        if not Path(path).is_file():
+            raise ConfigurationError(
+                f"the TLS {what} file {path} does not exist; check --{setting.replace('_', '-')} "
+                f"(or {setting} in citadel.toml, or CITADEL_{setting.upper()})"
+            )
+
+    def encrypted() -> NoReturn:
+        raise ConfigurationError(f"the TLS private key {key} is encrypted; give an unencrypted PEM key")
+
+    try:  # fail here with one line, not with a traceback from the server (which would also prompt for a password)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=encrypted)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigurationError(
+            f"cannot serve TLS with certificate {cert} and key {key}: {exc}; both must be PEM files, the key "
+            "unencrypted and matching the certificate"
+        ) from exc
+    return Path(cert), Path(key)
 
 
 def serve(settings: Settings) -> None:
-    """Serve ``settings.app`` on ``settings.host:settings.port`` until interrupted."""
+    """Serve ``settings.app`` on ``settings.host:settings.port`` until interrupted (HTTPS with TLS 1.3 when
+    ``settings.tls_cert`` and ``settings.tls_key`` are set)."""
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
     if not settings.app:
         raise ConfigurationError("no application given: pass APP (e.g. examples.shop:app) or set app in citadel.toml")
+    tls = tls_files(settings)
+    tls_options: dict[str, Any] = {}
+    if tls:
+        try:
+            from granian.constants import SSLProtocols
+        except ImportError as exc:  # granian < 2.6 has no minimum to pin
+            raise ConfigurationError("serving TLS needs granian 2.6 or newer: pip install 'granian>=2.6'") from exc
+        # TLS 1.3 is granian's default minimum today; pinned so that no upgrade can lower it.
+        tls_options = {"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls13}
     application = load_application(settings.app)  # fail here, with a clear message, not in every worker
     store = settings.store or application.store_spec
     if not isinstance(store, str):
         raise ConfigurationError("`citadel serve` needs a store URL; pass --store or set store in citadel.toml")
-    os.environ.update(
-        {
-            "CITADEL_APP": settings.app,
-            "CITADEL_STORE": store,
-            "CITADEL_LEASE_TTL": str(settings.lease_ttl),
-        }
-    )
+    for warning in prepare(settings):
+        print(f"Citadel: WARNING: {warning}", file=sys.stderr, flush=True)
+    setup.master_keys(settings)  # fail here, with a clear message, not in every worker
+    setup.verifier(settings)
+    os.environ.update(environment_of(msgspec.structs.replace(settings, store=store)))
+    url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(
-        f"Citadel: serving {settings.app} on http://{settings.host}:{settings.port} "
-        f"(docs: http://{settings.host}:{settings.port}/docs, store: {store}, workers: {settings.workers})",
+        f"Citadel: serving {settings.app} on {url} "
+        f"(docs: {url}/docs, store: {store}, workers: {settings.workers}{', TLS 1.3 only' if tls else ''})",
         flush=True,
     )
     Granian(
@@ -62,4 +116,5 @@ def serve(settings: Settings) -> None:
         factory=True,
         log_level=LogLevels(settings.log_level),
         backlog=4096,
+        **tls_options,
     ).serve()

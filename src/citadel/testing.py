@@ -6,6 +6,7 @@ def test_a_paid_order_cannot_be_cancelled():
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import tempfile
@@ -122,10 +123,17 @@ async def settle(app: Application, timeout: float = 10.0) -> int:
     Raises:
         TimeoutError: a consumer did not catch up within ``timeout`` seconds.
     """
+    store = app.store
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     while True:
-        head = await app.store.head_position()
+        last = await store.last_position()
+        while await store.head_position() < last:  # older transactions still in flight (PostgreSQL)
+            if loop.time() > deadline:
+                raise TimeoutError(f"position {last} did not become readable within {timeout} s")
+            await store.wait_for_events(last - 1, 0.05)
         for name, consumer in app.consumers.items():
-            if not await consumer.wait_for(head, timeout):
-                raise TimeoutError(f"consumer {name} did not reach position {head} within {timeout} s")
-        if await app.store.head_position() == head:
-            return head
+            if not await consumer.wait_for(last, max(0.0, deadline - loop.time())):
+                raise TimeoutError(f"consumer {name} did not reach position {last} within {timeout} s")
+        if await store.last_position() == last:
+            return last

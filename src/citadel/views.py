@@ -97,7 +97,7 @@ class View(Generic[D]):
         unique: Sequence[str] = (),
     ) -> None:
         for ident in (name, *indexes, *unique):
-            if not _IDENT.match(ident):
+            if not _IDENT.fullmatch(ident):
                 raise ConfigurationError(f"view and field names are lowercase identifiers, got {ident!r}")
         self.name = name
         self.doc_type = doc_type

@@ -15,6 +15,7 @@ from citadel import (
     IdempotencyConflict,
     NotFound,
 )
+from citadel.testing import settle
 
 
 async def invoice_for(app: Application, order_id: str) -> dict[str, object]:
@@ -30,7 +31,8 @@ async def invoice_for(app: Application, order_id: str) -> dict[str, object]:
 async def test_a_command_result_comes_back_and_its_inline_view_is_readable_at_once(app: Application) -> None:
     outcome = await app.execute(PlaceOrder(customer="ann", amount=500))
     order_id = outcome.result["order_id"]
-    assert outcome.position == await app.store.head_position()
+    (placed,) = await app.store.read_stream(f"order-{order_id}")
+    assert outcome.position == placed.position
     assert await app.query(GetOrder(order_id=order_id)) == OrderRow(order_id, "ann", 500, "placed")
 
 
@@ -38,11 +40,11 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_first_result_an
     app: Application,
 ) -> None:
     first = await app.execute(PlaceOrder(customer="ann", amount=1), DispatchContext(idempotency_key="k-1"))
-    head = await app.store.head_position()
+    head = await app.store.last_position()
     again = await app.execute(PlaceOrder(customer="ann", amount=1), DispatchContext(idempotency_key="k-1"))
     assert again.result == first.result
     assert (again.position, again.replayed) == (first.position, True)
-    assert await app.store.head_position() == head
+    assert await app.store.last_position() == head
 
 
 async def test_the_same_idempotency_key_with_another_payload_is_rejected(app: Application) -> None:
@@ -59,6 +61,7 @@ async def test_concurrent_retries_with_one_key_commit_once_and_all_get_the_same_
         )
     )
     assert len({r["order_id"] for r in results}) == 1
+    await settle(app)
     placed = [r for r in await app.store.read_all() if r.type == "orders.OrderPlaced"]
     assert len(placed) == 1
 
@@ -79,16 +82,17 @@ async def test_concurrent_payments_of_one_invoice_let_exactly_one_succeed(app: A
 async def test_a_refused_command_writes_nothing(app: Application) -> None:
     order_id = (await app.dispatch(PlaceOrder(customer="di", amount=30)))["order_id"]
     await invoice_for(app, order_id)
-    head = await app.store.head_position()
+    head = await app.store.last_position()
     with pytest.raises(DomainError, match="wrong amount"):
         await app.dispatch(PayInvoice(order_id=order_id, amount=29))
-    assert await app.store.head_position() == head
+    assert await app.store.last_position() == head
 
 
 async def test_events_record_actor_correlation_and_causation(app: Application) -> None:
     context = DispatchContext(actor=Actor("user-7", frozenset({"customer"})), correlation_id="req-1")
     order_id = (await app.dispatch(PlaceOrder(customer="ed", amount=3), context))["order_id"]
     await invoice_for(app, order_id)
+    await settle(app)
     placed, opened = await app.store.read_all()
     assert (placed.actor, placed.correlation_id, placed.causation_id) == ("user-7", "req-1", context.message_id)
     # the process manager's command: same conversation, caused by the order event, done by the system

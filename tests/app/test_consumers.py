@@ -8,12 +8,11 @@ from mini import GetRevenue, InvoiceOpened, OrderPlaced, PayInvoice, PlaceOrder,
 from test_commands import invoice_for
 
 from citadel import Application, RetryPolicy
-from citadel.testing import running
+from citadel.testing import running, settle
 
 
 async def revenue_after(app: Application) -> dict[str, int]:
-    head = await app.store.head_position()
-    assert await app.wait_for_projection("analytics.revenue", head, timeout=10)
+    await settle(app)
     result: dict[str, int] = await app.query(GetRevenue())
     return result
 
@@ -43,6 +42,7 @@ async def test_a_restarted_application_resumes_projections_and_process_managers_
     async with running(build(), store=store_url) as app:
         await place_and_pay(app, [7])
         assert await revenue_after(app) == {"orders": 3, "paid": 18}
+        await settle(app)
         opened = [r for r in await app.store.read_all() if r.type == "billing.InvoiceOpened"]
         assert len(opened) == 3
 
@@ -52,9 +52,8 @@ async def test_replaying_a_process_manager_from_zero_opens_no_second_invoice(sto
         await place_and_pay(app, [1, 2, 3])
         await app.store.rewind_checkpoint("billing.open_invoices")
     async with running(build(), store=store_url) as app:
-        head = await app.store.head_position()
-        manager = app.consumers["billing.open_invoices"]
-        assert await manager.wait_for(head, timeout=10)
+        await settle(app)
+        await settle(app)
         opened = [r for r in await app.store.read_all() if r.type == "billing.InvoiceOpened"]
         assert len(opened) == 3
 
@@ -102,8 +101,7 @@ async def test_a_reaction_that_keeps_failing_is_parked_once_and_later_events_sti
             manager.retry = RetryPolicy(max_attempts=3, base_delay=0.001)
             for amount in (12, 13, 14):
                 await app.dispatch(PlaceOrder(customer="z", amount=amount))
-            head = await app.store.head_position()
-            assert await manager.wait_for(head, timeout=10)
+            await settle(app)
             (letter,) = await app.store.dead_letters("billing.open_invoices")
             assert letter.error == "RuntimeError: unlucky amount"
             assert letter.attempts == 3

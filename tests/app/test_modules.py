@@ -29,7 +29,7 @@ from citadel import (
     RetryPolicy,
     UnknownCommand,
 )
-from citadel.testing import running
+from citadel.testing import running, settle
 
 
 class Peek(Query, name="spy.Peek"):
@@ -90,7 +90,7 @@ async def test_a_process_manager_sending_another_modules_internal_command_is_ref
     async with running(app, store=store_url):
         app.consumers["spy.pm"].retry = RetryPolicy(max_attempts=1)
         await app.dispatch(PlaceOrder(customer="a", amount=1))
-        assert await app.consumers["spy.pm"].wait_for(await app.store.head_position(), timeout=10)
+        await settle(app)
         (letter,) = await app.store.dead_letters("spy.pm")
         assert "internal to module 'billing'" in letter.error
 

@@ -6,7 +6,7 @@ A new backend adds its name to ``BACKENDS`` and a branch to ``open_backend``; th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from citadel.store.base import EventStore
 from citadel.store.postgres import PostgresEventStore
 from citadel.store.sqlite import SQLiteEventStore
 from tests.backends import POSTGRES, reset_postgres
+
+__all__ = ["BACKENDS", "ITEMS", "POSTGRES", "Happened", "Noted", "StoreFactory", "make_registry", "open_backend"]
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -36,12 +38,17 @@ def make_registry() -> EventRegistry:
 
 
 @contextlib.asynccontextmanager
-async def open_backend(backend: str, directory: Path, **options: Any) -> AsyncIterator[EventStore]:
+async def open_backend(
+    backend: str, directory: Path, *, extra_events: Sequence[type[Event]] = (), fresh: bool = True, **options: Any
+) -> AsyncIterator[EventStore]:
     registry = make_registry()
+    for event_type in extra_events:
+        registry.register(event_type)
     if backend == "sqlite":
         store: EventStore = SQLiteEventStore(directory / "events.db", registry, **options)
     elif backend == "postgres":
-        await reset_postgres(POSTGRES)
+        if fresh:
+            await reset_postgres(POSTGRES)
         store = PostgresEventStore(POSTGRES, registry, **options)
     else:  # pragma: no cover - a backend listed without a branch is a mistake in this file
         raise AssertionError(f"unknown backend {backend}")

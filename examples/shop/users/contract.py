@@ -21,6 +21,12 @@ class AssignRole(Command, name="users.AssignRole"):
     role: str
 
 
+class ForgetUser(Command, name="users.ForgetUser"):
+    """Erase what the shop knows of a person: their events stay, unreadable for good. Admins only."""
+
+    user_id: str
+
+
 class GetUser(Query, name="users.GetUser"):
     """A user's profile; ``NotFound`` if there is none."""
 
@@ -34,9 +40,10 @@ class NewUser(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UserProfile(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``GetUser`` returns; ``email`` is lowercased."""
+    """What ``GetUser`` returns; ``email`` is lowercased; a forgotten user has no email, name or roles."""
 
     user_id: str
     email: str
     name: str
     roles: list[str]
+    forgotten: bool = False

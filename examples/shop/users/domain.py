@@ -7,7 +7,7 @@ import re
 import msgspec
 
 from citadel import Aggregate, Command, DomainError, Event, InvalidCommand, NotFound, decides, evolves
-from examples.shop.users.contract import AssignRole
+from examples.shop.users.contract import AssignRole, ForgetUser
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 DEFAULT_ROLES = ("customer",)
@@ -22,20 +22,27 @@ class CreateUser(Command, name="users.CreateUser"):
     name: str
 
 
-class UserRegistered(Event, name="users.UserRegistered"):
+class UserRegistered(Event, name="users.UserRegistered", subject="user_id"):
     user_id: str
     email: str
     name: str
     roles: list[str]
 
 
-class RoleAssigned(Event, name="users.RoleAssigned"):
+class RoleAssigned(Event, name="users.RoleAssigned", subject="user_id"):
     user_id: str
     role: str
 
 
+class UserForgotten(Event, name="users.UserForgotten"):
+    """Sealed with the module's key, not the user's: it stays readable after the user's key is deleted."""
+
+    user_id: str
+
+
 class User(Aggregate):
     registered: bool = False
+    forgotten: bool = False
     roles: list[str] = msgspec.field(default_factory=list)
 
     @decides
@@ -56,8 +63,16 @@ class User(Aggregate):
         ]
 
     @decides
-    def assign(self, command: AssignRole) -> list[Event]:
+    def forget(self, command: ForgetUser) -> list[Event]:
+        if self.forgotten:
+            return []
         if not self.registered:
+            raise NotFound(f"no user {command.user_id}")
+        return [UserForgotten(user_id=command.user_id)]
+
+    @decides
+    def assign(self, command: AssignRole) -> list[Event]:
+        if not self.registered or self.forgotten:
             raise NotFound(f"no user {command.user_id}")
         if command.role not in ROLES:
             raise InvalidCommand(f"unknown role {command.role!r}; roles are {', '.join(sorted(ROLES))}")
@@ -73,6 +88,11 @@ class User(Aggregate):
     @evolves
     def was_assigned(self, event: RoleAssigned) -> None:
         self.roles.append(event.role)
+
+    @evolves
+    def was_forgotten(self, event: UserForgotten) -> None:
+        self.forgotten = True
+        self.roles = []
 
 
 USER = User.decider()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from citadel import CommandContext, NotFound, QueryContext
-from examples.shop.users.contract import AssignRole, GetUser, NewUser, RegisterUser, UserProfile
+from examples.shop.users.contract import AssignRole, ForgetUser, GetUser, NewUser, RegisterUser, UserProfile
 from examples.shop.users.domain import USER, CreateUser
 from examples.shop.users.projections import Users
 
@@ -14,6 +14,11 @@ async def register_user(command: RegisterUser, ctx: CommandContext) -> NewUser:
     user_id = ctx.new_id()
     await ctx.execute(USER, f"user-{user_id}", CreateUser(user_id=user_id, email=command.email, name=command.name))
     return NewUser(user_id=user_id)
+
+
+async def forget_user(command: ForgetUser, ctx: CommandContext) -> None:
+    if await ctx.execute(USER, f"user-{command.user_id}", command):
+        ctx.forget(command.user_id)  # deletes the user's data key with the event: crypto-shredding
 
 
 async def assign_role(command: AssignRole, ctx: CommandContext) -> None:

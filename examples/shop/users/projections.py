@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from citadel import Projector, View
-from examples.shop.users.domain import RoleAssigned, UserRegistered
+from examples.shop.users.domain import RoleAssigned, UserForgotten, UserRegistered
 
 
 class UserRow(msgspec.Struct, kw_only=True):
@@ -13,6 +13,7 @@ class UserRow(msgspec.Struct, kw_only=True):
     email: str
     name: str
     roles: list[str]
+    forgotten: bool = False
 
 
 class Users(Projector):
@@ -23,6 +24,12 @@ class Users(Projector):
     def handle_userregistered(self, event: UserRegistered) -> None:
         self.users[event.user_id] = UserRow(
             user_id=event.user_id, email=event.email, name=event.name, roles=event.roles
+        )
+
+    def handle_userforgotten(self, event: UserForgotten) -> None:
+        # A whole row, not a merge: a rebuild, which cannot read the forgotten registration, ends the same.
+        self.users[event.user_id] = UserRow(
+            user_id=event.user_id, email=f"forgotten:{event.user_id}", name="", roles=[], forgotten=True
         )
 
     async def handle_roleassigned(self, event: RoleAssigned) -> None:

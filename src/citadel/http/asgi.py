@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import types
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -29,13 +29,14 @@ from starlette.routing import Route
 
 from citadel.app import Application
 from citadel.context import ANONYMOUS, Actor, DispatchContext
-from citadel.errors import CitadelError
+from citadel.errors import CitadelError, RateLimited
 from citadel.http.docs import docs_page
 from citadel.http.headers import SecurityHeaders
 from citadel.http.naming import command_path, query_path
 from citadel.http.openapi import openapi_document
 from citadel.http.problems import from_exception, problem, problem_response, validation_problem
-from citadel.messages import Command, Query
+from citadel.messages import Command, Message, Query
+from citadel.security.ratelimit import RateLimiter, RateRule, rate_limit_headers
 
 __all__ = ["Authenticator", "create_asgi"]
 
@@ -71,12 +72,36 @@ class _Endpoints:
         max_body: int,
         default_wait: float,
         max_wait: float,
+        limiter: RateLimiter | None = None,
+        rate_rule: RateRule | None = None,
+        rate_rules: Mapping[type[Message], RateRule] | None = None,
     ) -> None:
         self.application = application
         self.authenticate = authenticate
         self.max_body = max_body
         self.default_wait = default_wait
         self.max_wait = max_wait
+        self.limiter = limiter
+        self.rate_rule = rate_rule or RateRule(rate=50, burst=100)
+        self.rate_rules = dict(rate_rules or {})
+
+    async def _admit(self, request: Request, actor: Actor, message_type: type[Message]) -> dict[str, str]:
+        """Take a token from the caller's bucket; return the rate-limit headers for the response.
+
+        Raises:
+            RateLimited: the bucket is empty (HTTP 429 with ``Retry-After``).
+        """
+        if self.limiter is None:
+            return {}
+        if actor.subject != "anonymous":
+            caller = f"subject:{actor.subject}"
+        else:
+            caller = f"address:{request.client.host if request.client else 'unknown'}"
+        decision = await self.limiter.check(caller, self.rate_rules.get(message_type, self.rate_rule))
+        headers = rate_limit_headers(decision)
+        if not decision.allowed:
+            raise RateLimited(headers)
+        return headers
 
     def command(self, command_type: type[Command]) -> Callable[[Request], Awaitable[Response]]:
         decoder = msgspec.json.Decoder(command_type)
@@ -99,6 +124,7 @@ class _Endpoints:
                 return problem_response(problem(400, "bad-idempotency-key", "Bad Idempotency-Key", detail))
             try:
                 actor = await self.authenticate(request)
+                limits = await self._admit(request, actor, command_type)
                 context = DispatchContext(
                     actor=actor,
                     idempotency_key=None if key is None else f"http:{actor.subject}:{key}",
@@ -109,7 +135,8 @@ class _Endpoints:
                 return _failure(exc)
             result = outcome.result
             content = _EMPTY_OBJECT if result is None else _encoder.encode(result)
-            return Response(content, 200, headers={"Citadel-Position": str(outcome.position)}, media_type=_JSON)
+            limits["Citadel-Position"] = str(outcome.position)
+            return Response(content, 200, headers=limits, media_type=_JSON)
 
         return endpoint
 
@@ -157,6 +184,7 @@ class _Endpoints:
                 return problem_response(validation_problem(exc, name))
             try:
                 actor = await self.authenticate(request)
+                limits = await self._admit(request, actor, query_type)
                 if min_position and not await application.wait_for_module(module, min_position, self._wait(request)):
                     detail = f"the read models of {module} have not reached position {min_position} yet"
                     return problem_response(
@@ -165,7 +193,7 @@ class _Endpoints:
                 result = await application.query(query, DispatchContext(actor=actor))
             except Exception as exc:
                 return _failure(exc)
-            return _json(result)
+            return _json(result, headers=limits)
 
         return endpoint
 
@@ -240,6 +268,9 @@ def create_asgi(
     max_body: int = 1 << 20,
     default_wait: float = 5.0,
     max_wait: float = 30.0,
+    limiter: RateLimiter | None = None,
+    rate_rule: RateRule | None = None,
+    rate_rules: Mapping[type[Message], RateRule] | None = None,
 ) -> Starlette:
     """Return the ASGI application serving ``application``'s contracts over HTTP.
 
@@ -249,9 +280,18 @@ def create_asgi(
         max_body: largest accepted request body in bytes (413 beyond).
         default_wait: how long ``min_position`` waits by default, in seconds (header ``Citadel-Wait``
             asks for another wait, up to ``max_wait``).
+        limiter: token buckets per caller (subject, or client address when anonymous); None: no limits.
+        rate_rule: the bucket of every command and query, unless ``rate_rules`` names one for its type.
     """
     endpoints = _Endpoints(
-        application, authenticate or _anonymous, max_body=max_body, default_wait=default_wait, max_wait=max_wait
+        application,
+        authenticate or _anonymous,
+        max_body=max_body,
+        default_wait=default_wait,
+        max_wait=max_wait,
+        limiter=limiter,
+        rate_rule=rate_rule,
+        rate_rules=rate_rules,
     )
     routes: list[Route] = []
     for module in application.modules.values():
@@ -293,11 +333,15 @@ def create_asgi(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if manage_lifecycle:
-            async with application:
+        try:
+            if manage_lifecycle:
+                async with application:
+                    yield
+            else:
                 yield
-        else:
-            yield
+        finally:
+            if limiter is not None:
+                await limiter.close()
 
     return Starlette(
         routes=routes,

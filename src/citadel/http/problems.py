@@ -22,6 +22,7 @@ from citadel.errors import (
     InvalidCommand,
     InvalidMessage,
     NotFound,
+    RateLimited,
     StoreError,
     Unauthenticated,
     UnknownMessage,
@@ -92,6 +93,7 @@ _BY_CLASS: list[tuple[type[BaseException], int, str, str]] = [
     (ConcurrencyError, 409, "concurrency-conflict", "Concurrent modification"),
     (IdempotencyConflict, 422, "idempotency-key-reused", "Idempotency key reused"),
     (Unauthenticated, 401, "unauthenticated", "Unauthenticated"),
+    (RateLimited, 429, "rate-limited", "Too many requests"),
     (AccessDenied, 403, "forbidden", "Forbidden"),
     (UnknownMessage, 404, "unknown-message", "Not found"),
     (InvalidMessage, 422, "validation-error", "Invalid request"),
@@ -106,6 +108,8 @@ def from_exception(exc: BaseException) -> tuple[Problem, dict[str, str]]:
             headers = {"Retry-After": "1"} if status == 503 else {}
             if status == 401:
                 headers["WWW-Authenticate"] = 'Bearer realm="citadel"'
+            if isinstance(exc, RateLimited):
+                headers.update(exc.headers)
             detail = "the store is unavailable, retry shortly" if isinstance(exc, StoreError) else str(exc)
             return Problem(_type(slug), title, status, detail), headers
     if not isinstance(exc, CitadelError):

@@ -131,6 +131,8 @@ class ProcessManagerConsumer(Consumer):
         self.saved(records[-1].position)
 
     async def _react(self, record: RecordedEvent) -> None:
+        if record.forgotten:  # nothing can be read of it: nothing to react to
+            return
         index = 0
         for react in self._reactions[record.type]:
             for command in react(record):

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
+from citadel.errors import PayloadForgotten
+
 if TYPE_CHECKING:
     from citadel.messages import Event, EventRegistry
+    from citadel.security.encryption import MasterKeys
     from citadel.views import View, ViewReader, ViewWriter
 
 __all__ = [
@@ -64,6 +67,7 @@ class RecordedEvent:
         "correlation_id",
         "data",
         "event_id",
+        "forgotten",
         "position",
         "recorded_at",
         "schema_version",
@@ -101,6 +105,7 @@ class RecordedEvent:
         self.actor = actor
         self._registry = registry
         self._event = event
+        self.forgotten = False
 
     @property
     def event(self) -> Event:
@@ -109,8 +114,11 @@ class RecordedEvent:
         Raises:
             UnknownEventType: the stored type name is not registered.
             InvalidMessage: the payload does not decode.
+            PayloadForgotten: the event's subject was forgotten (``forgotten`` tells without raising).
         """
         if self._event is None:
+            if self.forgotten:
+                raise PayloadForgotten(f"event {self.position} of {self.stream_id!r}: its subject was forgotten")
             if self._registry is None:
                 raise LookupError("this record was read without an event registry; decode it yourself")
             self._event = self._registry.decode(self.type, self.schema_version, self.data)
@@ -150,12 +158,13 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False):
 
 
 class Commit(msgspec.Struct, frozen=True, gc=False):
-    """Everything one command writes, atomically."""
+    """Everything one command writes, atomically; ``forget`` names data subjects whose keys it deletes."""
 
     appends: Sequence[StreamAppend]
     metadata: Metadata = msgspec.field(default_factory=Metadata)
     idempotency: IdempotencyRecord | None = None
     snapshots: Sequence[Snapshot] = ()
+    forget: Sequence[str] = ()
 
 
 class AppendResult(msgspec.Struct, frozen=True, gc=False):
@@ -273,6 +282,10 @@ class EventStore(Protocol):
     async def head_position(self) -> int:
         """Return the position of the last committed event (0 for an empty store)."""
 
+    async def last_position(self) -> int:
+        """Return the highest position committed so far, which subscribers may not be able to read yet
+        (PostgreSQL: while an older transaction is still in flight)."""
+
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until an event after position ``after`` is committed or ``timeout`` passes; return the head."""
 
@@ -323,6 +336,10 @@ class EventStore(Protocol):
     async def rewind_checkpoint(self, name: str, position: int = 0) -> None:
         """Move consumer ``name``'s checkpoint back to ``position`` and drop its lease, so that whichever process
         runs it next replays from there (an operator's tool: process managers replay idempotently)."""
+
+    async def rewrap_keys(self, master: MasterKeys) -> int:
+        """Re-wrap every stored data key with ``master``'s current key (no event is rewritten); return how many
+        changed. ``master`` must still hold the keys that wrapped them."""
 
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew ``lease``; False while another owner holds an unexpired one."""

@@ -8,13 +8,14 @@ from citadel.ids import new_id
 from citadel.messages import Event, EventRegistry
 from citadel.store.base import Commit
 
-__all__ = ["EncodedAppend", "encode_appends"]
+__all__ = ["EncodedAppend", "associated_data", "encode_appends", "snapshot_associated_data"]
 
 
 class EncodedAppend:
-    """An append whose events were already encoded: ``(event_id, type name, schema version, payload)`` each."""
+    """An append whose events were already encoded: ``(event_id, type name, schema version, payload)`` each,
+    and, when the store encrypts, the id of the data key each event is sealed with."""
 
-    __slots__ = ("encoded", "events", "expected_version", "stream_id")
+    __slots__ = ("encoded", "events", "expected_version", "keys", "stream_id")
 
     def __init__(
         self,
@@ -22,15 +23,17 @@ class EncodedAppend:
         events: Sequence[Event],
         encoded: list[tuple[str, str, int, bytes]],
         expected_version: int | None,
+        keys: list[str] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.events = events
         self.encoded = encoded
         self.expected_version = expected_version
+        self.keys = keys or []
 
 
-def encode_appends(commit: Commit, registry: EventRegistry) -> list[EncodedAppend]:
-    """Encode every event of a commit, giving each a new id.
+def encode_appends(commit: Commit, registry: EventRegistry, *, keyed: bool = False) -> list[EncodedAppend]:
+    """Encode every event of a commit, giving each a new id (and, with ``keyed``, its data key id).
 
     Raises:
         UnknownEventType: an event's class is not registered.
@@ -40,8 +43,21 @@ def encode_appends(commit: Commit, registry: EventRegistry) -> list[EncodedAppen
     appends = []
     for append in commit.appends:
         encoded = []
+        keys = []
         for event in append.events:
             name, version, data = encode(event)
             encoded.append((new_id(), name, version, data))
-        appends.append(EncodedAppend(append.stream_id, append.events, encoded, append.expected_version))
+            if keyed:
+                keys.append(registry.key_id(event, registry.of(type(event))))
+        appends.append(EncodedAppend(append.stream_id, append.events, encoded, append.expected_version, keys))
     return appends
+
+
+def associated_data(stream_id: str, version: int, type_name: str) -> bytes:
+    """What a sealed event payload is bound to: its row (a payload moved elsewhere does not open)."""
+    return f"{stream_id}\x00{version}\x00{type_name}".encode()
+
+
+def snapshot_associated_data(stream_id: str, version: int) -> bytes:
+    """What a sealed snapshot is bound to."""
+    return f"snapshot\x00{stream_id}\x00{version}".encode()

@@ -28,6 +28,7 @@ import asyncpg
 
 from citadel.errors import ConfigurationError, LeaseLost, StoreError
 from citadel.messages import Event, EventRegistry
+from citadel.security.encryption import Keyring, MasterKeys
 from citadel.store.base import (
     AppendResult,
     Commit,
@@ -45,7 +46,8 @@ from citadel.store.encoding import encode_appends
 from citadel.store.migrations import check_known, expand
 from citadel.store.postgres_schema import migrate
 from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
-from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter, apply_handler
+from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter, apply_handler, read_keys
+from citadel.store.sealing import Sealer
 from citadel.store.subscription import follow
 from citadel.views import View
 
@@ -59,10 +61,12 @@ _COLUMNS = (
 )
 _SAFE = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {INDEX_BITS})"
 _READ_ALL = (
-    f"SELECT {_COLUMNS} FROM citadel.events WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2"
+    f"SELECT {_COLUMNS} FROM citadel.events WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2"  # nosec B608 - validated identifiers, bound values
 )
-_HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"
+_HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"  # nosec B608 - validated identifiers, bound values
+_REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608 - constants
 _CHANNEL = "citadel_events"
+_KEYS_CHANNEL = "citadel_keys"
 
 
 class PostgresEventStore:
@@ -86,7 +90,9 @@ class PostgresEventStore:
         writers: int = 4,
         pool_size: int = 16,
         poll_interval: float = 0.5,
+        keyring: Keyring | None = None,
     ) -> None:
+        self._sealer = Sealer(keyring) if keyring is not None else None
         if writers >= pool_size:
             raise ConfigurationError("writers must leave room in the pool for readers: writers < pool_size")
         self.dsn = dsn
@@ -127,6 +133,7 @@ class PostgresEventStore:
             self._on_commit,
             connections=self._writers,
             group_commit=self._group_commit,
+            sealer=self._sealer,
         )
         self._writer.start()
         self._listener = asyncio.create_task(self._listen(), name="citadel-pg-listener")
@@ -172,7 +179,10 @@ class PostgresEventStore:
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
                 await connection.add_listener(_CHANNEL, lambda *_: self._wake())
+                await connection.add_listener(_KEYS_CHANNEL, self._keys_forgotten)
                 self._wake()  # anything committed while we were not listening
+                if self._sealer is not None:  # and any key forgotten meanwhile
+                    self._sealer.keyring.clear()
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
@@ -199,10 +209,33 @@ class PostgresEventStore:
 
     async def commit(self, commit: Commit) -> CommitResult:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
-        appends = encode_appends(commit, self.registry)
+        sealer = self._sealer
+        appends = encode_appends(commit, self.registry, keyed=sealer is not None)
+        forget = [f"subject:{subject}" for subject in commit.forget]
+        if forget and sealer is None:
+            raise ConfigurationError("forgetting a subject needs encryption at rest: give the store a keyring")
         future: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
-        self.writer.submit(PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future))
-        return await future
+        self.writer.submit(PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future, forget))
+        result = await future
+        if forget and sealer is not None:
+            sealer.keyring.drop(forget)
+        return result
+
+    def _keys_forgotten(self, connection: Any, pid: int, channel: str, payload: object) -> None:
+        if self._sealer is not None:
+            self._sealer.keyring.drop(str(payload).split(","))
+
+    async def _open(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Open sealed payloads (reading the keys not known yet); a no-op without encryption."""
+        sealer = self._sealer
+        if sealer is None or not records:
+            return records
+        missing = sealer.missing(sealer.sealed_keys(r.data for r in records))
+        if missing:
+            async with self.pool.acquire() as connection:
+                sealer.learn(await read_keys(connection, missing))
+        sealer.open_records(records)
+        return records
 
     def _inline_for(self, type_name: str) -> Sequence[ProjectionTarget]:
         return self._inline_by_type.get(type_name, ())
@@ -237,16 +270,16 @@ class PostgresEventStore:
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         """Return a stream's events from ``from_version`` on, in version order."""
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM citadel.events WHERE stream_id = $1 AND version >= $2 ORDER BY version",
+            f"SELECT {_COLUMNS} FROM citadel.events WHERE stream_id = $1 AND version >= $2 ORDER BY version",  # nosec B608 - validated identifiers, bound values
             stream_id,
             from_version,
         )
-        return self._records(rows)
+        return await self._open(self._records(rows))
 
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
         """Return up to ``limit`` events at ``from_position`` or later, in position order, never past an event
         of a transaction that may still commit (see the module docstring)."""
-        return self._records(await self._fetch(_READ_ALL, from_position, limit))
+        return await self._open(self._records(await self._fetch(_READ_ALL, from_position, limit)))
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield every event from ``from_position`` on, then new ones as they commit."""
@@ -263,6 +296,11 @@ class PostgresEventStore:
         head = int(rows[0][0])
         self._head = max(self._head, head)
         return head
+
+    async def last_position(self) -> int:
+        """Return the highest committed position, readable or not yet (see the module docstring)."""
+        rows = await self._fetch("SELECT coalesce(max(position), 0) FROM citadel.events")
+        return int(rows[0][0])
 
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until a readable event after ``after`` exists (or ``timeout``); return the head."""
@@ -287,7 +325,16 @@ class PostgresEventStore:
         rows = await self._fetch(
             "SELECT stream_id, version, state_version, data FROM citadel.snapshots WHERE stream_id = $1", stream_id
         )
-        return Snapshot(*rows[0]) if rows else None
+        if not rows:
+            return None
+        snapshot = Snapshot(*rows[0])
+        if self._sealer is None:
+            return snapshot
+        missing = self._sealer.missing(self._sealer.sealed_keys([snapshot.data]))
+        if missing:
+            async with self.pool.acquire() as connection:
+                self._sealer.learn(await read_keys(connection, missing))
+        return self._sealer.open_snapshot(snapshot)
 
     # -- views and projections -------------------------------------------------------------------------
 
@@ -413,12 +460,15 @@ class PostgresEventStore:
             target = int(await connection.fetchval("SELECT coalesce(max(position), 0) FROM citadel.events"))
             position = 0
             while position < target:
-                rows = await connection.fetch(
-                    f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000", position
-                )
+                rows = await connection.fetch(_REPLAY, position)
                 if not rows:
                     break
-                for record in self._records(rows):
+                records = self._records(rows)
+                if self._sealer is not None:
+                    missing = self._sealer.missing(self._sealer.sealed_keys(r.data for r in records))
+                    self._sealer.learn(await read_keys(connection, missing))
+                    self._sealer.open_records(records)
+                for record in records:
                     if projection.handles(record.type):
                         await apply_handler(projection.apply(record, buffer))
                 await buffer.flush()
@@ -452,6 +502,28 @@ class PostgresEventStore:
         else:
             rows = await self._fetch(sql + " WHERE consumer = $1 ORDER BY id", consumer)
         return [DeadLetter(*row) for row in rows]
+
+    async def rewrap_keys(self, master: MasterKeys) -> int:
+        """Re-wrap every data key with the current master key, in one transaction."""
+
+        async def rewrap(connection: Any) -> int:
+            rows = await connection.fetch(
+                "SELECT key_id, master_id, wrapped FROM citadel.keys WHERE master_id != $1 AND wrapped != ''::bytea "
+                "FOR UPDATE",
+                master.current,
+            )
+            for key_id, master_id, wrapped in rows:
+                new_master, new_wrapped = master.wrap(key_id, master.unwrap(master_id, key_id, wrapped))
+                await connection.execute(
+                    "UPDATE citadel.keys SET master_id = $2, wrapped = $3 WHERE key_id = $1",
+                    key_id,
+                    new_master,
+                    new_wrapped,
+                )
+            return len(rows)
+
+        result: int = await self._transaction(rewrap)
+        return result
 
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew a lease (by the database's clock); False while another owner holds it."""

@@ -68,6 +68,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             version INTEGER NOT NULL
         )""",
     ),
+    (
+        # Data keys, wrapped by a master key; an empty ``wrapped`` is the tombstone of a forgotten subject.
+        """CREATE TABLE citadel.keys (
+            key_id TEXT PRIMARY KEY,
+            master_id TEXT NOT NULL,
+            wrapped BYTEA NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+        )""",
+    ),
 )
 
 

@@ -22,7 +22,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -33,6 +33,7 @@ from citadel.store.base import AppendResult, CommitResult, IdempotencyRecord, Me
 from citadel.store.base import Snapshot as SnapshotRecord
 from citadel.store.encoding import EncodedAppend
 from citadel.store.postgres_views import ViewBuffer
+from citadel.store.sealing import Sealer, WrappedKey
 
 __all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter", "apply_handler"]
 
@@ -68,6 +69,15 @@ FROM (SELECT 1) AS one LEFT JOIN (
     SELECT stream_id, max(version) AS version FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id
 ) AS v ON true
 """
+# Tombstones replace forgotten data keys; every node drops its opened copy on the notification.
+_FORGET = """
+WITH tombstones AS (
+    INSERT INTO citadel.keys (key_id, master_id, wrapped)
+    SELECT key_id, '', '' FROM unnest($1::text[]) AS key_id
+    ON CONFLICT (key_id) DO UPDATE SET master_id = '', wrapped = ''
+)
+SELECT pg_notify('citadel_keys', array_to_string($1::text[], ','))
+"""
 _VERSIONS = "SELECT stream_id, max(version) FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id"
 
 
@@ -80,7 +90,7 @@ async def apply_handler(result: Awaitable[None] | None) -> None:
 class PgCommit:
     """A commit waiting for the writer, and the future its caller awaits."""
 
-    __slots__ = ("appends", "future", "idempotency", "metadata", "snapshots")
+    __slots__ = ("appends", "forget", "future", "idempotency", "metadata", "snapshots")
 
     def __init__(
         self,
@@ -89,12 +99,14 @@ class PgCommit:
         idempotency: IdempotencyRecord | None,
         snapshots: Sequence[SnapshotRecord],
         future: asyncio.Future[CommitResult],
+        forget: Sequence[str] = (),
     ) -> None:
         self.appends = appends
         self.metadata = metadata
         self.idempotency = idempotency
         self.snapshots = snapshots
         self.future = future
+        self.forget = forget
 
 
 def _append_row(columns: list[list[Any]], row: Sequence[Any]) -> None:
@@ -105,7 +117,9 @@ def _append_row(columns: list[list[Any]], row: Sequence[Any]) -> None:
 class _Batch:
     """One transaction's rows: events, idempotency records and snapshots, in column arrays."""
 
-    def __init__(self, xid: int, now: float) -> None:
+    def __init__(self, xid: int, now: float, sealer: Sealer | None = None) -> None:
+        self.sealer = sealer
+        self.forget: list[str] = []
         self.base = xid << INDEX_BITS
         self.index = 0
         self.now = now
@@ -131,6 +145,8 @@ class _Batch:
                 continue
             first = self.base + self.index + 1
             for i, (event_id, name, version, data) in enumerate(append.encoded):
+                if self.sealer is not None:
+                    data = self.sealer.seal_event(append.keys[i], data, append.stream_id, current + 1 + i, name)
                 self.index += 1
                 row = (
                     self.base + self.index, append.stream_id, current + 1 + i, event_id, name, version, data,
@@ -148,7 +164,13 @@ class _Batch:
         if key is not None:  # position 0 when the command wrote no event: nothing to wait for
             _append_row(self.keys, (key.key, key.request_hash, key.result, result.position, self.now))
         for snap in job.snapshots:
+            if self.sealer is not None:
+                key_id = self.sealer.snapshot_key(job.appends, snap.stream_id)
+                if key_id is None:
+                    continue  # nothing to seal it with: the events are the truth anyway
+                snap = self.sealer.seal_snapshot(key_id, snap)
             _append_row(self.snapshots, (snap.stream_id, snap.version, snap.state_version, snap.data))
+        self.forget.extend(job.forget)
         return result
 
     async def write(self, connection: Any) -> None:
@@ -156,6 +178,8 @@ class _Batch:
         try:
             if self.events[0] or self.keys[0] or self.snapshots[0]:
                 await connection.execute(_WRITE, *self.events, *self.keys, *self.snapshots, str(self.last_position))
+            if self.forget:
+                await connection.execute(_FORGET, self.forget)
             if self.records:
                 buffer = ViewBuffer(connection)
                 for record, projections in self.records:
@@ -167,6 +191,7 @@ class _Batch:
                 for column in columns:
                     column.clear()
             self.records.clear()
+            self.forget = []
 
     @property
     def last_position(self) -> int:
@@ -196,7 +221,9 @@ class PostgresWriter:
         connections: int = 4,
         group_commit: bool = True,
         max_batch: int = 2000,
+        sealer: Sealer | None = None,
     ) -> None:
+        self._sealer = sealer
         self._pool = pool
         self._registry = registry
         self._inline = inline
@@ -279,6 +306,8 @@ class PostgresWriter:
 
     async def _write(self, jobs: list[PgCommit]) -> int:
         async with self._pool.acquire() as connection:
+            if self._sealer is not None:
+                await ensure_keys(connection, self._sealer, {k for job in jobs for a in job.appends for k in a.keys})
             try:
                 async with connection.transaction():
                     outcomes, last = await self._fast(connection, jobs)
@@ -299,13 +328,13 @@ class PostgresWriter:
 
     async def _begin(self, connection: Any) -> _Batch:
         xid = await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")
-        return _Batch(xid, time.time())
+        return _Batch(xid, time.time(), self._sealer)
 
     async def _fast(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
         streams = list({a.stream_id for job in jobs for a in job.appends})
         keys = [job.idempotency.key for job in jobs if job.idempotency is not None]
         rows = await connection.fetch(_BEGIN, streams, keys)
-        batch = _Batch(rows[0][0], time.time())
+        batch = _Batch(rows[0][0], time.time(), self._sealer)
         versions: dict[str, int] = dict.fromkeys(streams, 0)
         versions.update((r[1], r[2]) for r in rows if r[1] is not None)
         taken = set(rows[0][3] or ())
@@ -361,6 +390,32 @@ class PostgresWriter:
         if isinstance(exc, asyncpg.UniqueViolationError) and exc.table_name == "idempotency" and job.idempotency:
             return IdempotencyConflict(job.idempotency.key)
         return exc
+
+
+async def read_keys(connection: Any, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
+    """The stored (wrapped) data keys among ``key_ids``."""
+    rows = await connection.fetch(
+        "SELECT key_id, master_id, wrapped FROM citadel.keys WHERE key_id = ANY($1::text[])", list(key_ids)
+    )
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+async def ensure_keys(connection: Any, sealer: Sealer, key_ids: set[str]) -> None:
+    """Make sure the data keys exist and are open. New keys are committed on their own, before the batch
+    that needs them: when two nodes race to create one, both read back and use the one that won."""
+    missing = sealer.missing(key_ids)
+    if not missing:
+        return
+    stored = await read_keys(connection, missing)
+    created = missing - stored.keys()
+    if created:
+        wrapped = {key_id: sealer.keyring.create(key_id) for key_id in created}
+        await connection.executemany(
+            "INSERT INTO citadel.keys (key_id, master_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [(key_id, master_id, data) for key_id, (master_id, data) in wrapped.items()],
+        )
+        stored.update(await read_keys(connection, created))
+    sealer.learn(stored)
 
 
 def _refusal(job: PgCommit, versions: dict[str, int], taken: set[str]) -> BaseException | None:

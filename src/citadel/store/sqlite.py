@@ -19,6 +19,7 @@ from typing import Any
 
 from citadel.errors import ConfigurationError, StoreError
 from citadel.messages import Event, EventRegistry
+from citadel.security.encryption import Keyring, MasterKeys
 from citadel.store.base import (
     AppendResult,
     Commit,
@@ -34,11 +35,13 @@ from citadel.store.base import (
 )
 from citadel.store.encoding import encode_appends
 from citadel.store.migrations import check_known, expand
+from citadel.store.sealing import Sealer
 from citadel.store.sqlite_jobs import (
     CallJob,
     CommitJob,
     ProjectionJob,
     acquire_lease,
+    read_keys,
     renew_lease,
     reset_checkpoint,
     run_handler,
@@ -77,6 +80,7 @@ class SQLiteEventStore:
         group_commit: bool = True,
         poll_interval: float = 0.25,
         busy_timeout: float = 30.0,
+        keyring: Keyring | None = None,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}")
@@ -86,6 +90,9 @@ class SQLiteEventStore:
             )
         self.path = Path(path)
         self.registry = registry
+        self._sealer = Sealer(keyring) if keyring is not None else None
+        self._forgotten_generation = -1
+        self._forgotten_checked = 0.0
         self.synchronous = synchronous.upper()
         self.poll_interval = poll_interval
         self._busy_ms = int(busy_timeout * 1000)
@@ -175,10 +182,52 @@ class SQLiteEventStore:
 
     async def commit(self, commit: Commit) -> CommitResult:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
-        appends = encode_appends(commit, self.registry)
-        job = CommitJob(appends, commit.metadata, commit.idempotency, commit.snapshots, self._inline_for, self.registry)
+        sealer = self._sealer
+        appends = encode_appends(commit, self.registry, keyed=sealer is not None)
+        forget = [f"subject:{subject}" for subject in commit.forget]
+        if forget and sealer is None:
+            raise ConfigurationError("forgetting a subject needs encryption at rest: give the store a keyring")
+        job = CommitJob(
+            appends,
+            commit.metadata,
+            commit.idempotency,
+            commit.snapshots,
+            self._inline_for,
+            self.registry,
+            sealer,
+            forget,
+        )
         result: CommitResult = await self._writer.submit(job)
+        if forget and sealer is not None:
+            sealer.keyring.drop(forget)
         return result
+
+    def _open(self, records: list[RecordedEvent], db: sqlite3.Connection | None = None) -> list[RecordedEvent]:
+        """Open sealed payloads (reading the keys not known yet); a no-op without encryption."""
+        sealer = self._sealer
+        if sealer is None or not records:
+            return records
+        connection = db if db is not None else self._db
+        self._notice_forgotten(connection)
+        missing = sealer.missing(sealer.sealed_keys(r.data for r in records))
+        if missing:
+            sealer.learn(read_keys(connection, missing))
+        sealer.open_records(records)
+        return records
+
+    def _notice_forgotten(self, db: sqlite3.Connection) -> None:
+        """Drop every opened key when another process has forgotten keys (checked at most every 0.2 s)."""
+        if self._sealer is None:
+            return
+        now = time.monotonic()
+        if now - self._forgotten_checked < 0.2:
+            return
+        self._forgotten_checked = now
+        generation = db.execute("SELECT value FROM citadel_meta WHERE name = 'forgotten_keys'").fetchone()[0]
+        if generation != self._forgotten_generation:
+            if self._forgotten_generation >= 0:
+                self._sealer.keyring.clear()
+            self._forgotten_generation = generation
 
     def _inline_for(self, type_name: str) -> Sequence[ProjectionTarget]:
         return self._inline_by_type.get(type_name, ())
@@ -202,17 +251,21 @@ class SQLiteEventStore:
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         """Return a stream's events from ``from_version`` on, in version order."""
-        return select_events(
-            self._db,
-            "WHERE stream_id = ? AND version >= ? ORDER BY version",
-            (stream_id, from_version),
-            self.registry,
+        return self._open(
+            select_events(
+                self._db,
+                "WHERE stream_id = ? AND version >= ? ORDER BY version",
+                (stream_id, from_version),
+                self.registry,
+            )
         )
 
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
         """Return up to ``limit`` events at ``from_position`` or later, in position order."""
-        return select_events(
-            self._db, "WHERE position >= ? ORDER BY position LIMIT ?", (from_position, limit), self.registry
+        return self._open(
+            select_events(
+                self._db, "WHERE position >= ? ORDER BY position LIMIT ?", (from_position, limit), self.registry
+            )
         )
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
@@ -235,6 +288,10 @@ class SQLiteEventStore:
         if head > self._head:
             self._on_commit(head)
         return head
+
+    async def last_position(self) -> int:
+        """Return the highest committed position (on SQLite, readable at once: the same as the head)."""
+        return await self.head_position()
 
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until the head passes ``after`` (or ``timeout``); return the head."""
@@ -261,7 +318,15 @@ class SQLiteEventStore:
             "SELECT stream_id, version, state_version, data FROM citadel_snapshots WHERE stream_id = ?",
             (stream_id,),
         ).fetchone()
-        return None if row is None else Snapshot(*row)
+        if row is None:
+            return None
+        snapshot = Snapshot(*row)
+        if self._sealer is None:
+            return snapshot
+        missing = self._sealer.missing(self._sealer.sealed_keys([snapshot.data]))
+        if missing:
+            self._sealer.learn(read_keys(self._db, missing))
+        return self._sealer.open_snapshot(snapshot)
 
     # -- views and projections -------------------------------------------------------------------------
 
@@ -345,6 +410,25 @@ class SQLiteEventStore:
         """Move a consumer's checkpoint back and drop its lease, so the next holder replays from there."""
         await self._writer.submit(CallJob(lambda tx: reset_checkpoint(tx, name, position)))
 
+    async def rewrap_keys(self, master: MasterKeys) -> int:
+        """Re-wrap every data key with the current master key, in one transaction."""
+
+        def rewrap(tx: WriteTransaction) -> int:
+            rows = tx.db.execute(
+                "SELECT key_id, master_id, wrapped FROM citadel_keys WHERE master_id != ? AND wrapped != x''",
+                (master.current,),
+            ).fetchall()
+            for key_id, master_id, wrapped in rows:
+                new_master, new_wrapped = master.wrap(key_id, master.unwrap(master_id, key_id, wrapped))
+                tx.db.execute(
+                    "UPDATE citadel_keys SET master_id = ?, wrapped = ? WHERE key_id = ?",
+                    (new_master, new_wrapped, key_id),
+                )
+            return len(rows)
+
+        result: int = await self._writer.submit(CallJob(rewrap))
+        return result
+
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew a lease; False while another owner holds it."""
         held: bool = await self._writer.submit(CallJob(lambda tx: acquire_lease(tx, lease)))
@@ -381,8 +465,9 @@ class SQLiteEventStore:
                 self._writer_for(tx.db, view).clear()
             position, target = 0, tx.head
             while position < target:
-                records = select_events(
-                    tx.db, "WHERE position > ? ORDER BY position LIMIT 1000", (position,), self.registry
+                records = self._open(
+                    select_events(tx.db, "WHERE position > ? ORDER BY position LIMIT 1000", (position,), self.registry),
+                    tx.db,
                 )
                 if not records:
                     break

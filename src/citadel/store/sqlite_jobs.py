@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from citadel.errors import ConcurrencyError, ConfigurationError, IdempotencyConflict, LeaseLost
@@ -19,6 +19,7 @@ from citadel.store.base import (
     Snapshot,
 )
 from citadel.store.encoding import EncodedAppend
+from citadel.store.sealing import Sealer, WrappedKey
 from citadel.store.sqlite_writer import WriteJob, WriteTransaction
 
 __all__ = [
@@ -37,7 +38,7 @@ EVENT_COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, recorded_at, "
     "correlation_id, causation_id, actor"
 )
-_INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608 - validated identifiers, bound values
 _IDEMPOTENCY_TAKEN = "SELECT 1 FROM citadel_idempotency WHERE key = ?"
 _IDEMPOTENCY_INSERT = (
     "INSERT INTO citadel_idempotency (key, request_hash, result, position, recorded_at) VALUES (?, ?, ?, ?, ?)"
@@ -67,14 +68,24 @@ def run_handler(result: Awaitable[None] | None) -> None:
 
 def select_events(db: Any, where: str, params: tuple[Any, ...], registry: EventRegistry) -> list[RecordedEvent]:
     """Run ``SELECT <event columns> FROM citadel_events <where>`` and wrap the rows."""
-    rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()
+    rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()  # nosec B608 - validated identifiers, bound values
     return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
 
 
 class CommitJob(WriteJob):
     """Append to streams, run inline projections, store the idempotency record and snapshots."""
 
-    __slots__ = ("appends", "idempotency", "inline", "metadata", "projects", "registry", "snapshots")
+    __slots__ = (
+        "appends",
+        "forget",
+        "idempotency",
+        "inline",
+        "metadata",
+        "projects",
+        "registry",
+        "sealer",
+        "snapshots",
+    )
 
     def __init__(
         self,
@@ -84,6 +95,8 @@ class CommitJob(WriteJob):
         snapshots: Sequence[Snapshot],
         inline: Callable[[str], Sequence[ProjectionTarget]],
         registry: EventRegistry,
+        sealer: Sealer | None = None,
+        forget: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.appends = appends
@@ -93,6 +106,15 @@ class CommitJob(WriteJob):
         self.inline = inline
         self.registry = registry
         self.projects = False
+        self.sealer = sealer
+        self.forget = forget
+
+    def prepare(self, tx: WriteTransaction) -> None:
+        # Data keys are written before the jobs run, outside their savepoints: a job that fails cannot take
+        # a key that another job of the batch sealed with.
+        if self.sealer is not None:
+            needed = {k for a in self.appends for k in a.keys}
+            ensure_keys(tx, self.sealer, self.sealer.missing(needed))
 
     def needs_savepoint(self) -> bool:
         # Only inline projections can fail once writing has begun. Asked on the writer thread, so a
@@ -125,6 +147,13 @@ class CommitJob(WriteJob):
                 results.append(AppendResult(append.stream_id, current, 0, 0))
                 continue
             first = tx.head + 1
+            encoded = append.encoded
+            if self.sealer is not None:
+                seal = self.sealer.seal_event
+                encoded = [
+                    (event_id, name, version, seal(key, data, append.stream_id, current + 1 + i, name))
+                    for i, ((event_id, name, version, data), key) in enumerate(zip(encoded, append.keys, strict=True))
+                ]
             rows = [
                 (
                     first + i,
@@ -139,7 +168,7 @@ class CommitJob(WriteJob):
                     meta.causation_id,
                     meta.actor,
                 )
-                for i, (event_id, name, version, data) in enumerate(append.encoded)
+                for i, (event_id, name, version, data) in enumerate(encoded)
             ]
             db.executemany(_INSERT, rows)
             tx.head = first + len(rows) - 1
@@ -150,7 +179,14 @@ class CommitJob(WriteJob):
         if record is not None:  # position 0 when the command wrote no event: nothing to wait for
             db.execute(_IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, result.position, tx.now))
         for snap in self.snapshots:
+            if self.sealer is not None:
+                key = self.sealer.snapshot_key(self.appends, snap.stream_id)
+                if key is None:
+                    continue  # nothing to seal it with: the events are the truth anyway
+                snap = self.sealer.seal_snapshot(key, snap)
             db.execute(_SNAPSHOT, (snap.stream_id, snap.version, snap.state_version, snap.data))
+        if self.forget:
+            forget_keys(tx, self.forget)
         tx.pending.update(versions)  # last: nothing of this job can fail after it
         return result
 
@@ -187,6 +223,46 @@ class ProjectionJob(WriteJob):
             if projection.handles(record.type):
                 run_handler(projection.apply(record, tx))
         save_checkpoint(tx, projection.name, self.position)
+
+
+def read_keys(db: Any, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
+    """The stored (wrapped) data keys among ``key_ids``."""
+    ids = list(key_ids)
+    found: dict[str, WrappedKey] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = db.execute(f"SELECT key_id, master_id, wrapped FROM citadel_keys WHERE key_id IN ({marks})", chunk)  # nosec B608 - validated identifiers, bound values
+        found.update((row[0], (row[1], row[2])) for row in rows)
+    return found
+
+
+def ensure_keys(tx: WriteTransaction, sealer: Sealer, key_ids: set[str]) -> None:
+    """Make sure the data keys ``key_ids`` exist and are open, creating the missing ones in this transaction."""
+    if not key_ids:
+        return
+    stored = read_keys(tx.db, key_ids)
+    created = key_ids - stored.keys()
+    for key_id in created:
+        master_id, wrapped = sealer.keyring.create(key_id)
+        tx.db.execute(
+            "INSERT INTO citadel_keys (key_id, master_id, wrapped, created_at) VALUES (?, ?, ?, ?)",
+            (key_id, master_id, wrapped, tx.now),
+        )
+    if created:
+        stored.update(read_keys(tx.db, created))
+        tx.undo.append(lambda: sealer.keyring.drop(created))  # these rows vanish if the batch does not commit
+    sealer.learn(stored)
+
+
+def forget_keys(tx: WriteTransaction, key_ids: Sequence[str]) -> None:
+    """Replace data keys by tombstones (their payloads become unreadable for good) and tell other processes."""
+    tx.db.executemany(
+        "INSERT INTO citadel_keys (key_id, master_id, wrapped, created_at) VALUES (?, '', x'', ?) "
+        "ON CONFLICT (key_id) DO UPDATE SET master_id = '', wrapped = x''",
+        [(key_id, tx.now) for key_id in key_ids],
+    )
+    tx.db.execute("UPDATE citadel_meta SET value = value + 1 WHERE name = 'forgotten_keys'")
 
 
 def acquire_lease(tx: WriteTransaction, lease: Lease) -> bool:

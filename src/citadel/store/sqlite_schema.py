@@ -68,6 +68,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             version INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # Data keys, wrapped by a master key; an empty ``wrapped`` is the tombstone of a forgotten subject.
+        """CREATE TABLE citadel_keys (
+            key_id TEXT PRIMARY KEY,
+            master_id TEXT NOT NULL,
+            wrapped BLOB NOT NULL,
+            created_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE citadel_meta (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        "INSERT INTO citadel_meta (name, value) VALUES ('forgotten_keys', 0)",
+    ),
 )
 
 

@@ -51,7 +51,7 @@ class _ViewSQL:
         self.view = view
         self.table = table = table_name(view)
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
-        self.select = f'SELECT doc FROM "{table}" WHERE key = ?'
+        self.select = f'SELECT doc FROM "{table}" WHERE key = ?'  # nosec B608 - validated identifiers, bound values
         self.fields = frozenset(view.indexes) | frozenset(view.unique)
 
     def decode(self, doc: str | None) -> Any:
@@ -75,7 +75,7 @@ class _ViewSQL:
 
     async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
         clause, params = self.where(where)
-        rows = self._db.execute(f'SELECT doc FROM "{self.table}"{clause} ORDER BY key LIMIT ?', (*params, limit))
+        rows = self._db.execute(f'SELECT doc FROM "{self.table}"{clause} ORDER BY key LIMIT ?', (*params, limit))  # nosec B608 - validated identifiers, bound values
         return [self.decode(r[0]) for r in rows]
 
 
@@ -86,9 +86,9 @@ class SQLiteViewWriter(_ViewSQL):
         super().__init__(view, connection)
         table = self.table
         # Upsert on the key only: INSERT OR REPLACE would silently delete rows that clash on a unique field.
-        self._put = f'INSERT INTO "{table}" (key, doc) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc'
-        self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'
-        self._delete = f'DELETE FROM "{table}" WHERE key = ?'
+        self._put = f'INSERT INTO "{table}" (key, doc) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc'  # nosec B608 - validated identifiers, bound values
+        self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'  # nosec B608 - validated identifiers, bound values
+        self._delete = f'DELETE FROM "{table}" WHERE key = ?'  # nosec B608 - validated identifiers, bound values
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> None:
         try:
@@ -106,16 +106,17 @@ class SQLiteViewWriter(_ViewSQL):
     def merge(self, key: str, **fields: Any) -> None:
         # json_patch deletes keys set to null; store explicit nulls by replacing the field instead.
         if any(v is None for v in fields.values()):
-            sets = ", ".join(f"'$.{name}', json(?)" for name in fields)
-            values = tuple(_encoder.encode(v).decode() for v in fields.values())
-            self._run(f'UPDATE "{self.table}" SET doc = json_set(doc, {sets}) WHERE key = ?', (*values, key))
+            # Paths are bound like values: field names never become SQL text.
+            sets = ", ".join("?, json(?)" for _ in fields)
+            params = [p for name, v in fields.items() for p in (f"$.{name}", _encoder.encode(v).decode())]
+            self._run(f'UPDATE "{self.table}" SET doc = json_set(doc, {sets}) WHERE key = ?', (*params, key))  # nosec B608
             return
         self._run(self._merge, (_encoder.encode(fields).decode(), key))
 
     def increment(self, key: str, field: str, by: float = 1) -> None:
         path = f"$.{field}"
         self._run(
-            f'INSERT INTO "{self.table}" (key, doc) VALUES (?, json_object(?, ?)) '
+            f'INSERT INTO "{self.table}" (key, doc) VALUES (?, json_object(?, ?)) '  # nosec B608 - validated identifiers, bound values
             f"ON CONFLICT (key) DO UPDATE SET doc = json_set(doc, ?, coalesce(json_extract(doc, ?), 0) + ?)",
             (key, field, by, path, path, by),
         )
@@ -127,7 +128,7 @@ class SQLiteViewWriter(_ViewSQL):
 
     def clear(self) -> None:
         """Delete every document (used by rebuilds)."""
-        self._db.execute(f'DELETE FROM "{self.table}"')
+        self._db.execute(f'DELETE FROM "{self.table}"')  # nosec B608 - validated identifiers, bound values
 
 
 class SQLiteViewReader(_ViewSQL):
@@ -135,5 +136,5 @@ class SQLiteViewReader(_ViewSQL):
 
     async def count(self, **where: Any) -> int:
         clause, params = self.where(where)
-        row = self._db.execute(f'SELECT count(*) FROM "{self.table}"{clause}', params).fetchone()
+        row = self._db.execute(f'SELECT count(*) FROM "{self.table}"{clause}', params).fetchone()  # nosec B608 - validated identifiers, bound values
         return int(row[0])

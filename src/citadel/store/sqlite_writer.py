@@ -39,7 +39,7 @@ class WriteTransaction:
     has committed in between, so it never hides a foreign write.
     """
 
-    __slots__ = ("data_version", "db", "head", "now", "pending", "versions", "writers")
+    __slots__ = ("data_version", "db", "head", "now", "pending", "undo", "versions", "writers")
 
     def __init__(self, db: sqlite3.Connection, writers: Callable[[Any], Any]) -> None:
         self.db = db
@@ -49,6 +49,7 @@ class WriteTransaction:
         self.versions: dict[str, int] = {}
         self.pending: dict[str, int] = {}
         self.data_version = -1
+        self.undo: list[Callable[[], None]] = []  # what to forget in memory if the transaction does not commit
 
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version as this transaction sees it."""
@@ -75,6 +76,13 @@ class WriteTransaction:
         """Keep the batch's stream versions for the next batch."""
         self.versions.update(self.pending)
         self.pending.clear()
+        self.undo.clear()
+
+    def rolled_back(self) -> None:
+        """Undo what the batch changed in memory (its writes are gone)."""
+        for undo in self.undo:
+            undo()
+        self.undo.clear()
 
     def forget(self) -> None:
         """Drop every cached fact (after a failed batch)."""
@@ -106,6 +114,9 @@ class WriteJob:
     def needs_savepoint(self) -> bool:
         """Whether ``run`` may fail after writing (asked on the writer thread, just before ``run``)."""
         return True
+
+    def prepare(self, tx: WriteTransaction) -> None:
+        """Write what every job of the batch may share, before any job runs (outside their savepoints)."""
 
     def run(self, tx: WriteTransaction) -> Any:
         """Do the job's writes inside the current transaction and return its result."""
@@ -224,6 +235,8 @@ class GroupCommitWriter:
         head = tx.head
         try:
             tx.begin()
+            for job in jobs:
+                job.prepare(tx)
             if len(jobs) == 1:
                 self._run_alone(tx, jobs[0])
             else:
@@ -231,11 +244,15 @@ class GroupCommitWriter:
                     self._run_in_savepoint(tx, job)
             if db.in_transaction:
                 db.execute("COMMIT")
-            tx.committed()
+                tx.committed()
+            else:  # the only job failed and rolled everything back
+                tx.rolled_back()
+                tx.committed()
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+            tx.rolled_back()
             tx.forget()
             tx.head = head
             error = StoreError(f"SQLite write failed: {exc}")

@@ -1,0 +1,175 @@
+"""Encryption at rest, on every backend: nothing readable in the raw bytes, tampering detected, subjects
+forgotten for good, master keys rotated without rewriting a single event."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from suite import POSTGRES, Happened, Noted, open_backend
+
+from citadel import Event, EventRegistry, PayloadForgotten, TamperedPayload
+from citadel.security.encryption import Keyring, MasterKeys
+from citadel.store.base import Commit, EventStore, Snapshot, StreamAppend
+
+
+class Confided(Event, name="suite.Confided", subject="person"):
+    person: str
+    secret: str
+
+
+SECRET = "correct horse battery staple"
+
+
+@contextlib.asynccontextmanager
+async def sealed_store(
+    backend: str, directory: Path, master: MasterKeys | None = None, *, fresh: bool = True
+) -> AsyncIterator[EventStore]:
+    keyring = Keyring(master or MasterKeys.generate())
+    async with open_backend(backend, directory, keyring=keyring, extra_events=[Confided], fresh=fresh) as store:
+        yield store
+
+
+async def raw_bytes(store: EventStore, backend: str, directory: Path) -> bytes:
+    """Everything the store wrote, as the disk (or a backup) holds it."""
+    if backend == "sqlite":
+        return b"".join(p.read_bytes() for p in directory.iterdir() if p.name.startswith("events.db"))
+    connection = await asyncpg.connect(POSTGRES)
+    try:
+        rows = await connection.fetch("SELECT data FROM citadel.events UNION ALL SELECT data FROM citadel.snapshots")
+        return b"".join(r[0] for r in rows)
+    finally:
+        await connection.close()
+
+
+async def raw_rows(backend: str, directory: Path, stream_id: str) -> list[bytes]:
+    if backend == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(directory / "events.db")
+        try:
+            return [r[0] for r in db.execute("SELECT data FROM citadel_events WHERE stream_id = ?", (stream_id,))]
+        finally:
+            db.close()
+    connection = await asyncpg.connect(POSTGRES)
+    try:
+        return [r[0] for r in await connection.fetch("SELECT data FROM citadel.events WHERE stream_id = $1", stream_id)]
+    finally:
+        await connection.close()
+
+
+async def overwrite(backend: str, directory: Path, stream_id: str, data: bytes) -> None:
+    """Change a stored payload behind the store's back, as an attacker with the disk would."""
+    if backend == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(directory / "events.db")
+        db.execute("UPDATE citadel_events SET data = ? WHERE stream_id = ?", (data, stream_id))
+        db.commit()
+        db.close()
+        return
+    connection = await asyncpg.connect(POSTGRES)
+    await connection.execute("UPDATE citadel.events SET data = $1 WHERE stream_id = $2", data, stream_id)
+    await connection.close()
+
+
+async def test_no_payload_is_readable_in_the_stored_bytes(backend: str, tmp_path: Path) -> None:
+    async with sealed_store(backend, tmp_path) as store:
+        await store.commit(
+            Commit(
+                [StreamAppend("p-1", [Confided(person="ada", secret=SECRET), Noted(text="plain words here")])],
+                snapshots=[Snapshot("p-1", 2, 1, b'{"remembered": "a snapshot full of words"}')],
+            )
+        )
+        stored = await raw_bytes(store, backend, tmp_path)
+        for plaintext in (SECRET, "plain words here", "a snapshot full of words"):
+            assert plaintext.encode() not in stored
+        first, second = await store.read_stream("p-1")
+        assert first.event == Confided(person="ada", secret=SECRET)
+        assert second.event == Noted(text="plain words here")
+        snapshot = await store.load_snapshot("p-1")
+        assert snapshot is not None
+        assert snapshot.data == b'{"remembered": "a snapshot full of words"}'
+
+
+async def test_a_payload_altered_or_moved_to_another_row_fails_with_a_clear_error(backend: str, tmp_path: Path) -> None:
+    async with sealed_store(backend, tmp_path) as store:
+        await store.append("p-1", [Confided(person="ada", secret=SECRET)])
+        await store.append("p-2", [Confided(person="ada", secret="another")])
+        original = (await raw_rows(backend, tmp_path, "p-1"))[0]
+        flipped = bytearray(original)
+        flipped[-5] ^= 1  # one bit of the ciphertext
+        await overwrite(backend, tmp_path, "p-1", bytes(flipped))
+        await overwrite(backend, tmp_path, "p-2", original)  # p-1's payload, moved into p-2's row
+        with pytest.raises(TamperedPayload, match="altered or moved"):
+            await store.read_stream("p-1")
+        with pytest.raises(TamperedPayload):
+            await store.read_stream("p-2")
+
+
+async def test_forgetting_a_subject_makes_its_events_unreadable_and_leaves_the_rest(
+    backend: str, tmp_path: Path
+) -> None:
+    async with sealed_store(backend, tmp_path) as store:
+        await store.append("p-ada", [Confided(person="ada", secret=SECRET)])
+        await store.append("p-bob", [Confided(person="bob", secret="bob's")])
+        await store.commit(Commit([StreamAppend("notes", [Noted(text="ada is gone")])], forget=["ada"]))
+        ada, bob, note = await store.read_all()
+        assert ada.forgotten
+        with pytest.raises(PayloadForgotten):
+            _ = ada.event
+        assert bob.event == Confided(person="bob", secret="bob's")
+        assert note.event == Noted(text="ada is gone")
+        assert SECRET.encode() not in await raw_bytes(store, backend, tmp_path)
+        with pytest.raises(PayloadForgotten, match="forgotten"):
+            await store.append("p-ada", [Confided(person="ada", secret="again")])
+
+
+async def test_another_process_forgets_too(backend: str, tmp_path: Path) -> None:
+    master = MasterKeys.generate()
+    async with (
+        sealed_store(backend, tmp_path, master) as first,
+        sealed_store(backend, tmp_path, master, fresh=False) as second,
+    ):
+        await first.append("p-ada", [Confided(person="ada", secret=SECRET)])
+        (record,) = await second.read_stream("p-ada")  # the second store has opened ada's key
+        assert record.event.secret == SECRET  # type: ignore[attr-defined]
+        await first.commit(Commit([], forget=["ada"]))
+        import asyncio
+
+        await asyncio.sleep(0.25)  # other processes notice forgotten keys within a fraction of a second
+        (record,) = await second.read_stream("p-ada")
+        assert record.forgotten
+
+
+async def test_rotating_the_master_key_rewraps_data_keys_and_rewrites_no_event(backend: str, tmp_path: Path) -> None:
+    old = MasterKeys.generate()
+    async with sealed_store(backend, tmp_path, old) as store:
+        await store.append("p-ada", [Confided(person="ada", secret=SECRET), Happened(n=1)])
+        before = await raw_bytes(store, backend, tmp_path) if backend == "postgres" else None
+        new = old.rotated()
+        assert await store.rewrap_keys(new) == 2  # ada's key and the module's
+        assert await store.rewrap_keys(new) == 0
+        if before is not None:
+            assert await raw_bytes(store, backend, tmp_path) == before
+    only_new = MasterKeys({new.current: new.keys[new.current]}, new.current)
+    async with sealed_store(
+        backend, tmp_path, only_new, fresh=False
+    ) as store:  # the old master key is not needed any more
+        first, second = await store.read_stream("p-ada")
+        assert first.event == Confided(person="ada", secret=SECRET)
+        assert second.event == Happened(n=1)
+
+
+def test_unregistered_subject_fields_are_refused() -> None:
+    from citadel import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not one of its fields"):
+
+        class Broken(Event, name="suite.Broken", subject="nobody"):
+            who: str
+
+    assert EventRegistry([Confided]).of(Confided).name == "suite.Confided"
