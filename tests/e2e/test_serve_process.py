@@ -17,8 +17,24 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from shopper import buy, can_read, invoice, ok, order, order_status, pay, publish, register, revenue, settle, statuses
+from shopper import (
+    SECRET,
+    buy,
+    can_read,
+    invoice,
+    ok,
+    order,
+    order_status,
+    pay,
+    publish,
+    register,
+    revenue,
+    settle,
+    statuses,
+    token,
+)
 
+from citadel.security.encryption import Keyring, MasterKeys
 from examples.shop import build_app
 
 T = TypeVar("T")
@@ -28,6 +44,7 @@ CITADEL = str(Path(sys.executable).parent / "citadel")
 STARTUP = 20.0
 
 pytestmark = pytest.mark.slow
+ADMIN = {"authorization": f"Bearer {token('serve-admin', 'admin')}"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,12 @@ def serving(folder: Path, store_url: str, workers: int = 1) -> Iterator[Server]:
     command = [CITADEL, "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
     command += ["--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    env |= {
+        "CITADEL_AUTH_SECRET": SECRET,  # the tests' tokens (shopper.token) verify on the server
+        "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"),
+        "CITADEL_RATE_LIMIT_RATE": "100000",  # the tests poll hard; the limits have their own tests
+        "CITADEL_RATE_LIMIT_BURST": "100000",
+    }
     with server.output.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -114,7 +137,7 @@ async def steady(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], w
 async def test_a_purchase_over_tcp_survives_a_restart_of_the_server(tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'shop.db'}"
     with serving(tmp_path, store_url) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
             customer, guide, video = await register(client), await publish(client, 500), await publish(client, 250)
             placed = await buy(client, customer, guide, video)
             assert placed.total == 750
@@ -123,7 +146,7 @@ async def test_a_purchase_over_tcp_survives_a_restart_of_the_server(tmp_path: Pa
             assert await revenue(client) == {"paid_orders": 1, "revenue": 750, "refunded": 0}
 
     with serving(tmp_path, store_url) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
             assert await order_status(client, placed.order_id) == "paid"
             assert (await invoice(client, placed.order_id))["status"] == "paid"
             assert await can_read(client, customer, guide)
@@ -136,14 +159,14 @@ async def test_a_purchase_over_tcp_survives_a_restart_of_the_server(tmp_path: Pa
 async def create_store(store_url: str) -> None:
     """Create the store's file before two workers open it at once: on a fresh file, one of them often fails
     with "database is locked" while switching it to WAL mode (a bug of the SQLite store, see the report)."""
-    app = build_app(store=store_url)
+    app = build_app(store=store_url, secure=False)
     await app.start(consumers=False)
     await app.stop()
 
 
 async def place_and_pay_through_two_workers(server: Server, orders: int, paid: int) -> list[str]:
     """Place ``orders`` orders at once, pay the first ``paid`` of them; return the order ids."""
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
         customer, guide = await register(client), await publish(client, 500)
         placed = await asyncio.gather(*(order(client, customer, guide) for _ in range(orders)))
         bills = [await invoice(client, p.order_id) for p in placed]  # polls: no min_position across workers
@@ -162,7 +185,8 @@ async def test_with_two_workers_every_order_gets_exactly_one_invoice_and_one_pay
     with serving(tmp_path, store_url, workers=2) as server:
         order_ids = await place_and_pay_through_two_workers(server, orders=6, paid=3)
 
-    app = build_app(store=store_url)
+    keys = Keyring(MasterKeys.load(tmp_path / "master-keys.json"))  # the server's keys open the stored payloads
+    app = build_app(store=store_url, secure=False, keyring=keys)
     await app.start(consumers=False)
     try:
         log = await app.store.read_all(1, 10_000)
@@ -183,7 +207,7 @@ async def test_with_two_workers_the_analytics_count_every_order_exactly_once(tmp
     await create_store(store_url)
     with serving(tmp_path, store_url, workers=2) as server:
         await place_and_pay_through_two_workers(server, orders=4, paid=2)
-        async with httpx.AsyncClient(base_url=server.url) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
             counts = await steady(lambda: statuses(client), lambda c: sum(c.values()) >= 4 and c["paid"] >= 2)
             money = await steady(lambda: revenue(client), lambda r: r["paid_orders"] >= 2)
 
