@@ -196,3 +196,38 @@ async def test_a_command_body_with_a_field_the_command_does_not_have_is_422(clie
     response = await client.post("/content/publish-content", json={"title": "t", "body": "b", "price": 1, "rebate": 5})
     assert response.status_code == 422
     assert response.json()["errors"][0]["message"] == "Object contains unknown field `rebate`"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/users/register-user", {"email": "a@" + "b" * 260 + ".com", "name": "A"}, "$.email"),
+        ("/users/register-user", {"email": "a@b.co", "name": "x" * 201}, "$.name"),
+        ("/users/register-user", {"email": "a@b.co", "name": ""}, "$.name"),
+        ("/content/publish-content", {"title": "t" * 201, "body": "b", "price": 1}, "$.title"),
+        ("/content/publish-content", {"title": "t", "body": "b" * 100_001, "price": 1}, "$.body"),
+        ("/orders/create-order", {"customer_id": "has spaces", "items": []}, "$.customer_id"),
+        (
+            "/orders/create-order",
+            {"customer_id": "c", "items": [{"content_id": f"c{i}", "quantity": 1} for i in range(101)]},
+            "$.items",
+        ),
+    ],
+    ids=["long-email", "long-name", "empty-name", "long-title", "long-body", "bad-id", "too-many-items"],
+)
+async def test_strings_and_lists_beyond_the_contracts_bounds_are_422(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], loc: str
+) -> None:
+    found = problem(await client.post(path, json=body), 422, "validation-error")
+    assert found["errors"][0]["loc"] == loc
+
+
+async def test_every_response_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    for response in (await client.get("/health"), await client.get("/nowhere"), await client.get("/docs")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    api = await client.get("/health")
+    assert api.headers["cache-control"] == "no-store"
+    assert api.headers["content-security-policy"].startswith("default-src 'none'")

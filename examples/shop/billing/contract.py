@@ -5,25 +5,26 @@ from __future__ import annotations
 import msgspec
 
 from citadel import Command, Event, Query
+from citadel.types import Id
 
 
 class PayInvoice(Command, name="billing.PayInvoice"):
     """Pay an open invoice; ``amount`` (cents) must be the invoice's."""
 
-    invoice_id: str
+    invoice_id: Id
     amount: int
 
 
 class RefundInvoice(Command, name="billing.RefundInvoice"):
     """Refund a paid invoice."""
 
-    invoice_id: str
+    invoice_id: Id
 
 
 class GetInvoice(Query, name="billing.GetInvoice"):
     """The invoice of an order; ``NotFound`` until billing has opened it."""
 
-    order_id: str
+    order_id: Id
 
 
 class InvoicePaid(Event, name="billing.InvoicePaid"):

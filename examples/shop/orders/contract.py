@@ -2,47 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from citadel import Command, Event, Query
+from citadel.types import Id
 
 
 class OrderItem(msgspec.Struct, frozen=True, kw_only=True):
     """One line of an order: an item of content and how many."""
 
-    content_id: str
+    content_id: Id
     quantity: int
 
 
 class CreateOrder(Command, name="orders.CreateOrder"):
     """Order items at the catalog's prices (the client sends no prices)."""
 
-    customer_id: str
-    items: list[OrderItem]
+    customer_id: Id
+    items: Annotated[list[OrderItem], msgspec.Meta(max_length=100)]
 
 
 class CancelOrder(Command, name="orders.CancelOrder"):
     """Cancel an order that is not paid yet."""
 
-    order_id: str
+    order_id: Id
 
 
 class MarkOrderPaid(Command, name="orders.MarkOrderPaid", expose=False):
     """Record the payment of an order (sent by billing); nothing happens unless the order is awaiting it."""
 
-    order_id: str
+    order_id: Id
 
 
 class MarkOrderRefunded(Command, name="orders.MarkOrderRefunded", expose=False):
     """Record the refund of a paid order (sent by billing); nothing happens unless the order is paid."""
 
-    order_id: str
+    order_id: Id
 
 
 class GetOrder(Query, name="orders.GetOrder"):
     """An order's status and total; ``NotFound`` if there is none."""
 
-    order_id: str
+    order_id: Id
 
 
 class OrderCreated(Event, name="orders.OrderCreated"):

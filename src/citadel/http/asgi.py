@@ -56,9 +56,9 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
     return Response(_encoder.encode(value), status, headers=headers, media_type=_JSON)
 
 
-def _failure(exc: BaseException) -> Response:
-    found, headers = from_exception(exc)
-    return problem_response(found, headers)
+def _failure(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
+    found, extra = from_exception(exc)
+    return problem_response(found, {**headers, **extra} if headers else extra)
 
 
 class _Endpoints:
@@ -122,6 +122,7 @@ class _Endpoints:
             if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
                 detail = "Idempotency-Key must be 1 to 255 printable characters"
                 return problem_response(problem(400, "bad-idempotency-key", "Bad Idempotency-Key", detail))
+            limits: dict[str, str] = {}
             try:
                 actor = await self.authenticate(request)
                 limits = await self._admit(request, actor, command_type)
@@ -132,7 +133,7 @@ class _Endpoints:
                 )
                 outcome = await application.execute(command, context)
             except Exception as exc:
-                return _failure(exc)
+                return _failure(exc, limits)
             result = outcome.result
             content = _EMPTY_OBJECT if result is None else _encoder.encode(result)
             limits["Citadel-Position"] = str(outcome.position)
@@ -182,6 +183,7 @@ class _Endpoints:
                 query = msgspec.convert(data, query_type, strict=False)
             except msgspec.ValidationError as exc:
                 return problem_response(validation_problem(exc, name))
+            limits: dict[str, str] = {}
             try:
                 actor = await self.authenticate(request)
                 limits = await self._admit(request, actor, query_type)
@@ -192,7 +194,7 @@ class _Endpoints:
                     )
                 result = await application.query(query, DispatchContext(actor=actor))
             except Exception as exc:
-                return _failure(exc)
+                return _failure(exc, limits)
             return _json(result, headers=limits)
 
         return endpoint

@@ -134,6 +134,8 @@ class SQLiteEventStore:
                 time.sleep(0.01)
         db.execute(f"PRAGMA synchronous = {self.synchronous}")
         db.execute("PRAGMA temp_store = MEMORY")
+        if self._sealer is not None:  # deleted or overwritten rows (a forgotten person's views) are zeroed on disk
+            db.execute("PRAGMA secure_delete = ON")
         db.execute("PRAGMA cache_size = -16000")
         return db
 
