@@ -1,0 +1,108 @@
+"""Bearer tokens: what is accepted, and everything that is refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from citadel import Actor, ConfigurationError, Unauthenticated
+from citadel.security import TokenVerifier, issue_token
+
+SECRET = "s" * 40
+
+
+def rsa_pair() -> tuple[bytes, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": "ada", "roles": ["customer"], "iss": "citadel", "aud": "citadel", "exp": now + 60, **overrides}
+
+
+def test_a_development_token_gives_its_subject_and_roles() -> None:
+    token = issue_token(SECRET, "ada", ["customer", "editor"], ttl=60)
+    assert TokenVerifier(secret=SECRET).verify(token) == Actor("ada", frozenset({"customer", "editor"}))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"exp": int(time.time()) - 120},
+        {"iss": "somebody-else"},
+        {"aud": "another-api"},
+        {"roles": "admin"},
+        {"nbf": int(time.time()) + 600},
+    ],
+    ids=["expired", "issuer", "audience", "roles-not-a-list", "not-yet-valid"],
+)
+def test_tokens_with_wrong_claims_are_refused(bad: dict[str, object]) -> None:
+    token = jwt.encode(claims(**bad), SECRET, algorithm="HS256")
+    with pytest.raises(Unauthenticated):
+        TokenVerifier(secret=SECRET).verify(token)
+
+
+def test_a_token_without_a_subject_or_expiry_is_refused() -> None:
+    for missing in ("sub", "exp"):
+        token = jwt.encode({k: v for k, v in claims().items() if k != missing}, SECRET, algorithm="HS256")
+        with pytest.raises(Unauthenticated, match=missing):
+            TokenVerifier(secret=SECRET).verify(token)
+
+
+def test_a_token_of_an_identity_provider_verifies_with_its_public_key() -> None:
+    private, public = rsa_pair()
+    token = jwt.encode(claims(roles=["admin"]), private, algorithm="RS256")
+    assert TokenVerifier(public_key=public.decode()).verify(token) == Actor("ada", frozenset({"admin"}))
+
+
+def test_the_public_key_used_as_an_hmac_secret_is_refused() -> None:
+    # the classic algorithm confusion: sign HS256 with the (public) key the server verifies RS256 with
+    _, public = rsa_pair()
+
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims(roles=['admin']))}"
+    signature = hmac.new(public, signing_input.encode(), hashlib.sha256).digest()
+    forged = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    with pytest.raises(Unauthenticated):
+        TokenVerifier(public_key=public.decode()).verify(forged)
+
+
+def test_an_unsigned_token_is_refused() -> None:
+    unsigned = jwt.encode(claims(roles=["admin"]), None, algorithm="none")
+    with pytest.raises(Unauthenticated):
+        TokenVerifier(secret=SECRET).verify(unsigned)
+
+
+def test_a_key_set_picks_the_key_by_the_tokens_key_id(tmp_path: Path) -> None:
+    private, public = rsa_pair()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(serialization.load_pem_public_key(public)))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}))
+    verifier = TokenVerifier.from_files(jwks_file=tmp_path / "jwks.json")
+    token = jwt.encode(claims(), private, algorithm="RS256", headers={"kid": "k1"})
+    assert verifier.verify(token).subject == "ada"
+    unknown = jwt.encode(claims(), private, algorithm="RS256", headers={"kid": "k2"})
+    with pytest.raises(Unauthenticated, match="key id"):
+        verifier.verify(unknown)
+
+
+def test_a_short_secret_or_no_key_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="32 characters"):
+        TokenVerifier(secret="short")
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        TokenVerifier()
