@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -260,11 +261,12 @@ def events_tail(
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
     except ValueError:
-        _fail(f"--ttl {text!r} is not a duration like 90, 30m, 1h or 7d")
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= 366 * 86400):
+        _fail(f"--ttl {text!r} is not a duration like 90, 30m, 1h or 7d (more than 0, at most a year)")
+    return seconds
     raise AssertionError("unreachable")
 
 
@@ -276,14 +278,16 @@ def token(
     ttl: Annotated[str, typer.Option(help="how long the token is valid: 90, 30m, 1h, 7d")] = "1h",
 ) -> None:
     """Print a signed development token (HS256, with the server's secret) for ``Authorization: Bearer``."""
-    from citadel.security.identity import issue_token
-    from citadel.setup import prepare, token_secret
+    from citadel.security.identity import issue_token, load_or_create_secret
+    from citadel.setup import token_secret
 
     if not subject:
         _fail("give the token a subject: --subject USER_ID")
     settings = _settings(app) if app else _any_settings()
     try:
-        prepare(settings)
+        uses_file = not (settings.auth_secret or settings.auth_public_key_file or settings.auth_jwks_file)
+        if uses_file and settings.auth_secret_file:  # the server would create it on its first start
+            load_or_create_secret(Path(settings.auth_secret_file))
         secret = token_secret(settings)
     except CitadelError as exc:
         _fail(str(exc))

@@ -9,6 +9,7 @@ or older fails the handshake.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import sys
@@ -29,6 +30,9 @@ __all__ = ["asgi_from_environment", "serve", "tls_files"]
 def asgi_from_environment() -> Any:
     """Build the ASGI app from ``CITADEL_*`` settings (the factory each worker calls)."""
     settings = load_settings(path=None)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr
+    )
     if not settings.app:
         raise ConfigurationError("CITADEL_APP is not set; start the server with `citadel serve APP`")
     return assemble(load_application(settings.app), settings)
