@@ -1,8 +1,8 @@
 """Bounded field types for contracts: a request that exceeds them is refused with 422 before any handler runs.
 
-    class RegisterUser(Command, name="users.RegisterUser"):
-        email: Email
-        name: Name
+class RegisterUser(Command, name="users.RegisterUser"):
+    email: Email
+    name: Name
 """
 
 from __future__ import annotations
