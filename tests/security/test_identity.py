@@ -106,3 +106,13 @@ def test_a_short_secret_or_no_key_is_a_configuration_error() -> None:
         TokenVerifier(secret="short")
     with pytest.raises(ConfigurationError, match="exactly one"):
         TokenVerifier()
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires() -> None:
+    verifier = TokenVerifier(secret=SECRET, leeway=0)
+    token = issue_token(SECRET, "ada", ["customer"], ttl=1)
+    assert verifier.verify(token).subject == "ada"
+    assert verifier.verify(token).subject == "ada"  # from memory this time
+    time.sleep(1.1)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token)

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from citadel.app import Application
 from citadel.context import ANONYMOUS, Actor, DispatchContext
@@ -345,9 +345,34 @@ def create_asgi(
             if limiter is not None:
                 await limiter.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders)],
     )
+    exact = {(method, route.path): route.endpoint for route in routes for method in route.methods or ()}
+    app.router = _ExactRouter(routes, lifespan=lifespan, exact=exact)
+    return app
+
+
+class _ExactRouter(Router):
+    """Starlette's router, but a request for one of the contract routes (all exact paths) is found with one
+    dictionary lookup instead of a match against every route in turn."""
+
+    def __init__(self, routes: list[Route], *, lifespan: Any, exact: dict[tuple[str, str], Any]) -> None:
+        super().__init__(routes, lifespan=lifespan)
+        self._exact = exact
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path, root = scope["path"], scope.get("root_path", "")
+            if root and path.startswith(root):  # mounted: match what follows the mount point
+                path = path[len(root) :]
+            endpoint = self._exact.get((scope["method"], path))
+            if endpoint is not None:
+                scope.setdefault("router", self)
+                response = await endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await super().app(scope, receive, send)

@@ -7,6 +7,7 @@ key / JWKS file for tokens from a real identity provider (RS256, ES256, EdDSA).
 
 from __future__ import annotations
 
+import collections
 import json
 import secrets
 import time
@@ -57,6 +58,10 @@ class TokenVerifier:
         self.audience = audience
         self.leeway = leeway
         self.algorithms: Sequence[str] = ("HS256",) if secret is not None else _ASYMMETRIC
+        # Verifying a signature costs more than the rest of a request; a token seen before is trusted again
+        # until it expires (its bytes were verified: they cannot have changed).
+        self._verified: collections.OrderedDict[str, tuple[Actor, float]] = collections.OrderedDict()
+        self.cache_size = 10_000
 
     @classmethod
     def from_files(
@@ -99,6 +104,18 @@ class TokenVerifier:
             Unauthenticated: the token is malformed, expired, not yet valid, for another issuer or audience,
                 signed with another key or algorithm, or lacks a subject.
         """
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[1] + self.leeway:
+                return known[0]
+            del self._verified[token]
+        actor, expires = self._verify(token)
+        self._verified[token] = (actor, expires)
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return actor
+
+    def _verify(self, token: str) -> tuple[Actor, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -114,7 +131,7 @@ class TokenVerifier:
         roles = claims.get(_ROLE_CLAIM, [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated(f"the token's {_ROLE_CLAIM!r} claim must be a list of strings")
-        return Actor(str(claims["sub"]), frozenset(roles))
+        return Actor(str(claims["sub"]), frozenset(roles)), float(claims["exp"])
 
 
 def issue_token(

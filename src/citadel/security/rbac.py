@@ -19,7 +19,7 @@ too. Every actor also has what ``anonymous`` has.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self
 
 import msgspec
@@ -56,6 +56,7 @@ class Policy:
         self.superusers = frozenset(superusers) | {"system"}
         self._allowed: list[tuple[str, str | type[Message], bool]] = []
         self.grants: list[Grant] = []
+        self._answers: dict[tuple[frozenset[str], str], list[Grant]] = {}
 
     def allow(self, role: str, *permissions: str | type[Message], own: bool = False) -> Self:
         """Grant ``permissions`` (message types, names or patterns) to ``role``; return the policy."""
@@ -69,12 +70,19 @@ class Policy:
         self.grants = [
             Grant(role, p if isinstance(p, str) else permission_of(p), own) for role, p, own in self._allowed
         ]
+        self._answers.clear()
         return self.grants
 
-    def grants_for(self, roles: Iterable[str], permission: str) -> list[Grant]:
-        """The grants of ``roles`` (plus ``anonymous``) that cover ``permission``."""
-        held = {*roles, "anonymous"}
-        return [g for g in self.grants if g.role in held and g.matches(permission)]
+    def grants_for(self, roles: frozenset[str], permission: str) -> list[Grant]:
+        """The grants of ``roles`` (plus ``anonymous``) that cover ``permission`` (remembered: few role sets
+        and permissions meet, and every request asks)."""
+        answer = self._answers.get((roles, permission))
+        if answer is None:
+            held = {*roles, "anonymous"}
+            answer = [g for g in self.grants if g.role in held and g.matches(permission)]
+            if len(self._answers) < 10_000:
+                self._answers[(roles, permission)] = answer
+        return answer
 
 
 def authorization(
