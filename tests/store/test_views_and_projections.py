@@ -128,3 +128,18 @@ async def test_resetting_a_projection_takes_its_lease_away(store: EventStore) ->
     assert await store.acquire_lease(Lease("suite.items", "node-b", ttl=60))
     with pytest.raises(LeaseLost):
         await store.save_checkpoint("suite.items", 5, lease)
+
+
+async def test_a_commit_whose_projection_fails_in_a_busy_batch_fails_alone(store: EventStore) -> None:
+    store.add_inline_projection(bind(store))
+    await store.append("first", [Happened(n=1)], NO_STREAM)
+    # ten concurrent commits share batches; the one that repeats sku-1 (n=11) breaks the unique field
+    results = await asyncio.gather(
+        *(store.append(f"s-{n}", [Happened(n=n)], NO_STREAM) for n in range(2, 12)), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1
+    assert isinstance(failures[0], UniqueViolation)
+    assert await store.read_stream("s-11") == []
+    assert len(await store.read_all(limit=100)) == 10
+    assert (await docs(store))["totals"] == {"count": 10}

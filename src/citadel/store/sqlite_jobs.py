@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -109,6 +110,8 @@ class CommitJob(WriteJob):
         self.sealer = sealer
         self.forget = forget
 
+    tracks_writes = True
+
     def prepare(self, tx: WriteTransaction) -> None:
         # Data keys are written before the jobs run, outside their savepoints: a job that fails cannot take
         # a key that another job of the batch sealed with.
@@ -121,15 +124,22 @@ class CommitJob(WriteJob):
         # projection suspended or resumed by an earlier job of the queue is seen as it is now.
         inline = self.inline
         self.projects = any(inline(name) for append in self.appends for _, name, _, _ in append.encoded)
-        return self.projects
+        # A second append's insert may find its stream taken after the first wrote: undo this job alone.
+        return self.projects or len(self.appends) > 1
 
     def run(self, tx: WriteTransaction) -> CommitResult:
         db = tx.db
         # Check everything first, writing nothing: a refused commit needs no rollback.
         versions: dict[str, int] = {}
+        presumed_new: set[str] = set()
         for append in self.appends:
             current = versions.get(append.stream_id)
-            if current is None:
+            if current is None and append.expected_version == 0 and not tx.knows(append.stream_id):
+                # A new stream, as most creating commands say: no read; the unique (stream, version) index
+                # refuses the insert if the stream exists after all.
+                current = 0
+                presumed_new.add(append.stream_id)
+            elif current is None:
                 current = tx.stream_version(append.stream_id)
             expected = append.expected_version
             if expected is not None and expected != current:
@@ -138,7 +148,6 @@ class CommitJob(WriteJob):
         record = self.idempotency
         if record is not None and db.execute(_IDEMPOTENCY_TAKEN, (record.key,)).fetchone() is not None:
             raise IdempotencyConflict(record.key)
-        self.writing = True
         meta = self.metadata
         results: list[AppendResult] = []
         for append in self.appends:
@@ -170,7 +179,13 @@ class CommitJob(WriteJob):
                 )
                 for i, (event_id, name, version, data) in enumerate(encoded)
             ]
-            db.executemany(_INSERT, rows)
+            try:
+                db.executemany(_INSERT, rows)
+            except sqlite3.IntegrityError:
+                if append.stream_id not in presumed_new:
+                    raise
+                raise ConcurrencyError(append.stream_id, 0, tx.stream_version(append.stream_id)) from None
+            self.writing = True  # from here on, a failure leaves writes of this job behind
             tx.head = first + len(rows) - 1
             results.append(AppendResult(append.stream_id, current + len(rows), first, tx.head))
             if self.projects:

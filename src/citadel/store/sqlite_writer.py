@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from citadel.errors import StoreError
 
@@ -50,6 +50,10 @@ class WriteTransaction:
         self.pending: dict[str, int] = {}
         self.data_version = -1
         self.undo: list[Callable[[], None]] = []  # what to forget in memory if the transaction does not commit
+
+    def knows(self, stream_id: str) -> bool:
+        """Whether the stream's version is known without reading it."""
+        return stream_id in self.pending or stream_id in self.versions
 
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version as this transaction sees it."""
@@ -104,6 +108,9 @@ class WriteJob:
     """
 
     __slots__ = ("error", "future", "result", "writing")
+
+    tracks_writes: ClassVar[bool] = False
+    """True for jobs that set ``writing`` when they begin to write (others are assumed to have written)."""
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
@@ -234,14 +241,14 @@ class GroupCommitWriter:
         db = tx.db
         head = tx.head
         try:
-            tx.begin()
-            for job in jobs:
-                job.prepare(tx)
-            if len(jobs) == 1:
-                self._run_alone(tx, jobs[0])
-            else:
-                for job in jobs:
-                    self._run_in_savepoint(tx, job)
+            if not self._attempt(tx, jobs, careful=False):
+                # A job failed after writing: undo the batch and redo it with a savepoint per job, so that
+                # only that job fails. Rare (a broken unique field, a failing projection), hence not the default.
+                db.execute("ROLLBACK")
+                tx.rolled_back()
+                tx.pending.clear()
+                tx.head = head
+                self._attempt(tx, jobs, careful=True)
             if db.in_transaction:
                 db.execute("COMMIT")
                 tx.committed()
@@ -264,6 +271,32 @@ class GroupCommitWriter:
         self.transactions += 1
         self.jobs += len(jobs)
         self._deliver(jobs, tx.head)
+
+    def _attempt(self, tx: WriteTransaction, jobs: list[WriteJob], *, careful: bool) -> bool:
+        """Run the batch's jobs in a new transaction; False when one failed after writing and others ran
+        without a savepoint (the batch must be redone carefully)."""
+        tx.begin()
+        for job in jobs:
+            job.result, job.error, job.writing = None, None, False
+            job.prepare(tx)
+        if len(jobs) == 1:
+            self._run_alone(tx, jobs[0])
+            return True
+        if careful:
+            for job in jobs:
+                self._run_in_savepoint(tx, job)
+            return True
+        for job in jobs:
+            job.needs_savepoint()
+            head = tx.head
+            try:
+                job.result = job.run(tx)
+            except Exception as exc:
+                if job.writing or not job.tracks_writes:
+                    return False
+                job.error = exc  # refused before writing anything: it fails alone as it is
+                tx.head = head
+        return True
 
     @staticmethod
     def _run_alone(tx: WriteTransaction, job: WriteJob) -> None:
