@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from citadel.bus import CommandBus, Middleware, QueryBus
+from citadel.bus import CallNext, CommandBus, Middleware, QueryBus
 from citadel.context import SYSTEM, DispatchContext
 from citadel.errors import AccessDenied, ConfigurationError, StoreError
 from citadel.handling import QueryContext, Receipt, current_receipt
@@ -32,6 +32,7 @@ from citadel.security.encryption import Keyring
 from citadel.security.rbac import Policy, authorization
 from citadel.store.base import EventStore
 from citadel.store.url import open_store
+from citadel.topology import Topology
 from citadel.views import View
 
 __all__ = ["Application", "Outcome", "ProjectionStatus"]
@@ -44,6 +45,9 @@ class Outcome:
     result: Any
     position: int
     replayed: bool
+    token: str = ""
+    """The position as clients pass it back in ``min_position``: the number itself when every module runs
+    here, else ``module:number`` (each service has its own log; see ``citadel.topology``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class Application:
         self._managers: list[ProcessManagerConsumer] = []
         self._by_module: dict[str, list[Consumer]] = {}
         self.node_id = ""  # this process, as the owner of consumer leases: new at every start
+        self.topology = Topology(self, None, None)
+        self._deployment: tuple[list[str] | None, str | None] = (None, None)
         self._started = False
 
     # -- composition -----------------------------------------------------------------------------------
@@ -184,7 +190,14 @@ class Application:
                         f"the policy grants {grant.permission} to {grant.role!r} on what it owns, but module "
                         f"{self.owner_of(message_type).name!r} declares no owners[{message_type.__name__}]"
                     )
-        return authorization(policy, self.permission_of, self._target_owner)
+        guard = authorization(policy, self.permission_of, self._target_owner)
+
+        async def authorize(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
+            if type(message) in self._remote:  # the service that runs it checks, with its own data
+                return await call_next(message, context)
+            return await guard(message, context, call_next)
+
+        return authorize
 
     def permission_of(self, message_type: type[Message]) -> str:
         """The permission a message type needs: its ``permission=``, else its stable name."""
@@ -253,6 +266,11 @@ class Application:
             raise StoreError("the application is not started; use `async with app:` or `await app.start()`")
         return self._store
 
+    def deploy(self, *, modules: Sequence[str] | None = None, broker: str | None = None) -> None:
+        """Run only ``modules`` here and reach the others through ``broker`` when started (``start`` may still
+        override either)."""
+        self._deployment = (list(modules) if modules else None, broker)
+
     def use_store(self, store: str | EventStore) -> None:
         """Replace the store given to the constructor (before ``start``), e.g. from settings."""
         if self._started:
@@ -264,11 +282,24 @@ class Application:
         """The store URL (or store) the application will open."""
         return self._store_spec
 
-    async def start(self, *, store: str | EventStore | None = None, consumers: bool = True) -> None:
+    async def start(
+        self,
+        *,
+        store: str | EventStore | None = None,
+        consumers: bool = True,
+        modules: Sequence[str] | None = None,
+        broker: str | None = None,
+    ) -> None:
         """Open the store (``store`` overrides the constructor's), create views, and unless ``consumers`` is
-        False (tools that only read or rebuild), start async projections and process managers."""
+        False (tools that only read or rebuild), start async projections and process managers.
+
+        With ``modules``, run only those here and reach the others through ``broker`` (a NATS URL), where
+        other services run them (see ``citadel.topology``).
+        """
         if self._started:
             return
+        planned_modules, planned_broker = self._deployment
+        self.topology = Topology(self, modules or planned_modules, broker or planned_broker)
         spec = store if store is not None else self._store_spec
         # A new id at every start: forked worker processes built from one application object must not share it.
         self.node_id = new_id()
@@ -276,17 +307,19 @@ class Application:
             self._store = open_store(spec, self.registry, keyring=self.keyring)
         else:
             self._store = spec
+        local = self.topology.local
         for binding in self.projections.values():
-            if binding.inline:
+            if binding.inline and binding.module in local:
                 self._store.add_inline_projection(binding)
         await self._store.open()
         try:
-            await self._store.ensure_views(self.views)
+            await self._store.ensure_views([v for v in self.views if v.module in local])
             for module in self.dependency_order():
-                if module.migrations:
+                if module.migrations and module.name in local:
                     await self._store.migrate_module(module.name, module.migrations)
             if consumers:
                 await self._start_consumers()
+                await self.topology.start()
         except BaseException:
             await self.stop()
             raise
@@ -294,14 +327,17 @@ class Application:
 
     async def _start_consumers(self) -> None:
         store = self.store
+        local = self.topology.local
         for binding in self.projections.values():
-            if not binding.inline:
+            if not binding.inline and binding.module in local:
                 runner = self._runners[binding.name] = AsyncProjection(
                     binding, store, owner=self.node_id, lease_ttl=self.lease_ttl
                 )
                 self._by_module.setdefault(binding.module, []).append(runner)
                 await runner.start()
         for module in self.modules.values():
+            if module.name not in local:
+                continue
             for manager in module.process_managers:
                 name = manager.name or f"{module.name}.process_manager"
                 consumer = ProcessManagerConsumer(
@@ -318,6 +354,8 @@ class Application:
 
     async def stop(self) -> None:
         """Stop consumers and close the store."""
+        await self.topology.stop()
+        self._remote.clear()
         consumers = [*self._runners.values(), *self._managers]
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
         self._runners.clear()
@@ -353,10 +391,22 @@ class Application:
             result = await self.commands.dispatch(command, context)
         finally:
             current_receipt.reset(token)
-        return Outcome(result, receipt.position, receipt.replayed)
+        at = self.topology.position_token(receipt.module or self.owner_of(type(command)).name, receipt.position)
+        return Outcome(result, receipt.position, receipt.replayed, at)
 
     async def query(self, query: Query, context: DispatchContext | None = None) -> Any:
-        """Run a query through the query bus and return its handler's result."""
+        """Run a query through the query bus and return its handler's result.
+
+        With ``context.min_position``, first wait (up to ``context.wait`` seconds) until the read models of the
+        query's module have processed that position (where the module runs elsewhere, its service waits).
+
+        Raises:
+            NotCaughtUp: they had not in time.
+        """
+        if context is not None and context.min_position:
+            module = self.owner_of(type(query)).name
+            if self.topology.runs(module):
+                await self.topology.catch_up(module, context.min_position, context.position_of, context.wait)
         return await self.queries.dispatch(query, context)
 
     async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:
@@ -375,8 +425,15 @@ class Application:
 
     @property
     def consumers(self) -> dict[str, Consumer]:
-        """The running consumers by name: async projections and process managers."""
-        return {**self._runners, **{m.name: m for m in self._managers}}
+        """The running consumers by name: async projections, process managers, and the outbox relay."""
+        found: dict[str, Consumer] = {**self._runners, **{m.name: m for m in self._managers}}
+        if self.topology.relay is not None:
+            found[self.topology.relay.name] = self.topology.relay
+        return found
+
+    @property
+    def _remote(self) -> set[type[Message]]:
+        return self.topology.remote
 
     async def projection_status(self) -> list[ProjectionStatus]:
         """Return each projection's position and lag (inline projections never lag)."""

@@ -101,6 +101,16 @@ class _Bus(Generic[M]):
             raise DuplicateHandler(message_type)
         self._handlers[message_type] = as_async_handler(handler)
 
+    def replace(self, message_type: type[M], handler: Handler) -> None:
+        """Swap the handler of a registered type (the application forwards a remote module's messages so).
+
+        Raises:
+            UnknownCommand or UnknownQuery: the type has no handler to replace.
+        """
+        if message_type not in self._handlers:
+            raise self._unknown(message_type)
+        self._handlers[message_type] = as_async_handler(handler)
+
     def add_middleware(self, middleware: Middleware) -> None:
         """Add middleware; the first added is the outermost."""
         self._middleware.append(middleware)

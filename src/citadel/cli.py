@@ -106,6 +106,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (default 1)")] = None,
     store: StoreOpt = None,
+    modules: Annotated[
+        str | None, typer.Option(help="run only these modules here, e.g. billing or users,orders (default: all)")
+    ] = None,
+    broker: Annotated[str | None, typer.Option(help="broker to the other services: nats://host:4222")] = None,
     tls_cert: Annotated[
         str | None, typer.Option(help="PEM certificate chain: serve HTTPS, TLS 1.3 only (needs --tls-key)")
     ] = None,
@@ -117,7 +121,17 @@ def serve(
     """
     from citadel.server import serve as run_server
 
-    settings = _settings(app, host=host, port=port, workers=workers, store=store, tls_cert=tls_cert, tls_key=tls_key)
+    settings = _settings(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        store=store,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        modules=modules,
+        broker=broker,
+    )
     try:
         run_server(settings)
     except CitadelError as exc:

@@ -68,6 +68,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redis_url: str | None = None
     """Share rate-limit buckets across nodes in this Redis (``CITADEL_REDIS_URL``); in process otherwise."""
     rate_limit_fail_open: bool = True
+    modules: str | None = None
+    """Run only these modules here, comma-separated (``billing`` or ``users,orders``); the others run in
+    other services, reached through ``broker``. Default: every module."""
+    broker: str | None = None
+    """The broker between services: ``nats://host:4222`` (NATS with JetStream)."""
     """When Redis is unreachable: let requests through (True) or refuse them with 429 (False)."""
 
 

@@ -39,6 +39,13 @@ class DispatchContext(msgspec.Struct, kw_only=True, gc=False):
     correlation_id: str = ""
     causation_id: str | None = None
     idempotency_key: str | None = None
+    min_position: int = 0
+    """For a query: the log position its module's read models must have processed first."""
+    position_of: str = ""
+    """The module whose log ``min_position`` is in: empty for this application's own store; in a partial
+    topology (each service its own log), the module whose command returned the position."""
+    wait: float = 0.0
+    """For a query with ``min_position``: how long it may wait for that, in seconds."""
 
     def __post_init__(self) -> None:
         if not self.correlation_id:

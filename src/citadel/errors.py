@@ -21,6 +21,8 @@ CitadelError
 ├── AccessDenied (PermissionError)         the actor may not touch that table or message (HTTP 403)
 │   └── Unauthenticated                    no credentials, or invalid ones, where some are needed (HTTP 401)
 ├── RateLimited                            a caller spent its request budget (HTTP 429)
+├── ServiceUnavailable                     the service that owns a message is down or slow (HTTP 503)
+│   └── NotCaughtUp                        read models have not reached the position asked for yet (HTTP 503)
 ├── LeaseLost                              another process took over a consumer's lease
 └── StoreError                             the storage backend failed; the driver error is its __cause__
 ```
@@ -42,9 +44,11 @@ __all__ = [
     "InvalidCommand",
     "InvalidMessage",
     "LeaseLost",
+    "NotCaughtUp",
     "NotFound",
     "PayloadForgotten",
     "RateLimited",
+    "ServiceUnavailable",
     "StoreError",
     "TamperedPayload",
     "Unauthenticated",
@@ -199,6 +203,14 @@ class RateLimited(CitadelError):
     def __init__(self, headers: dict[str, str]) -> None:
         self.headers = headers
         super().__init__(f"too many requests; retry after {headers.get('Retry-After', '1')} s")
+
+
+class ServiceUnavailable(CitadelError):
+    """The module a message belongs to runs in another service, which did not answer in time."""
+
+
+class NotCaughtUp(ServiceUnavailable):
+    """A query's read models had not processed the position it asked for (``min_position``) in time."""
 
 
 class LeaseLost(CitadelError):

@@ -52,6 +52,8 @@ class Receipt:
 
     position: int = 0
     replayed: bool = False
+    module: str = ""
+    """The module whose service wrote it, when that is another service (a forwarded command)."""
 
 
 current_receipt: contextvars.ContextVar[Receipt | None] = contextvars.ContextVar("citadel_receipt", default=None)

@@ -97,6 +97,9 @@ def assemble(application: Application, settings: Settings) -> Any:
     if settings.store:
         application.use_store(settings.store)
     application.lease_ttl = settings.lease_ttl
+    if settings.modules or settings.broker:
+        modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
+        application.deploy(modules=modules or None, broker=settings.broker)
     keys = master_keys(settings)
     if keys is not None:
         application.keyring = Keyring(keys)

@@ -29,7 +29,7 @@ from starlette.routing import Route, Router
 
 from citadel.app import Application
 from citadel.context import ANONYMOUS, Actor, DispatchContext
-from citadel.errors import CitadelError, RateLimited
+from citadel.errors import CitadelError, InvalidMessage, RateLimited
 from citadel.http.docs import docs_page
 from citadel.http.headers import SecurityHeaders
 from citadel.http.naming import command_path, query_path
@@ -37,6 +37,7 @@ from citadel.http.openapi import openapi_document
 from citadel.http.problems import from_exception, problem, problem_response, validation_problem
 from citadel.messages import Command, Message, Query
 from citadel.security.ratelimit import RateLimiter, RateRule, rate_limit_headers
+from citadel.topology import parse_position
 
 __all__ = ["Authenticator", "create_asgi"]
 
@@ -136,7 +137,7 @@ class _Endpoints:
                 return _failure(exc, limits)
             result = outcome.result
             content = _EMPTY_OBJECT if result is None else _encoder.encode(result)
-            limits["Citadel-Position"] = str(outcome.position)
+            limits["Citadel-Position"] = outcome.token
             return Response(content, 200, headers=limits, media_type=_JSON)
 
         return endpoint
@@ -159,21 +160,18 @@ class _Endpoints:
         name = query_type.__name__
         fields = {f.encode_name: _is_list(f.type) for f in msgspec.structs.fields(query_type)}
         application = self.application
+        modules = list(application.modules)
 
         async def endpoint(request: Request) -> Response:
             params = request.query_params
             data: dict[str, Any] = {}
-            min_position = 0
+            min_position, position_of = 0, ""
             for key in params:
                 if key == "min_position":
-                    raw = params[key]
-                    if not (raw.isascii() and raw.isdigit()):
-                        return problem_response(
-                            validation_problem(
-                                msgspec.ValidationError("Expected a non-negative integer - at `$.min_position`"), name
-                            )
-                        )
-                    min_position = int(raw)
+                    try:
+                        position_of, min_position = parse_position(params[key], modules)
+                    except InvalidMessage as exc:
+                        return problem_response(validation_problem(msgspec.ValidationError(str(exc)), name))
                 elif key in fields:
                     data[key] = params.getlist(key) if fields[key] else params[key]
                 else:
@@ -187,12 +185,10 @@ class _Endpoints:
             try:
                 actor = await self.authenticate(request)
                 limits = await self._admit(request, actor, query_type)
-                if min_position and not await application.wait_for_module(module, min_position, self._wait(request)):
-                    detail = f"the read models of {module} have not reached position {min_position} yet"
-                    return problem_response(
-                        problem(503, "not-caught-up", "Not caught up", detail), {"Retry-After": "1"}
-                    )
-                result = await application.query(query, DispatchContext(actor=actor))
+                context = DispatchContext(
+                    actor=actor, min_position=min_position, position_of=position_of, wait=self._wait(request)
+                )
+                result = await application.query(query, context)
             except Exception as exc:
                 return _failure(exc, limits)
             return _json(result, headers=limits)

@@ -21,8 +21,10 @@ from citadel.errors import (
     IdempotencyConflict,
     InvalidCommand,
     InvalidMessage,
+    NotCaughtUp,
     NotFound,
     RateLimited,
+    ServiceUnavailable,
     StoreError,
     Unauthenticated,
     UnknownMessage,
@@ -98,6 +100,8 @@ _BY_CLASS: list[tuple[type[BaseException], int, str, str]] = [
     (UnknownMessage, 404, "unknown-message", "Not found"),
     (InvalidMessage, 422, "validation-error", "Invalid request"),
     (StoreError, 503, "unavailable", "Service unavailable"),
+    (NotCaughtUp, 503, "not-caught-up", "Not caught up"),
+    (ServiceUnavailable, 503, "unavailable", "Service unavailable"),
 ]
 
 

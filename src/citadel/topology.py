@@ -1,0 +1,257 @@
+"""Where modules run: all in this process (the default), or some here and the others in other services,
+reached through a broker. The modules' code is the same either way; only the wiring below changes.
+
+A service runs its *local* modules: their handlers, views, projections and process managers, on its own
+store. The commands and queries of the other modules are forwarded to the services that run them; the
+integration events of local modules go out through the outbox relay, and those that local consumers need come
+in through the inbox (``citadel.messaging.nats``).
+
+**Positions across services.** A command answers with the position of its last event, which a client passes
+back as a query's ``min_position`` to read its own write. With one process there is one log and the position
+is a number. With several services each has its own log, so a position is only meaningful with the service
+that wrote it, and travels as ``module:number`` (the module whose command wrote it). A service asked to wait
+for ``orders:57``, where orders runs elsewhere, waits in three steps, each one bounded by the query's wait:
+
+1. the service of ``orders`` confirms that its outbox relay has published everything up to its position 57,
+   and answers with the broker stream's last sequence number at that moment (≥ all those events);
+2. this service's inbox has imported (committed, then acknowledged) every message it needs up to that
+   sequence, as its durable consumer reports;
+3. the read models of the queried module have processed this service's own log up to its head.
+
+Everything the write at ``orders:57`` caused upstream of this service's consumers is then visible, by the
+same at-least-once, in-order delivery the relay and inbox give events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from citadel.context import DispatchContext
+from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
+from citadel.handling import Receipt, current_receipt
+from citadel.messages import Command, Message, Query, decode_json, encode_json
+from citadel.messaging.nats import Inbox, NatsBroker, OutboxRelay, event_subject
+
+if TYPE_CHECKING:
+    from citadel.app import Application
+    from citadel.module import Module
+
+__all__ = ["Topology", "parse_position"]
+
+
+def parse_position(token: str, modules: Sequence[str]) -> tuple[str, int]:
+    """``"57"`` → ``("", 57)``; ``"orders:57"`` → ``("orders", 57)``.
+
+    Raises:
+        InvalidMessage: the token is neither a non-negative number nor ``module:number`` of a known module.
+    """
+    module, _, number = token.rpartition(":")
+    if not (number.isascii() and number.isdigit()) or (module and module not in modules):
+        raise InvalidMessage(
+            "Expected a non-negative integer, or module:integer as a command's Citadel-Position - at `$.min_position`"
+        )
+    return module, int(number)
+
+
+class Topology:
+    """The part of an application this process runs, and its broker to the rest."""
+
+    def __init__(self, app: Application, local: Sequence[str] | None, broker: str | None) -> None:
+        names = set(app.modules)
+        unknown = set(local or ()) - names
+        if unknown:
+            raise ConfigurationError(
+                f"unknown module(s) {', '.join(sorted(unknown))}; the application has {', '.join(app.modules)}"
+            )
+        self.app = app
+        self.local = set(local) if local else names
+        self.partial = self.local != names
+        if self.partial and broker is None:
+            raise ConfigurationError(
+                "running only some modules needs a broker to reach the others: pass --broker nats://..."
+            )
+        self.broker = NatsBroker(broker) if broker else None
+        self.relay: OutboxRelay | None = None
+        self.inbox: Inbox | None = None
+        self.remote: set[type[Message]] = set()
+
+    def is_local(self, module: Module) -> bool:
+        """Whether this process runs ``module``."""
+        return not self.partial or module.name in self.local
+
+    def runs(self, module: str) -> bool:
+        """Whether this process runs the module named ``module``."""
+        return not self.partial or module in self.local
+
+    def position_token(self, module: str, position: int) -> str:
+        """A position as clients see it: the number, or ``module:number`` in a partial topology."""
+        return f"{module}:{position}" if self.partial else str(position)
+
+    async def catch_up(self, module: str, position: int, source: str, timeout: float) -> None:
+        """Wait until the read models of local ``module`` reflect position ``position`` of ``source``'s log
+        ("" for this service's own log), as the module docstring describes.
+
+        Raises:
+            NotCaughtUp: not within ``timeout`` seconds.
+        """
+        if not await self._caught_up(module, position, source, timeout):
+            where = f"{source}:{position}" if source else str(position)
+            raise NotCaughtUp(f"the read models of {module} have not reached position {where} yet")
+
+    async def _caught_up(self, module: str, position: int, source: str, timeout: float) -> bool:
+        app = self.app
+        if not source or self.runs(source) or self.broker is None:
+            return await app.wait_for_module(module, position, timeout)
+        if self.inbox is None:
+            return True  # no local consumer depends on another service's events
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        sequence = await self.broker.published_through(source, position, timeout)
+        if sequence is None or not await self.inbox.wait_through(sequence, deadline - loop.time()):
+            return False
+        return await app.wait_for_module(module, await app.store.last_position(), max(0.0, deadline - loop.time()))
+
+    @property
+    def service(self) -> str:
+        """This service's name: its local modules, joined."""
+        return "+".join(sorted(self.local))
+
+    async def start(self) -> None:
+        """Connect the broker; forward remote modules' messages, serve local ones, start relay and inbox."""
+        if self.broker is None:
+            return
+        app = self.app
+        await self.broker.connect()
+        for module in app.modules.values():
+            if self.is_local(module):
+                await self.broker.serve(module.name, self._decoder(), self._serve_locally)
+                await self.broker.serve_published(module.name, self._published_through)
+                continue
+            for command_type, handler in module.commands.items():
+                if module.is_public(command_type):
+                    self.remote.add(command_type)
+                    app.commands.replace(command_type, self._forwarder(module, command_type, handler))
+            for query_type, handler in module.queries.items():
+                if module.is_public(query_type):
+                    self.remote.add(query_type)
+                    app.queries.replace(query_type, self._forwarder(module, query_type, handler))
+        exported = frozenset(
+            app.registry.of(t).name
+            for m in app.modules.values()
+            if self.is_local(m)
+            for t in m.events
+            if m.is_public(t)
+        )
+        store = app.store
+        self.relay = OutboxRelay(store, self.broker, exported, owner=app.node_id, lease_ttl=app.lease_ttl)
+        await self.relay.start()
+        needed = self._needed_events()
+        if needed:
+            self.inbox = Inbox(self.broker, store, app.registry, self.service, [event_subject(n) for n in needed])
+            await self.inbox.start()
+
+    async def stop(self) -> None:
+        """Stop the inbox, the relay and the broker connection."""
+        if self.inbox is not None:
+            await self.inbox.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.broker is not None:
+            await self.broker.close()
+
+    def _needed_events(self) -> list[str]:
+        """Stored names of remote modules' events that local projections and process managers handle."""
+        app = self.app
+        needed: set[str] = set()
+        for binding in app.projections.values():
+            if binding.module in self.local:
+                needed.update(binding.event_types)
+        for module in app.modules.values():
+            if self.is_local(module):
+                for manager in module.process_managers:
+                    needed.update(app.registry.of(t).name for t in manager.event_types)
+        return sorted(n for n in needed if not self.is_local(app.owner_of(app.registry.named(n).cls)))
+
+    def _decoder(self) -> Callable[[str, bytes], Message]:
+        by_name = {
+            module.message_name(t): t
+            for module in self.app.modules.values()
+            if self.is_local(module)
+            for t in [*module.commands, *module.queries]
+            if module.is_public(t)
+        }
+
+        def decode(name: str, body: bytes) -> Message:
+            message_type = by_name.get(name)
+            if message_type is None:
+                raise ConfigurationError(f"this service does not run {name}")
+            return decode_json(body, message_type)
+
+        return decode
+
+    async def _published_through(self, position: int, timeout: float) -> bool:
+        """Whether the outbox relay has published this log up to ``position`` (waiting up to ``timeout``)."""
+        store = self.app.store
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:  # the relay may run on another replica of this service: its checkpoint is in the store
+            if (await store.checkpoint("citadel.outbox") or 0) >= position:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+
+    async def _serve_locally(self, message: Message, context: DispatchContext) -> tuple[bytes, int, bool]:
+        app = self.app
+        if context.min_position:
+            module = app.owner_of(type(message)).name
+            await self.catch_up(module, context.min_position, context.position_of, context.wait)
+        receipt = Receipt()
+        token = current_receipt.set(receipt)
+        try:
+            if isinstance(message, Command):
+                result = await app.commands.dispatch(message, context)
+            else:
+                result = await app.queries.dispatch(message, context)  # type: ignore[arg-type]
+        finally:
+            current_receipt.reset(token)
+        return encode_json(result), receipt.position, receipt.replayed
+
+    def _forwarder(
+        self, module: Module, message_type: type[Message], handler: Any
+    ) -> Callable[[Message, DispatchContext], Awaitable[Any]]:
+        broker = self.broker
+        if broker is None:
+            raise ConfigurationError("no broker")
+        name = module.message_name(message_type)
+        decode = _result_decoder(handler)
+        is_query = issubclass(message_type, Query)
+
+        async def forward(message: Message, context: DispatchContext) -> Any:
+            body, position, replayed = await broker.request(
+                name,
+                encode_json(message),
+                context,
+                retry=is_query or context.idempotency_key is not None,
+            )
+            receipt = current_receipt.get()
+            if receipt is not None:
+                receipt.position, receipt.replayed, receipt.module = position, replayed, module.name
+            return decode(body)
+
+        return forward
+
+
+def _result_decoder(handler: Any) -> Callable[[bytes], Any]:
+    try:
+        returns = typing.get_type_hints(handler).get("return")
+    except Exception:
+        returns = None
+    if returns is None or returns is Any:
+        return msgspec.json.decode
+    return msgspec.json.Decoder(returns).decode
