@@ -35,7 +35,7 @@ from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
 from citadel.handling import Receipt, current_receipt
 from citadel.messages import Command, Message, Query, decode_json, encode_json
-from citadel.messaging.nats import Inbox, NatsBroker, OutboxRelay, event_subject
+from citadel.messaging.nats import Inbox, NatsBroker, OutboxRelay
 
 if TYPE_CHECKING:
     from citadel.app import Application
@@ -152,7 +152,9 @@ class Topology:
         await self.relay.start()
         needed = self._needed_events()
         if needed:
-            self.inbox = Inbox(self.broker, store, app.registry, self.service, [event_subject(n) for n in needed])
+            self.inbox = Inbox(
+                self.broker, store, app.registry, self.service, [self.broker.event_subject(n) for n in needed]
+            )
             await self.inbox.start()
 
     async def stop(self) -> None:

@@ -60,10 +60,11 @@ def ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-def position(response: httpx.Response) -> int:
-    """The ``Citadel-Position`` of a successful command."""
+def position(response: httpx.Response) -> str:
+    """The ``Citadel-Position`` of a successful command: a number with one log, ``module:number`` with several
+    services; either way what ``min_position`` takes back."""
     ok(response)
-    return int(response.headers["citadel-position"])
+    return response.headers["citadel-position"]
 
 
 def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
@@ -90,27 +91,33 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
         await asyncio.sleep(0.02)
 
 
-async def read(client: httpx.AsyncClient, path: str, min_position: int = 0, **params: Any) -> httpx.Response:
+async def read(client: httpx.AsyncClient, path: str, min_position: str = "", **params: Any) -> httpx.Response:
     """GET a query; with ``min_position``, retry its 503s (as ``Retry-After`` asks) until the deadline."""
     if min_position:
         params["min_position"] = min_position
     return await eventually(lambda: client.get(path, params=params), lambda r: r.status_code != 503)
 
 
-async def settle(client: httpx.AsyncClient, timeout: float = DEADLINE) -> int:
-    """Wait until ``/ready`` shows every projection and process manager at the head, twice with one head
-    (so the reactions to the last events are in the log too); return that head."""
+async def settle(client: httpx.AsyncClient, timeout: float = DEADLINE) -> None:
+    """Wait until ``/ready`` of every node shows every consumer at its head and an empty inbox, twice with the
+    same heads (so the reactions to the last events are in the logs too).
+
+    The nodes are ``client.nodes`` when the shop runs as several services (one log each), else the client's."""
+    nodes: list[httpx.AsyncClient] = getattr(client, "nodes", [client])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    previous: int | None = None
+    previous: list[int | None] = []
     while True:
-        report = ok(await client.get("/ready"))
-        consumers = [*report["projections"], *report["process_managers"]]
-        head = int(report["head"]) if all(c["lag"] == 0 for c in consumers) else None
-        if head is not None and head == previous:
-            return head
-        assert loop.time() < deadline, f"the shop did not settle within {timeout} s: {report}"
-        previous = head
+        heads: list[int | None] = []
+        reports = [ok(await node.get("/ready")) for node in nodes]
+        for report in reports:
+            consumers = [*report["projections"], *report["process_managers"]]
+            quiet = all(c["lag"] == 0 for c in consumers) and not report.get("inbox", {}).get("pending")
+            heads.append(int(report["head"]) if quiet else None)
+        if None not in heads and heads == previous:
+            return
+        assert loop.time() < deadline, f"the shop did not settle within {timeout} s: {reports}"
+        previous = heads
         await asyncio.sleep(0.02)
 
 
@@ -120,7 +127,7 @@ class Placed:
 
     order_id: str
     total: int
-    position: int
+    position: str
 
 
 async def register(client: httpx.AsyncClient, email: str = "ada@example.com", name: str = "Ada") -> str:
@@ -143,7 +150,7 @@ async def order(client: httpx.AsyncClient, customer_id: str, *content_ids: str, 
     return Placed(created["order_id"], created["total"], position(response))
 
 
-async def invoice(client: httpx.AsyncClient, order_id: str, min_position: int = 0) -> dict[str, Any]:
+async def invoice(client: httpx.AsyncClient, order_id: str, min_position: str = "") -> dict[str, Any]:
     """The order's invoice, waiting (``min_position``, then polling) until billing has opened it."""
     response = await eventually(
         lambda: read(client, "/billing/invoice", min_position, order_id=order_id), lambda r: r.status_code != 404
@@ -177,11 +184,11 @@ async def can_read(client: httpx.AsyncClient, user_id: str, content_id: str, exp
     return await eventually(granted, lambda g: expected is None or g == expected)
 
 
-async def revenue(client: httpx.AsyncClient, min_position: int = 0) -> dict[str, int]:
+async def revenue(client: httpx.AsyncClient, min_position: str = "") -> dict[str, int]:
     return dict(ok(await read(client, "/analytics/revenue", min_position)))
 
 
-async def statuses(client: httpx.AsyncClient, min_position: int = 0) -> dict[str, int]:
+async def statuses(client: httpx.AsyncClient, min_position: str = "") -> dict[str, int]:
     return dict(ok(await read(client, "/analytics/orders-by-status", min_position)))
 
 

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from deployments import Deployment
 from shopper import buy, invoice, ok, order, problem, publish, register, settle, token
-
-from citadel import Application
 
 
 @dataclass(frozen=True)
@@ -184,9 +183,13 @@ async def test_an_expired_token_is_401(client: httpx.AsyncClient) -> None:
     problem(response, 401, "unauthenticated")
 
 
-async def test_the_event_log_records_who_did_what(client: httpx.AsyncClient, world: World, shop: Application) -> None:
+async def test_the_event_log_records_who_did_what(
+    client: httpx.AsyncClient, world: World, deployment: Deployment
+) -> None:
     await call(client, "ada", "POST", "/orders/cancel-order", world=world, json={"order_id": world.ada_order})
     (cancelled,) = [
-        r for r in await shop.store.read_stream(f"order-{world.ada_order}") if r.type == "orders.OrderCancelled"
+        r
+        for r in await deployment.app_of("orders").store.read_stream(f"order-{world.ada_order}")
+        if r.type == "orders.OrderCancelled"
     ]
     assert cancelled.actor == world.ada

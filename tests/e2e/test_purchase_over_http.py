@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from deployments import Deployment
 from shopper import (
     buy,
     can_read,
@@ -22,8 +23,6 @@ from shopper import (
     settle,
     statuses,
 )
-
-from citadel import Application
 
 
 async def test_buying_two_items_bills_the_catalog_total_and_grants_access_once_paid(
@@ -95,13 +94,13 @@ async def test_refunding_an_invoice_revokes_access_and_counts_as_refunded(client
 
 
 async def test_a_payment_retried_with_its_idempotency_key_answers_the_same_and_appends_nothing(
-    client: httpx.AsyncClient, shop: Application
+    client: httpx.AsyncClient, deployment: Deployment
 ) -> None:
     placed = await order(client, await register(client), await publish(client, 500))
     bill = await invoice(client, placed.order_id, placed.position)
     first = await pay(client, bill, key="pay-once")
     await settle(client)
-    head = await shop.store.head_position()
+    heads = await deployment.heads()
 
     again = await pay(client, bill, key="pay-once")
 
@@ -112,12 +111,12 @@ async def test_a_payment_retried_with_its_idempotency_key_answers_the_same_and_a
     )
     assert again.status_code == 200
     await settle(client)
-    assert await shop.store.head_position() == head
+    assert await deployment.heads() == heads
     assert await revenue(client) == {"paid_orders": 1, "revenue": 500, "refunded": 0}
 
 
 async def test_the_same_idempotency_key_with_another_body_is_422_and_appends_nothing(
-    client: httpx.AsyncClient, shop: Application
+    client: httpx.AsyncClient, deployment: Deployment
 ) -> None:
     customer, guide = await register(client), await publish(client, 500)
     first, second = await order(client, customer, guide), await order(client, customer, guide)
@@ -125,17 +124,17 @@ async def test_the_same_idempotency_key_with_another_body_is_422_and_appends_not
     second_bill = await invoice(client, second.order_id, second.position)
     ok(await pay(client, first_bill, key="shared"))
     await settle(client)
-    head = await shop.store.head_position()
+    heads = await deployment.heads()
 
     reused = await pay(client, second_bill, key="shared")
 
     problem(reused, 422, "idempotency-key-reused")
-    assert await shop.store.head_position() == head
+    assert await deployment.heads() == heads
     assert (await invoice(client, second.order_id))["status"] == "open"
 
 
 async def test_of_ten_concurrent_payments_of_one_invoice_exactly_one_succeeds_and_the_rest_are_409(
-    client: httpx.AsyncClient, shop: Application
+    client: httpx.AsyncClient, deployment: Deployment
 ) -> None:
     placed = await order(client, await register(client), await publish(client, 500))
     bill = await invoice(client, placed.order_id, placed.position)
@@ -145,7 +144,11 @@ async def test_of_ten_concurrent_payments_of_one_invoice_exactly_one_succeeds_an
     assert sorted(r.status_code for r in responses) == [200] + [409] * 9, [r.text for r in responses]
     for refused in (r for r in responses if r.status_code == 409):
         assert problem(refused, 409, "conflict")["detail"].endswith("only an open invoice can be paid")
-    paid = [r for r in await shop.store.read_stream(f"invoice-{bill['invoice_id']}") if r.type == "billing.InvoicePaid"]
+    paid = [
+        r
+        for r in await deployment.app_of("billing").store.read_stream(f"invoice-{bill['invoice_id']}")
+        if r.type == "billing.InvoicePaid"
+    ]
     assert len(paid) == 1
     await settle(client)
     assert await revenue(client) == {"paid_orders": 1, "revenue": 500, "refunded": 0}

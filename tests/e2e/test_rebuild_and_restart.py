@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from deployments import Deployment
 from shopper import (
     buy,
     can_read,
@@ -19,7 +20,6 @@ from shopper import (
     statuses,
 )
 
-from citadel import Application
 from examples.shop import build_app
 
 ANALYTICS = ("analytics.RevenueTotals", "analytics.OrdersByStatus")
@@ -40,15 +40,17 @@ async def shop_with_history(client: httpx.AsyncClient) -> tuple[str, str]:
     return customer, guide
 
 
-async def test_the_analytics_projections_are_the_ones_a_rebuild_replays(shop: Application) -> None:
+async def test_the_analytics_projections_are_the_ones_a_rebuild_replays(deployment: Deployment) -> None:
+    shop = deployment.app_of("analytics")
     assert set(ANALYTICS) <= set(shop.projections)
     assert all(not shop.projections[name].inline for name in ANALYTICS)
 
 
 async def test_rebuilding_the_analytics_projections_gives_exactly_the_live_results(
-    client: httpx.AsyncClient, shop: Application
+    client: httpx.AsyncClient, deployment: Deployment
 ) -> None:
     await shop_with_history(client)
+    shop = deployment.app_of("analytics")
     live = (await revenue(client), await statuses(client))
     assert live == (
         {"paid_orders": 1, "revenue": 500, "refunded": 500},

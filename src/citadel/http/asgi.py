@@ -243,6 +243,13 @@ class _Endpoints:
             if name not in application.projections
         ]
         healthy = all(c.running for c in consumers.values())
+        inbox = application.topology.inbox
+        if inbox is not None:  # events of other services that this one's consumers have yet to import
+            try:
+                report["inbox"] = {"name": inbox.durable, "pending": await inbox.pending(), "running": inbox.running}
+            except Exception as exc:
+                report["inbox"] = {"name": inbox.durable, "pending": None, "running": False, "error": str(exc)}
+                healthy = False
         if not healthy:
             report["status"] = "degraded"
         return _json(report, 200 if healthy else 503)

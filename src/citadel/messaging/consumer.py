@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from citadel.errors import ConfigurationError, LeaseLost, StoreError
+from citadel.errors import ConfigurationError, LeaseLost, ServiceUnavailable, StoreError
 from citadel.store.base import Lease
 
 if TYPE_CHECKING:
@@ -171,7 +171,8 @@ class Consumer:
             except LeaseLost:
                 self.active = False
             except Exception as exc:
-                # Only infrastructure failures get here (handler failures are retried per event);
+                # Only infrastructure failures get here (store, lease, a service that is down; handler
+                # failures are retried per event);
                 # retry from the checkpoint, without limit, with a pause.
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("consumer %s failed, retrying: %s", self.name, self.last_error)
@@ -205,7 +206,8 @@ class Consumer:
             try:
                 await work()
                 return True
-            except (StoreError, LeaseLost, ConfigurationError, asyncio.CancelledError):
+            except (StoreError, ServiceUnavailable, LeaseLost, ConfigurationError, asyncio.CancelledError):
+                # infrastructure, not the event: the consumer pauses and resumes from its checkpoint
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"

@@ -29,7 +29,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
 from citadel.context import DispatchContext
-from citadel.errors import IdempotencyConflict, ServiceUnavailable
+from citadel.errors import ConfigurationError, IdempotencyConflict, ServiceUnavailable
 from citadel.messaging import wire
 from citadel.messaging.consumer import Consumer
 from citadel.store.base import Commit, IdempotencyRecord, Metadata, StreamAppend
@@ -38,24 +38,29 @@ if TYPE_CHECKING:
     from citadel.messages import EventRegistry, Message
     from citadel.store.base import EventStore, RecordedEvent
 
-__all__ = ["EVENTS_STREAM", "Inbox", "NatsBroker", "OutboxRelay"]
+__all__ = ["Inbox", "NatsBroker", "OutboxRelay"]
 
 log = logging.getLogger("citadel.nats")
-EVENTS_STREAM = "CITADEL_EVENTS"
 Serve = Callable[["Message", DispatchContext], Awaitable[tuple[bytes, int, bool]]]
 PublishedThrough = Callable[[int, float], Awaitable[bool]]
 
 
-def event_subject(type_name: str) -> str:
-    """``orders.OrderCreated`` → ``citadel.events.orders.OrderCreated``."""
-    return f"citadel.events.{type_name}"
-
-
 class NatsBroker:
-    """One connection to NATS, with its JetStream context."""
+    """One connection to NATS, with its JetStream context.
+
+    The URL's path names the application on a shared NATS server (``nats://host:4222/shop``): its subjects
+    start with that name and its events stream is ``<NAME>_EVENTS``; without a path the name is ``citadel``.
+    Subjects and stream names below are shown for the default.
+    """
 
     def __init__(self, url: str, *, timeout: float = 5.0, retries: int = 2) -> None:
-        self.url = url
+        server, _, path = url.partition("://")[2].partition("/")
+        namespace = path.strip("/") or "citadel"
+        if not namespace.replace("-", "").replace("_", "").isalnum():
+            raise ConfigurationError(f"the broker URL's path {path!r} must be a name: letters, digits, - and _")
+        self.url = f"{url.partition('://')[0]}://{server}"
+        self.prefix = namespace
+        self.stream = namespace.upper().replace("-", "_") + "_EVENTS"
         self.timeout = timeout
         self.retries = retries
         self._nc: Any = None
@@ -77,8 +82,8 @@ class NatsBroker:
             raise ServiceUnavailable(f"cannot reach NATS at {self.url}: {exc}") from exc
         self.js = self._nc.jetstream()
         config = api.StreamConfig(
-            name=EVENTS_STREAM,
-            subjects=["citadel.events.>"],
+            name=self.stream,
+            subjects=[f"{self.prefix}.events.>"],
             storage=api.StorageType.FILE,
             duplicate_window=120.0,
         )
@@ -87,14 +92,23 @@ class NatsBroker:
         except Exception:
             await self.js.update_stream(config)
 
+    @property
+    def server_version(self) -> tuple[int, int]:
+        """The connected server's version, (major, minor)."""
+        version = self._nc.connected_server_version
+        return int(version.major), int(version.minor)
+
     async def close(self) -> None:
-        """Drain subscriptions and close."""
+        """Stop taking requests, let those in flight answer (bounded by the timeout), and close."""
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+        self._subscriptions.clear()
+        if self._handling:
+            await asyncio.wait(list(self._handling), timeout=self.timeout)
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await self._nc.close()
             self._nc = None
 
     # -- remote commands and queries ---------------------------------------------------------------------
@@ -114,7 +128,7 @@ class NatsBroker:
         for attempt in range(attempts):
             try:
                 reply = await self._nc.request(
-                    f"citadel.rpc.{name}", body, timeout=self.timeout + wait, headers=headers
+                    f"{self.prefix}.rpc.{name}", body, timeout=self.timeout + wait, headers=headers
                 )
             except NoRespondersError:
                 raise ServiceUnavailable(f"no service runs {name.split('.')[0]} right now; retry shortly") from None
@@ -152,8 +166,12 @@ class NatsBroker:
                 await self._nc.publish(message.reply, body, headers=reply)
 
         self._subscriptions.append(
-            await self._nc.subscribe(f"citadel.rpc.{module}.>", queue=f"citadel.{module}", cb=on_request)
+            await self._nc.subscribe(f"{self.prefix}.rpc.{module}.>", queue=f"{self.prefix}.{module}", cb=on_request)
         )
+
+    def event_subject(self, type_name: str) -> str:
+        """``orders.OrderCreated`` → ``citadel.events.orders.OrderCreated``."""
+        return f"{self.prefix}.events.{type_name}"
 
     async def serve_published(self, module: str, published_through: PublishedThrough) -> None:
         """Answer "has your relay published up to position n?" for ``module``'s service: with the events stream's
@@ -168,7 +186,7 @@ class NatsBroker:
             try:
                 position, wait = message.data.decode().split(" ")
                 done = await published_through(int(position), float(wait))
-                body = str((await self.js.stream_info(EVENTS_STREAM)).state.last_seq).encode() if done else b""
+                body = str((await self.js.stream_info(self.stream)).state.last_seq).encode() if done else b""
             except Exception as exc:
                 log.warning("cannot answer whether %s published: %s", module, exc)
                 body = b""
@@ -176,7 +194,9 @@ class NatsBroker:
                 await self._nc.publish(message.reply, body)
 
         self._subscriptions.append(
-            await self._nc.subscribe(f"citadel.published.{module}", queue=f"citadel.{module}", cb=on_request)
+            await self._nc.subscribe(
+                f"{self.prefix}.published.{module}", queue=f"{self.prefix}.{module}", cb=on_request
+            )
         )
 
     async def published_through(self, module: str, position: int, wait: float) -> int | None:
@@ -184,7 +204,7 @@ class NatsBroker:
         None if it has not within ``wait`` seconds, or does not answer."""
         try:
             reply = await self._nc.request(
-                f"citadel.published.{module}", f"{position} {wait}".encode(), timeout=wait + self.timeout
+                f"{self.prefix}.published.{module}", f"{position} {wait}".encode(), timeout=wait + self.timeout
             )
         except (NoRespondersError, NatsTimeout):
             return None
@@ -194,7 +214,7 @@ class NatsBroker:
         """Publish events to JetStream in order and wait until the broker has stored every one."""
         acks = [
             self.js.publish(
-                event_subject(r.type),
+                self.event_subject(r.type),
                 r.data,
                 headers={
                     "Nats-Msg-Id": r.event_id,
@@ -249,6 +269,7 @@ class Inbox:
         self.registry = registry
         self.durable = f"citadel-inbox-{service}"
         self.subjects = list(subjects)
+        self._wanted = frozenset(subjects)
         self.max_deliver = max_deliver
         self.backoff = list(backoff)
         self.imported = 0
@@ -257,9 +278,13 @@ class Inbox:
 
     async def start(self) -> None:
         """Create (or find) the durable consumer and start importing."""
+        # NATS 2.10 filters on several subjects; before it, one consumer takes every event of the stream (in
+        # stream order, as it must) and the inbox acknowledges those it does not need without importing them.
+        several = self.broker.server_version >= (2, 10)
         config = api.ConsumerConfig(
             durable_name=self.durable,
-            filter_subjects=self.subjects,
+            filter_subjects=self.subjects if several else None,
+            filter_subject=None if several else f"{self.broker.prefix}.events.>",
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=30.0,
             max_deliver=self.max_deliver + 1,  # the last delivery parks the message
@@ -267,10 +292,10 @@ class Inbox:
             deliver_policy=api.DeliverPolicy.ALL,
         )
         try:
-            await self.broker.js.add_consumer(EVENTS_STREAM, config)
+            await self.broker.js.add_consumer(self.broker.stream, config)
         except Exception:  # it exists: keep it (its position is the point), and its settings
             log.debug("inbox consumer %s exists", self.durable)
-        subscription = await self.broker.js.pull_subscribe_bind(self.durable, stream=EVENTS_STREAM)
+        subscription = await self.broker.js.pull_subscribe_bind(self.durable, stream=self.broker.stream)
         self.running = True
         self._task = asyncio.create_task(self._run(subscription), name=f"citadel-inbox-{self.durable}")
 
@@ -283,13 +308,18 @@ class Inbox:
                 await self._task
             self._task = None
 
+    async def pending(self) -> int:
+        """Messages for this inbox that the broker holds and it has not imported yet (delivered or not)."""
+        info = await self.broker.js.consumer_info(self.broker.stream, self.durable)
+        return int(info.num_pending) + int(info.num_ack_pending)
+
     async def wait_through(self, sequence: int, timeout: float) -> bool:
         """Wait until every message this inbox takes, up to the stream's ``sequence``, is imported and
         acknowledged (it is acknowledged after its commit); False if ``timeout`` passes first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            info = await self.broker.js.consumer_info(EVENTS_STREAM, self.durable)
+            info = await self.broker.js.consumer_info(self.broker.stream, self.durable)
             if info.ack_floor.stream_seq >= sequence or (
                 not info.num_ack_pending and (not info.num_pending or info.delivered.stream_seq >= sequence)
             ):
@@ -307,7 +337,8 @@ class Inbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("inbox %s cannot fetch, retrying: %s", self.durable, exc)
+                if self.running:
+                    log.warning("inbox %s cannot fetch, retrying: %r", self.durable, exc)
                 await asyncio.sleep(0.5)
                 continue
             # Imports of one fetch share group commits; each is acknowledged after its own commit.
@@ -327,8 +358,10 @@ class Inbox:
         await message.ack()
 
     async def _import(self, message: Any) -> None:
+        if message.subject not in self._wanted:
+            return  # another service's business (a server without multi-subject filters sends everything)
         headers = message.headers or {}
-        type_name = message.subject.removeprefix("citadel.events.")
+        type_name = message.subject.removeprefix(f"{self.broker.prefix}.events.")
         event = self.registry.decode(type_name, int(headers.get("Citadel-Schema-Version", 1)), message.data)
         message_id = headers.get("Nats-Msg-Id", "")
         commit = Commit(
@@ -362,7 +395,7 @@ class Inbox:
         Raises:
             Whatever importing it raises (it stays parked).
         """
-        stored = await self.broker.js.get_msg(EVENTS_STREAM, sequence)
+        stored = await self.broker.js.get_msg(self.broker.stream, sequence)
         await self._import(_Stored(stored))
 
 

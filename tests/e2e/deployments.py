@@ -1,0 +1,69 @@
+"""How the end-to-end tests deploy the shop: one process, or three services over the real NATS server."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+
+from citadel import Application
+from examples.shop import build_app
+
+NATS = "nats://127.0.0.1:4222"
+SERVICES = {"billing": ["billing"], "analytics": ["analytics"], "shop": ["users", "content", "orders"]}
+
+
+@dataclass
+class Deployment:
+    """The running applications of one deployment, by service name; ``entry`` serves the test's client."""
+
+    services: dict[str, Application]
+    entry: Application
+    broker: str | None = None
+    modules: dict[str, Sequence[str]] = field(default_factory=dict)
+
+    def app_of(self, module: str) -> Application:
+        """The application that runs ``module`` (its store holds that module's events)."""
+        for name, app in self.services.items():
+            if not self.modules or module in self.modules[name]:
+                return app
+        raise LookupError(module)
+
+    async def heads(self) -> list[int]:
+        """The head position of every service's log."""
+        return [await app.store.head_position() for app in self.services.values()]
+
+
+def broker_namespace() -> str:
+    """A broker URL of its own for one test: its own subjects and events stream on the shared server."""
+    return f"{NATS}/test-{uuid.uuid4().hex[:12]}"
+
+
+async def drop_namespace(url: str) -> None:
+    """Delete the events stream of a test's namespace (its consumers go with it)."""
+    connection = await nats.connect(NATS)
+    try:
+        with contextlib.suppress(Exception):
+            await connection.jetstream().delete_stream(url.rsplit("/", 1)[1].upper().replace("-", "_") + "_EVENTS")
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def three_services(directory: Path, broker: str) -> AsyncIterator[Deployment]:
+    """The shop as three services over ``broker``, each on its own SQLite file in ``directory``."""
+    services: dict[str, Application] = {}
+    try:
+        for name, modules in SERVICES.items():
+            app = build_app(store=f"sqlite:///{directory / name}.db")
+            await app.start(modules=modules, broker=broker)
+            services[name] = app
+        yield Deployment(services, services["shop"], broker, SERVICES)
+    finally:
+        for app in reversed(services.values()):
+            await app.stop()
+        await drop_namespace(broker)
