@@ -18,7 +18,7 @@ from typing import Any, Self
 
 from citadel.bus import CallNext, CommandBus, Middleware, QueryBus
 from citadel.context import SYSTEM, DispatchContext
-from citadel.errors import AccessDenied, ConfigurationError, StoreError
+from citadel.errors import AccessDenied, ConfigurationError, NotFound, StoreError
 from citadel.handling import QueryContext, Receipt, current_receipt
 from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query
@@ -30,7 +30,7 @@ from citadel.projection import BoundProjection
 from citadel.projection_runner import AsyncProjection, Progress, rebuild
 from citadel.security.encryption import Keyring
 from citadel.security.rbac import Policy, authorization
-from citadel.store.base import EventStore
+from citadel.store.base import DeadLetter, EventStore, RecordedEvent
 from citadel.store.url import open_store
 from citadel.topology import Topology
 from citadel.views import View
@@ -338,16 +338,7 @@ class Application:
         for module in self.modules.values():
             if module.name not in local:
                 continue
-            for manager in module.process_managers:
-                name = manager.name or f"{module.name}.process_manager"
-                consumer = ProcessManagerConsumer(
-                    name,
-                    store,
-                    manager.reactions(self.registry),
-                    self._dispatch_as(module),
-                    owner=self.node_id,
-                    lease_ttl=self.lease_ttl,
-                )
+            for consumer in self._process_managers(module):
                 self._managers.append(consumer)
                 self._by_module.setdefault(module.name, []).append(consumer)
                 await consumer.start()
@@ -413,6 +404,79 @@ class Application:
         """Run a query on behalf of ``module`` (which must be allowed to ask it)."""
         self.check_access(module, type(query))
         return await self.queries.dispatch(query, context)
+
+    def _process_managers(self, module: Module) -> list[ProcessManagerConsumer]:
+        return [
+            ProcessManagerConsumer(
+                manager.name or f"{module.name}.process_manager",
+                self.store,
+                manager.reactions(self.registry),
+                self._dispatch_as(module),
+                owner=self.node_id,
+                lease_ttl=self.lease_ttl,
+            )
+            for manager in module.process_managers
+        ]
+
+    # -- dead letters ----------------------------------------------------------------------------------
+
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        """The events consumers gave up on (parked after their retries), oldest first."""
+        return await self.store.dead_letters(consumer)
+
+    async def retry_dead_letter(self, letter_id: int) -> None:
+        """Process a parked event again, as its consumer would, and remove it from the dead letters.
+
+        A projection applies it in the same transaction that removes the letter; a process manager dispatches its
+        commands again (with the same idempotency keys, so what succeeded before is not repeated); an inbox
+        imports the broker's message again (once, by its message id).
+
+        Raises:
+            NotFound: there is no such dead letter (already retried or discarded?).
+            ConfigurationError: its consumer is not part of this application or this service.
+            Whatever processing raises: the event stays parked, with the cause to fix.
+        """
+        letter = await self._dead_letter(letter_id)
+        if letter.consumer.startswith("inbox:"):
+            await self.topology.retry_inbox(letter.consumer, letter.position)
+            await self.store.resolve_dead_letter(letter_id)
+            return
+        record = await self._parked_event(letter)
+        binding = self.projections.get(letter.consumer)
+        if binding is not None:
+            if not await self.store.resolve_dead_letter(letter_id, binding, record):
+                raise NotFound(f"dead letter {letter_id} was resolved meanwhile")
+            return
+        for module in self.modules.values():
+            for manager in self._process_managers(module) if self.topology.is_local(module) else ():
+                if manager.name == letter.consumer:
+                    await manager.react(record)
+                    await self.store.resolve_dead_letter(letter_id)
+                    return
+        raise ConfigurationError(f"consumer {letter.consumer!r} of dead letter {letter_id} does not run here")
+
+    async def discard_dead_letter(self, letter_id: int) -> DeadLetter:
+        """Remove a parked event without processing it (its effect is given up); return what was removed.
+
+        Raises:
+            NotFound: there is no such dead letter.
+        """
+        letter = await self._dead_letter(letter_id)
+        if not await self.store.resolve_dead_letter(letter_id):
+            raise NotFound(f"dead letter {letter_id} was resolved meanwhile")
+        return letter
+
+    async def _dead_letter(self, letter_id: int) -> DeadLetter:
+        for letter in await self.store.dead_letters():
+            if letter.id == letter_id:
+                return letter
+        raise NotFound(f"there is no dead letter {letter_id}; `citadel dead-letters list` shows them")
+
+    async def _parked_event(self, letter: DeadLetter) -> RecordedEvent:
+        records = await self.store.read_all(letter.position, 1)
+        if not records or records[0].event_id != letter.event_id:
+            raise NotFound(f"the event {letter.event_id} of dead letter {letter.id} is no longer in the log")
+        return records[0]
 
     def _dispatch_as(self, module: Module) -> Any:
         async def dispatch(command: Command, context: DispatchContext) -> Any:

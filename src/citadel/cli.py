@@ -5,6 +5,8 @@
     citadel projections status examples.shop:app
     citadel projections rebuild examples.shop:app analytics.revenue
     citadel events tail examples.shop:app --type orders.OrderCreated --follow
+    citadel dead-letters list examples.shop:app
+    citadel dead-letters retry examples.shop:app 3
 
 ``APP`` may be omitted when ``citadel.toml`` (or ``CITADEL_APP``) names it. Errors print one line that says
 what to do, and exit with status 2.
@@ -29,7 +31,7 @@ from rich.table import Table
 from citadel.app import Application
 from citadel.boundaries import boundary_problems
 from citadel.config import Settings, load_settings
-from citadel.errors import CitadelError
+from citadel.errors import CitadelError, ConfigurationError, NotFound
 from citadel.loading import load_application
 from citadel.store.url import sqlite_path
 
@@ -41,15 +43,21 @@ cli = typer.Typer(help="Run, check and operate Citadel applications.", no_args_i
 projections_cli = typer.Typer(help="Inspect and rebuild projections.", no_args_is_help=True)
 events_cli = typer.Typer(help="Read the event log.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Master keys of encryption at rest.", no_args_is_help=True)
+letters_cli = typer.Typer(help="Events consumers gave up on: list, retry once fixed, or discard.", no_args_is_help=True)
 cli.add_typer(projections_cli, name="projections")
 cli.add_typer(events_cli, name="events")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(letters_cli, name="dead-letters")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays on one line, whatever the terminal width
 
 AppArg = Annotated[str | None, typer.Argument(help="package.module:attribute, e.g. examples.shop:app")]
 StoreOpt = Annotated[str | None, typer.Option(help="event store URL (default: the application's own)")]
+ModulesOpt = Annotated[
+    str | None, typer.Option(help="the modules this service runs, e.g. billing or users,orders (default: all)")
+]
+BrokerOpt = Annotated[str | None, typer.Option(help="broker to the other services: nats://host:4222")]
 
 
 def _fail(message: str) -> NoReturn:
@@ -74,6 +82,9 @@ def _application(settings: Settings, *, existing_store: bool = False) -> Applica
         application = load_application(settings.app or "")
         if settings.store:
             application.use_store(settings.store)
+        if settings.modules or settings.broker:
+            modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
+            application.deploy(modules=modules or None, broker=settings.broker)
     except CitadelError as exc:
         _fail(str(exc))
     path = sqlite_path(application.store_spec) if isinstance(application.store_spec, str) else None
@@ -106,10 +117,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (default 1)")] = None,
     store: StoreOpt = None,
-    modules: Annotated[
-        str | None, typer.Option(help="run only these modules here, e.g. billing or users,orders (default: all)")
-    ] = None,
-    broker: Annotated[str | None, typer.Option(help="broker to the other services: nats://host:4222")] = None,
+    modules: ModulesOpt = None,
+    broker: BrokerOpt = None,
     tls_cert: Annotated[
         str | None, typer.Option(help="PEM certificate chain: serve HTTPS, TLS 1.3 only (needs --tls-key)")
     ] = None,
@@ -203,6 +212,83 @@ def projections_rebuild(
 
     _run(application, rebuild_all)
     out.print(f"[green]rebuilt[/] {len(names)} projection(s)")
+
+
+def _letter_id(app: str | None, letter: int | None) -> tuple[str | None, int]:
+    """``retry 3`` (the application named in citadel.toml) as well as ``retry APP 3``."""
+    if letter is None and app is not None and app.isdigit():
+        return None, int(app)
+    if letter is None:
+        _fail("give the dead letter's id: `citadel dead-letters list` shows them")
+    return app, letter
+
+
+@letters_cli.command("list")
+def dead_letters_list(
+    app: AppArg = None,
+    consumer: Annotated[str | None, typer.Option(help="only this consumer's")] = None,
+    store: StoreOpt = None,
+    modules: ModulesOpt = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Show the parked events: id, consumer, position (a stream sequence for an inbox), attempts, error."""
+    application = _application(_settings(app, store=store, modules=modules, broker=broker), existing_store=True)
+    letters = _run(application, lambda a: a.dead_letters(consumer))
+    if not letters:
+        out.print("no dead letters")
+        return
+    table = Table("id", "consumer", "position", "event", "attempts", "parked at", "error")
+    for letter in letters:
+        when = dt.datetime.fromtimestamp(letter.recorded_at, dt.UTC).isoformat(timespec="seconds")
+        table.add_row(
+            str(letter.id),
+            letter.consumer,
+            str(letter.position),
+            letter.event_id,
+            str(letter.attempts),
+            when,
+            letter.error,
+        )
+    out.print(table)
+
+
+@letters_cli.command("retry")
+def dead_letters_retry(
+    app: AppArg = None,
+    letter: Annotated[int | None, typer.Argument(help="the dead letter's id (see `dead-letters list`)")] = None,
+    store: StoreOpt = None,
+    modules: ModulesOpt = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Process a parked event again, once its cause is fixed; it leaves the list when that succeeds."""
+    app, letter = _letter_id(app, letter)
+    application = _application(_settings(app, store=store, modules=modules, broker=broker), existing_store=True)
+
+    async def retry(application: Application) -> None:
+        try:
+            await application.retry_dead_letter(letter)
+        except (NotFound, ConfigurationError):
+            raise
+        except Exception as exc:
+            _fail(f"dead letter {letter} failed again and stays parked: {type(exc).__name__}: {exc}")
+
+    _run(application, retry)
+    out.print(f"[green]retried[/] dead letter {letter}: processed and removed")
+
+
+@letters_cli.command("discard")
+def dead_letters_discard(
+    app: AppArg = None,
+    letter: Annotated[int | None, typer.Argument(help="the dead letter's id (see `dead-letters list`)")] = None,
+    store: StoreOpt = None,
+    modules: ModulesOpt = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Give up a parked event for good: remove it without processing it."""
+    app, letter = _letter_id(app, letter)
+    application = _application(_settings(app, store=store, modules=modules, broker=broker), existing_store=True)
+    removed = _run(application, lambda a: a.discard_dead_letter(letter))
+    out.print(f"[yellow]discarded[/] dead letter {letter} ({removed.consumer}, event {removed.event_id})")
 
 
 @events_cli.command("tail")

@@ -150,12 +150,38 @@ class Topology:
         store = app.store
         self.relay = OutboxRelay(store, self.broker, exported, owner=app.node_id, lease_ttl=app.lease_ttl)
         await self.relay.start()
-        needed = self._needed_events()
-        if needed:
-            self.inbox = Inbox(
-                self.broker, store, app.registry, self.service, [self.broker.event_subject(n) for n in needed]
-            )
+        self.inbox = self._inbox()
+        if self.inbox is not None:
             await self.inbox.start()
+
+    async def retry_inbox(self, consumer: str, sequence: int) -> None:
+        """Import the broker stream's message ``sequence`` again, for the inbox ``consumer`` that parked it.
+
+        Raises:
+            ConfigurationError: this process is not that inbox's service (or has no broker).
+        """
+        if self.broker is None:
+            raise ConfigurationError(
+                f"{consumer} is the inbox of a service: run this with that service's --modules and --broker"
+            )
+        inbox = self.inbox or self._inbox()
+        if inbox is None or inbox.consumer_name != consumer:
+            raise ConfigurationError(f"{consumer} is not this service's inbox; pass the --modules of its service")
+        connected = self.inbox is not None
+        if not connected:
+            await self.broker.connect()
+        try:
+            await inbox.retry(sequence)
+        finally:
+            if not connected:
+                await self.broker.close()
+
+    def _inbox(self) -> Inbox | None:
+        needed = self._needed_events()
+        if self.broker is None or not needed:
+            return None
+        subjects = [self.broker.event_subject(n) for n in needed]
+        return Inbox(self.broker, self.app.store, self.app.registry, self.service, subjects)
 
     async def stop(self) -> None:
         """Stop the inbox, the relay and the broker connection."""

@@ -124,13 +124,14 @@ class ProcessManagerConsumer(Consumer):
         async def run_stream(stream: list[RecordedEvent]) -> None:
             async with gate:
                 for record in stream:
-                    await self.attempt(record, lambda record=record: self._react(record))  # type: ignore[misc]
+                    await self.attempt(record, lambda record=record: self.react(record))  # type: ignore[misc]
 
         await asyncio.gather(*(run_stream(s) for s in by_stream.values()))
         await self.store.save_checkpoint(self.name, records[-1].position, self.lease)
         self.saved(records[-1].position)
 
-    async def _react(self, record: RecordedEvent) -> None:
+    async def react(self, record: RecordedEvent) -> None:
+        """Dispatch the commands this process manager's reactions return for ``record``."""
         if record.forgotten:  # nothing can be read of it: nothing to react to
             return
         index = 0

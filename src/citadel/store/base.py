@@ -363,3 +363,10 @@ class EventStore(Protocol):
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         """Return the parked events, oldest first, optionally of one consumer only."""
+
+    async def resolve_dead_letter(
+        self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None
+    ) -> bool:
+        """Delete dead letter ``letter_id``; with ``projection`` and ``record``, apply the record to the projection
+        in the same transaction (a retried event lands once, or stays parked). False when there was no such
+        letter, and then nothing is applied."""

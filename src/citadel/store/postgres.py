@@ -494,6 +494,24 @@ class PostgresEventStore:
             )
         )
 
+    async def resolve_dead_letter(
+        self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None
+    ) -> bool:
+        """Delete a dead letter, applying its event to ``projection`` in the same transaction when given."""
+
+        async def resolve(connection: Any) -> bool:
+            deleted = await connection.execute("DELETE FROM citadel.dead_letters WHERE id = $1", letter_id)
+            if deleted.endswith(" 0"):
+                return False
+            if projection is not None and record is not None and projection.handles(record.type):
+                buffer = ViewBuffer(connection)
+                await apply_handler(projection.apply(record, buffer))
+                await buffer.flush()
+            return True
+
+        resolved: bool = await self._transaction(resolve)
+        return resolved
+
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         """Return parked events, oldest first."""
         sql = "SELECT id, consumer, position, event_id, error, attempts, recorded_at FROM citadel.dead_letters"

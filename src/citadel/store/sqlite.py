@@ -496,6 +496,21 @@ class SQLiteEventStore:
 
         await self._writer.submit(CallJob(park))
 
+    async def resolve_dead_letter(
+        self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None
+    ) -> bool:
+        """Delete a dead letter, applying its event to ``projection`` in the same transaction when given."""
+
+        def resolve(tx: WriteTransaction) -> bool:
+            if tx.db.execute("DELETE FROM citadel_dead_letters WHERE id = ?", (letter_id,)).rowcount == 0:
+                return False
+            if projection is not None and record is not None and projection.handles(record.type):
+                run_handler(projection.apply(record, tx))
+            return True
+
+        resolved: bool = await self._writer.submit(CallJob(resolve))
+        return resolved
+
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         """Return parked events, oldest first."""
         sql = "SELECT id, consumer, position, event_id, error, attempts, recorded_at FROM citadel_dead_letters"

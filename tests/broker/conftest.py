@@ -1,0 +1,26 @@
+"""Tests against the real NATS server (127.0.0.1:4222, JetStream on); each test has a namespace of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+
+NATS = "nats://127.0.0.1:4222"
+
+
+@pytest.fixture
+async def broker_url() -> AsyncIterator[str]:
+    """A broker URL whose subjects and events stream belong to this test alone (deleted afterwards)."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield f"{NATS}/{name}"
+    connection = await nats.connect(NATS)
+    try:
+        js = connection.jetstream()
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(name.upper().replace("-", "_") + "_EVENTS")
+    finally:
+        await connection.close()
