@@ -68,12 +68,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redis_url: str | None = None
     """Share rate-limit buckets across nodes in this Redis (``CITADEL_REDIS_URL``); in process otherwise."""
     rate_limit_fail_open: bool = True
-    modules: str | None = None
-    """Run only these modules here, comma-separated (``billing`` or ``users,orders``); the others run in
-    other services, reached through ``broker``. Default: every module."""
-    broker: str | None = None
-    """The broker between services: ``nats://host:4222`` (NATS with JetStream)."""
     """When Redis is unreachable: let requests through (True) or refuse them with 429 (False)."""
+    modules: str | None = None
+    """Run only these modules here, comma-separated (``billing`` or ``users,orders``; in ``citadel.toml`` a
+    list works too); the others run in other services, reached through ``broker``. Default: every module."""
+    broker: str | None = None
+    """The broker between services: ``nats://host:4222`` (NATS with JetStream); a path names the application
+    on a shared server (``nats://host:4222/shop``)."""
 
 
 def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,6 +99,8 @@ def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None
         if raw is not None:
             values[name] = raw
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(values.get("modules"), list):
+        values["modules"] = ",".join(str(m) for m in values["modules"])
     try:
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -332,7 +332,7 @@ class Inbox:
         while True:
             try:
                 messages = await subscription.fetch(batch=200, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nothing new within the second (raised as either)
                 continue
             except asyncio.CancelledError:
                 raise
