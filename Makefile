@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types unit bench clean
+.PHONY: run test lint types unit bench vu clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Citadel needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -41,6 +41,11 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/store.py
+
+# The shop under 10,000 virtual users (wrk), baseline and Citadel side by side; VU_ARGS for options, e.g.
+# make vu VU_ARGS="--connections 1000 --warmup 5 --duration 10"
+vu: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/vu.py $(VU_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    max_connections: int = 16384
+    """Connections each worker serves at once (keep-alive clients included); more wait to be accepted."""
     log_level: str = "info"
     lease_ttl: float = 5.0
     tls_cert: str | None = None

@@ -119,6 +119,9 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         factory=True,
         log_level=LogLevels(settings.log_level),
-        backlog=4096,
+        # Without backpressure granian serves only backlog // workers connections per worker: keep-alive
+        # clients beyond that stay connected but unanswered.
+        backlog=max(1024, min(settings.max_connections, 65535)),
+        backpressure=settings.max_connections,
         **tls_options,
     ).serve()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from suite import Happened, make_registry
 
-from citadel import NO_STREAM, ConcurrencyError
+from citadel import NO_STREAM, Application, Command, CommandContext, ConcurrencyError, Event, Module, Projector, View
 from citadel.store.sqlite import SQLiteEventStore
 
 
@@ -74,3 +74,49 @@ async def test_a_subscriber_sees_events_another_store_wrote(tmp_path: Path) -> N
     finally:
         await first.close()
         await second.close()
+
+
+class Jotted(Event, name="shared.Noted"):
+    n: int
+
+
+class Jot(Command, name="shared.Note"):
+    n: int
+
+
+class _Fragile(Projector):
+    """An inline projection that fails on negative numbers, after the batch's events were written."""
+
+    notes = View("notes")
+
+    def handle_jotted(self, event: Jotted) -> None:
+        if event.n < 0:
+            raise RuntimeError("refused by the projection")
+        self.notes[str(event.n)] = {"n": event.n}
+
+
+async def _note(command: Jot, ctx: CommandContext) -> None:
+    ctx.append(f"note-{ctx.new_id()}", [Jotted(n=command.n)], NO_STREAM)
+
+
+def _noting(path: Path) -> Application:
+    module = Module("shared", commands={Jot: _note}, events=[Jotted], projections=[_Fragile()])
+    return Application([module], store=f"sqlite:///{path}")
+
+
+async def test_a_batch_redone_after_a_failing_job_takes_positions_after_another_stores_writes(tmp_path: Path) -> None:
+    first, second = _noting(tmp_path / "shared.db"), _noting(tmp_path / "shared.db")
+    await first.start(consumers=False)
+    await second.start(consumers=False)
+    try:
+        await first.dispatch(Jot(n=1))
+        await second.dispatch(Jot(n=2))  # the file moves on under the first store's writer
+        numbers = [*range(10, 60), -1, *range(60, 110)]
+        results = await asyncio.gather(*(first.dispatch(Jot(n=n)) for n in numbers), return_exceptions=True)
+        failed = [n for n, r in zip(numbers, results, strict=True) if isinstance(r, Exception)]
+        assert failed == [-1]  # the failing job alone, not the whole batch redone on a stale head
+        positions = [r.position for r in await first.store.read_all(0, 1000)]
+        assert positions == list(range(1, len(numbers) + 2))
+    finally:
+        await first.stop()
+        await second.stop()

@@ -341,8 +341,16 @@ class Inbox:
                     log.warning("inbox %s cannot fetch, retrying: %r", self.durable, exc)
                 await asyncio.sleep(0.5)
                 continue
-            # Imports of one fetch share group commits; each is acknowledged after its own commit.
-            await asyncio.gather(*(self._handle(m) for m in messages))
+            # Streams are imported side by side (their commits are grouped), each stream's events one after the
+            # other, so that they enter this log in their own order; each is acknowledged after its commit.
+            by_stream: dict[str, list[Any]] = {}
+            for message in messages:
+                by_stream.setdefault((message.headers or {}).get("Citadel-Stream", ""), []).append(message)
+            await asyncio.gather(*(self._handle_in_order(stream) for stream in by_stream.values()))
+
+    async def _handle_in_order(self, messages: list[Any]) -> None:
+        for message in messages:
+            await self._handle(message)
 
     async def _handle(self, message: Any) -> None:
         try:

@@ -180,6 +180,12 @@ class Keyring:
         kept only once the store has read it back (another process may have won the race to create it)."""
         return self.master.wrap(key_id, AESGCM.generate_key(bit_length=256))
 
+    def mark_forgotten(self, key_ids: Any) -> None:
+        """Record that ``key_ids`` were shredded (for good: a tombstone never becomes a key again)."""
+        for key_id in key_ids:
+            self._ciphers.pop(key_id, None)
+            self.forgotten.add(key_id)
+
     def drop(self, key_ids: Any) -> None:
         """Forget what is known of ``key_ids`` (they were deleted, or never committed)."""
         for key_id in key_ids:

@@ -218,12 +218,12 @@ class PostgresEventStore:
         self.writer.submit(PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future, forget))
         result = await future
         if forget and sealer is not None:
-            sealer.keyring.drop(forget)
+            sealer.keyring.mark_forgotten(forget)
         return result
 
     def _keys_forgotten(self, connection: Any, pid: int, channel: str, payload: object) -> None:
         if self._sealer is not None:
-            self._sealer.keyring.drop(str(payload).split(","))
+            self._sealer.keyring.mark_forgotten(str(payload).split(","))
 
     async def _open(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
         """Open sealed payloads (reading the keys not known yet); a no-op without encryption."""

@@ -201,7 +201,7 @@ class SQLiteEventStore:
         )
         result: CommitResult = await self._writer.submit(job)
         if forget and sealer is not None:
-            sealer.keyring.drop(forget)
+            sealer.keyring.mark_forgotten(forget)
         return result
 
     def _open(self, records: list[RecordedEvent], db: sqlite3.Connection | None = None) -> list[RecordedEvent]:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from citadel.errors import StoreError
+from citadel.errors import LeaseLost, StoreError
 
 __all__ = ["GroupCommitWriter", "WriteJob", "WriteTransaction"]
 
@@ -246,8 +246,9 @@ class GroupCommitWriter:
                 # only that job fails. Rare (a broken unique field, a failing projection), hence not the default.
                 db.execute("ROLLBACK")
                 tx.rolled_back()
-                tx.pending.clear()
-                tx.head = head
+                # Reload everything at the next BEGIN: restoring the head read before the first attempt would
+                # reuse positions another process wrote in between (that attempt's BEGIN had loaded them).
+                tx.forget()
                 self._attempt(tx, jobs, careful=True)
             if db.in_transaction:
                 db.execute("COMMIT")
@@ -292,7 +293,9 @@ class GroupCommitWriter:
             try:
                 job.result = job.run(tx)
             except Exception as exc:
-                if job.writing or not job.tracks_writes:
+                # A lease is renewed before anything is written (``renew_lease`` comes first in every fenced
+                # job), so a lost lease fails its job alone, as a refusal does.
+                if job.writing or not (job.tracks_writes or isinstance(exc, LeaseLost)):
                     return False
                 job.error = exc  # refused before writing anything: it fails alone as it is
                 tx.head = head

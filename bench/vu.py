@@ -1,0 +1,606 @@
+"""The shop under 10,000 concurrent virtual users on this one machine, side by side with a baseline.
+
+Each scenario serves a fresh copy of a seeded shop with ``citadel serve`` (granian) and drives it with ``wrk``
+and ``bench/vu/shop.lua``: every connection is a virtual user that thinks 0.5-1.5 s between requests (so about
+10,000 requests/s are offered), 70% queries and 30% commands about its own orders, invoices and access. A
+warm-up run comes first, then the measured run; meanwhile the resident memory of the server's processes is
+sampled every 0.5 s, and the store's head is read before and after the measured run.
+
+Scenarios:
+
+* ``baseline``: group commit off (``?group_commit=0``: one transaction per command) and one worker;
+* ``citadel``: the defaults (group commit on), with ``--workers`` worker processes (several: one column each).
+
+The seed (10,000 customers, 100,000 orders with open invoices, 20 items) is made once in process and cached in
+``var/bench/``. Output: the table in the seed's shape, ``bench/results/vu.json`` and ``bench/results/vu.png``.
+
+Usage: ``python bench/vu.py [--connections 10000] [--warmup 30] [--duration 60] [--workers 2] [--profile]``;
+quick check: ``--connections 1000 --warmup 5 --duration 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the server and the seed import `examples`
+
+from citadel.security import issue_token  # noqa: E402
+from vu_report import chart, print_profile, print_table, summarize_profile  # noqa: E402
+from vu_seed import Seed, SeedParameters, copy_store, load_or_seed, remove_copy  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+RUNS = ROOT / "var" / "bench" / "runs"
+SCRIPT = ROOT / "bench" / "vu" / "shop.lua"
+CITADEL = Path(sys.executable).parent / "citadel"
+PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
+KEEP_RUNS = 5
+FILE_LIMIT = 65_536
+"""Open files wanted for wrk and the server (10,000 sockets each, plus files); at least 20,000 is required."""
+
+Result = dict[str, Any]
+
+
+# -- the machine -----------------------------------------------------------------------------------------
+
+
+def raise_file_limit(wanted: int = FILE_LIMIT, needed: int = 20_000) -> int:
+    """Raise this process's open-file limit (inherited by wrk and the server); return it.
+
+    Raises:
+        SystemExit: the limit stays below ``needed``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in (max(wanted, hard), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            break
+        except (ValueError, OSError):
+            continue
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        raise SystemExit(f"the open-file limit is {soft}, below {needed}: raise it (ulimit -Hn) and retry")
+    return soft
+
+
+def ensure_wrk() -> str:
+    """Return wrk's path; install Debian's package first when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: installing it with `apt-get install -y wrk`", flush=True)
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True)
+        subprocess.run(install, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed; install it (Debian package `wrk`) and retry")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- what the virtual users know -------------------------------------------------------------------------
+
+
+def split_invoices(seed: Seed, warmup: float, duration: float) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Give each phase its own invoices: per customer, the first share of its orders to the warm-up, in
+    proportion to the phases' lengths. Returns, per phase, ``[user_index, invoice_id, amount]`` rows ordered
+    slot by slot (first invoice of every user, then the second...), so payments spread over the users."""
+    share = warmup / (warmup + duration) if warmup + duration else 0.0
+    phases: tuple[list[list[Any]], list[list[Any]]] = ([], [])
+    slots = max((len(c["orders"]) for c in seed.customers), default=0)
+    for slot in range(slots):
+        for index, customer in enumerate(seed.customers):
+            orders = customer["orders"]
+            if slot < len(orders):
+                first = round(len(orders) * share)
+                _, invoice_id, amount = orders[slot]
+                phases[0 if slot < first else 1].append([index, invoice_id, amount])
+    return phases
+
+
+def write_data_file(path: Path, seed: Seed, tokens: list[str], invoices: list[list[Any]]) -> None:
+    """Write what shop.lua loads: items (C), users with their token and orders (U), payable invoices (I)."""
+    lines = [f"C {item}" for item in seed.items]
+    for customer, token in zip(seed.customers, tokens, strict=True):
+        orders = ",".join(order_id for order_id, _, _ in customer["orders"])
+        lines.append(f"U {customer['user_id']} {token} {orders}")
+    lines += [f"I {index} {invoice_id} {amount}" for index, invoice_id, amount in invoices]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def mint_tokens(seed: Seed, secret: str, ttl: float) -> list[str]:
+    """An HS256 bearer token, role customer, for every seeded customer (the server verifies with ``secret``)."""
+    return [issue_token(secret, c["user_id"], ["customer"], ttl=ttl) for c in seed.customers]
+
+
+# -- the server ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running ``citadel serve`` and its output file."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+def start_server(store_url: str, workers: int, secret: str, seed: Seed, log: Path, backpressure: int) -> Server:
+    """Start ``citadel serve examples.shop:app`` on a free port with the benchmark's settings (``backpressure``:
+    connections each worker serves, ``max_connections``; 0 keeps Citadel's default)."""
+    port = free_port()
+    command = [str(CITADEL), "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
+    command += ["--workers", str(workers)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    env |= {
+        "CITADEL_AUTH_SECRET": secret,
+        "CITADEL_MASTER_KEY_FILE": str(seed.master_key_file.resolve()),
+        "CITADEL_RATE_LIMIT_RATE": "1000000000",  # the limiter still runs, but never refuses
+        "CITADEL_RATE_LIMIT_BURST": "1000000000",
+        **({"CITADEL_MAX_CONNECTIONS": str(backpressure)} if backpressure else {}),
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    wait_until_ready(server, workers)
+    return server
+
+
+def wait_until_ready(server: Server, workers: int, timeout: float = 60.0) -> None:
+    """Wait until /health answers and all the workers are up.
+
+    Raises:
+        SystemExit: the server exited or did not answer within ``timeout`` seconds (with its output).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SystemExit(f"citadel serve exited with {server.process.returncode}:\n{server.tail()}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:
+            if answer.status == 200 and len(process_tree(server.process.pid)) > workers:
+                time.sleep(1.0)  # let the other workers finish starting their applications
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"citadel serve did not answer /health within {timeout} s:\n{server.tail()}")
+
+
+def stop_server(server: Server) -> None:
+    """Interrupt the server as Ctrl-C would; kill its process group if it does not stop in 30 s."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def rss_kb(pid: int) -> int:
+    """A process's resident set size (VmRSS) in kB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid: int) -> int:
+    """A process's proportional set size in kB (shared pages split between the processes sharing them)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def open_sockets(pid: int) -> int:
+    """How many sockets a process holds open."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
+    count = 0
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time used so far by ``root`` and its descendants that are alive."""
+    return sum(cpu_seconds(pid) for pid in process_tree(root))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class RssSampler:
+    """Samples the summed VmRSS of a process tree every ``interval`` seconds in a thread."""
+
+    root: int
+    interval: float = 0.5
+    peak_kb: int = 0
+    peak_by_process_kb: list[int] = field(default_factory=list)
+    peak_pss_kb: int = 0
+    peak_sockets: int = 0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> Result:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return {
+            "peak_kb": self.peak_kb,
+            "peak_by_process_kb": self.peak_by_process_kb,
+            "peak_pss_kb": self.peak_pss_kb,
+            "peak_sockets": self.peak_sockets,
+            "samples": [(round(t, 1), kb) for t, kb in self.samples],
+        }
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        sockets_every = max(1, round(2.0 / self.interval))  # counting 10,000 descriptors is slower: every 2 s
+        for tick in itertools.count():
+            if self._stop.is_set():
+                break
+            tree = process_tree(self.root)
+            each = sorted((rss_kb(pid) for pid in tree), reverse=True)
+            total = sum(each)
+            self.samples.append((time.monotonic() - started, total))
+            if total > self.peak_kb:
+                self.peak_kb, self.peak_by_process_kb = total, each
+                self.peak_pss_kb = max(self.peak_pss_kb, sum(pss_kb(pid) for pid in tree))
+            if tick % sockets_every == 0:
+                self.peak_sockets = max(self.peak_sockets, sum(open_sockets(pid) for pid in tree))
+            self._stop.wait(self.interval)
+
+
+def busiest_worker(root: int) -> int:
+    """The descendant of ``root`` that used the most CPU (a granian worker under load)."""
+    descendants = process_tree(root)[1:] or [root]
+    return max(descendants, key=cpu_seconds)
+
+
+# -- the store -------------------------------------------------------------------------------------------
+
+
+_HEAD_SQL = "SELECT coalesce(max(position), 0) FROM {table}"
+_COUNT_SQL = "SELECT count(*) FROM {table} WHERE position > {after:d} AND position <= {upto:d}"
+
+
+async def _postgres_value(url: str, sql: str) -> int:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.split("?", 1)[0])
+    try:
+        return int(await connection.fetchval(sql))
+    finally:
+        await connection.close()
+
+
+def _store_value(url: str, sql: str, **values: int) -> int:
+    """One number from the store's event table, read from the database itself (read only, no lock taken)."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = url.removeprefix("sqlite:///").split("?", 1)[0]
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute(sql.format(table="citadel_events", **values)).fetchone()[0])
+    return asyncio.run(_postgres_value(url, sql.format(table="citadel.events", **values)))
+
+
+def store_head(url: str) -> int:
+    """The store's last committed position."""
+    return _store_value(url, _HEAD_SQL)
+
+
+def events_between(url: str, after: int, upto: int) -> int:
+    """How many events the store holds after position ``after`` up to ``upto`` (PostgreSQL's positions have gaps)."""
+    return _store_value(url, _COUNT_SQL, after=after, upto=upto)
+
+
+# -- the load --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """How wrk drives the server."""
+
+    connections: int
+    threads: int
+    warmup: float
+    duration: float
+    timeout: float
+
+
+def run_wrk(wrk: str, url: str, load: Load, seconds: float, data: Path, phase: str, log: Path) -> Result:
+    """Run wrk with shop.lua for ``seconds``; return what the script's done() reported.
+
+    Raises:
+        SystemExit: wrk failed or reported nothing (with its output).
+    """
+    command = [wrk, "-t", str(load.threads), "-c", str(load.connections), "-d", f"{seconds:g}s"]
+    command += ["--timeout", f"{load.timeout:g}s", "-s", str(SCRIPT), url, "--", str(data), phase, str(load.threads)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    log.write_text(f"$ {' '.join(command)}\n{finished.stdout}\n{finished.stderr}")
+    for line in finished.stdout.splitlines():
+        if line.startswith("VU-RESULT "):
+            result: Result = json.loads(line.removeprefix("VU-RESULT "))
+            result["wrk_cpu_seconds"] = round(cpu, 2)
+            result["wrk_summary"] = [ln for ln in finished.stdout.splitlines() if not ln.startswith("VU-RESULT")]
+            return result
+    raise SystemExit(f"wrk reported nothing (exit {finished.returncode}):\n{finished.stdout}\n{finished.stderr}")
+
+
+def profile(pid: int, seconds: float, output: Path, gil: bool = False) -> subprocess.Popen[bytes] | None:
+    """Start py-spy on ``pid`` for ``seconds`` (raw collapsed stacks to ``output``; with ``gil``, only the thread
+    holding the GIL, i.e. Python's CPU time); None without py-spy."""
+    spy = PY_SPY if PY_SPY.exists() else shutil.which("py-spy")
+    if not spy:
+        print("py-spy not found: no profile", flush=True)
+        return None
+    command = [str(spy), "record", "--pid", str(pid), "--duration", f"{seconds:g}", "-o", str(output), "-f", "raw"]
+    command += ["--gil"] if gil else []
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def profile_file(slug: str) -> Path:
+    """Where py-spy writes the profile of one scenario's worker."""
+    return RESULTS / f"vu-profile-{slug}.txt"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    workers: int
+    group_commit: bool
+
+
+def run_scenario(scenario: Scenario, seed: Seed, wrk: str, load: Load, files: dict[str, Path], args: Any) -> Result:
+    """Serve a fresh copy of the seed, warm it up, measure it; return the scenario's results."""
+    folder = files["folder"]
+    slug = scenario.label.split()[0].lower() + f"-{scenario.workers}w"
+    store_url = copy_store(seed, folder, slug)
+    served_url = store_url if scenario.group_commit else f"{store_url}?group_commit=0"
+    print(f"\n== {scenario.label}: {served_url}, {scenario.workers} worker(s)", flush=True)
+    secret = files["secret"].read_text()
+    server = start_server(served_url, scenario.workers, secret, seed, folder / f"{slug}.log", args.backpressure)
+    sampler = RssSampler(server.process.pid)
+    sampler.start()
+    spy = None
+    try:
+        idle_kb = sum(rss_kb(pid) for pid in process_tree(server.process.pid))
+        if load.warmup > 0:
+            print(f"  warm-up: {load.warmup:g} s, {load.connections:,} connections", flush=True)
+            warm = run_wrk(wrk, server.url, load, load.warmup, files["warmup"], "w", folder / f"{slug}-warmup.txt")
+        else:
+            warm = None
+        head_before = store_head(store_url)
+        if args.profile and scenario.group_commit:
+            worker = busiest_worker(server.process.pid)
+            spy = profile(worker, min(args.profile_seconds, load.duration), profile_file(slug), args.profile_gil)
+        print(f"  measured: {load.duration:g} s", flush=True)
+        cpu_before = tree_cpu_seconds(server.process.pid)
+        measured = run_wrk(wrk, server.url, load, load.duration, files["measure"], "m", folder / f"{slug}-measure.txt")
+        server_cpu = tree_cpu_seconds(server.process.pid) - cpu_before
+        head_after = store_head(store_url)
+        written = events_between(store_url, head_before, head_after)
+    finally:
+        rss = sampler.stop()
+        stop_server(server)
+        if spy is not None:
+            spy.wait()
+            profiled = profile_file(slug)
+            if profiled.exists():
+                shutil.copyfile(profiled, RESULTS / "vu-profile.txt")  # the last Citadel scenario's, by name
+    seconds = measured["duration_us"] / 1e6
+    ok_commands = sum(measured["ops"].get(op, 0) for op in ("register", "create", "pay"))
+    non_2xx = sum(v for k, v in measured["statuses"].items() if k != "2xx")
+    result: Result = {
+        "label": scenario.label,
+        "store": served_url,
+        "workers": scenario.workers,
+        "group_commit": scenario.group_commit,
+        "backpressure": args.backpressure or None,
+        "warmup": warm,
+        "measured": measured,
+        "server_cpu_seconds": round(server_cpu, 2),
+        "rss": rss | {"idle_kb": idle_kb},
+        "events": {
+            "head_before": head_before,
+            "head_after": head_after,
+            "written": written,
+            "per_second": written / seconds,
+        },
+        # commands sent minus every non-2xx answer: a lower bound of the commands that succeeded
+        "commands_ok_per_second": max(0, ok_commands - non_2xx) / seconds,
+        "offered_per_second": load.connections / 1.0,  # each virtual user: one request per ~1 s of think time
+        "server_log_tail": server.tail(1500),
+    }
+    if spy is not None and profile_file(slug).exists():
+        result["profile"] = summarize_profile(profile_file(slug))
+    if not args.keep:
+        remove_copy(store_url)
+    return result
+
+
+def prepare_files(seed: Seed, load: Load) -> dict[str, Path]:
+    """The run folder: the token secret and the two data files (warm-up and measured invoices apart)."""
+    folder = RUNS / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in sorted(RUNS.iterdir())[:-KEEP_RUNS]:  # the data files are ~5 MB each: keep the last few runs
+        shutil.rmtree(old, ignore_errors=True)
+    secret = folder / "secret"
+    secret.write_text(secrets.token_urlsafe(48))
+    started = time.perf_counter()
+    tokens = mint_tokens(seed, secret.read_text(), ttl=4 * 3600)
+    warm, measure = split_invoices(seed, load.warmup, load.duration)
+    files = {"folder": folder, "secret": secret, "warmup": folder / "warmup.txt", "measure": folder / "measure.txt"}
+    write_data_file(files["warmup"], seed, tokens, warm)
+    write_data_file(files["measure"], seed, tokens, measure)
+    print(
+        f"{len(tokens):,} tokens minted, {len(warm):,} + {len(measure):,} payable invoices "
+        f"({time.perf_counter() - started:.1f} s); run files in {folder}",
+        flush=True,
+    )
+    return files
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=10_000, help="virtual users (wrk -c)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (wrk -t)")
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds of warm-up before measuring")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="wrk's request timeout in seconds (slower answers are left out of wrk's latency histogram and "
+        "counted as timeouts: one per connection every 2 s while its request is older than this)",
+    )
+    parser.add_argument("--workers", default="2", help="Citadel's worker processes; several: 1,2")
+    parser.add_argument("--scenarios", default="baseline,citadel", help="which to run: baseline, citadel")
+    parser.add_argument("--store", default="sqlite", help="sqlite, or a PostgreSQL URL (a database per run)")
+    parser.add_argument("--users", type=int, default=10_000, help="seeded customers")
+    parser.add_argument("--orders", type=int, default=100_000, help="seeded orders with open invoices")
+    parser.add_argument("--items", type=int, default=20, help="seeded content items")
+    parser.add_argument(
+        "--backpressure",
+        type=int,
+        default=12_000,
+        help="connections each server worker serves (CITADEL_MAX_CONNECTIONS; 0: Citadel's default)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy a Citadel worker during the measured run")
+    parser.add_argument(
+        "--profile-gil", action="store_true", help="profile only the thread holding the GIL (py-spy --gil)"
+    )
+    parser.add_argument("--profile-seconds", type=float, default=20.0, help="how long py-spy records")
+    parser.add_argument("--keep", action="store_true", help="keep the run's database copies")
+    parser.add_argument("--json", type=Path, default=RESULTS / "vu.json", help="where to write the raw results")
+    parser.add_argument("--chart", type=Path, default=RESULTS / "vu.png", help="where to draw the chart")
+    return parser.parse_args()
+
+
+def scenarios_of(args: argparse.Namespace) -> list[Scenario]:
+    wanted = set(args.scenarios.split(","))
+    found = [Scenario("baseline (group commit off)", 1, False)] if "baseline" in wanted else []
+    if "citadel" in wanted:
+        found += [
+            Scenario(f"Citadel ({w} worker{'s' if w != '1' else ''})", int(w), True) for w in args.workers.split(",")
+        ]
+    return found
+
+
+def main() -> None:
+    args = parse_args()
+    os.chdir(ROOT)
+    limit = raise_file_limit()
+    wrk = ensure_wrk()
+    load = Load(args.connections, args.threads, args.warmup, args.duration, args.timeout)
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, open-file limit {limit:,}, {wrk}", flush=True)
+    seed = load_or_seed(SeedParameters(args.users, args.orders, args.items), args.store)
+    files = prepare_files(seed, load)
+    results = [run_scenario(s, seed, wrk, load, files, args) for s in scenarios_of(args)]
+    print(
+        f"\n{load.connections:,} virtual users (think time 0.5-1.5 s), {load.warmup:g} s warm-up, "
+        f"{load.duration:g} s measured, {args.store} store\n"
+    )
+    table = print_table(results)
+    report: Result = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load": dataclasses.asdict(load),
+        "seed": {
+            "parameters": vars(SeedParameters(args.users, args.orders, args.items)),
+            "cached": seed.cached,
+            "seconds": round(seed.seconds, 1),
+        },
+        "table": table,
+        "scenarios": results,
+    }
+    for result in results:
+        if "profile" in result:
+            print(f"\n{result['label']}:", end="")
+            print_profile(result["profile"])
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    chart(results, args.chart)
+    print(f"\nraw results: {args.json}; chart: {args.chart}")
+
+
+if __name__ == "__main__":
+    main()
