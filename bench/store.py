@@ -268,12 +268,22 @@ def main() -> None:
     parser.add_argument("--pg-writers", default="1,16,64,256", help="concurrent writers for the PostgreSQL rows")
     parser.add_argument("--backends", default="sqlite,postgres", help="which tables to run")
     parser.add_argument("--json", type=Path, default=Path("bench/results/store.json"), help="where to write rows")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (citadel serve runs uvloop)"
+    )
     args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
     writers = [int(w) for w in args.writers.split(",") if w]
     pg_writers = [int(w) for w in args.pg_writers.split(",") if w]
     dispatchers = [int(d) for d in args.dispatchers.split(",") if d]
     backends = set(args.backends.split(","))
-    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {args.seconds:g} s per row, durable commits")
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {args.seconds:g} s per row, durable commits, "
+        f"{args.loop} event loop"
+    )
     results: dict[str, Any] = {"machine": platform.platform()}
     if "sqlite" in backends:
         print(f"\nSQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL)")

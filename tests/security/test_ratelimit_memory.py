@@ -15,6 +15,7 @@ from citadel.security.ratelimit import (
     RateRule,
     open_rate_limiter,
     rate_limit_headers,
+    rate_limit_raw_headers,
 )
 
 
@@ -238,6 +239,19 @@ def test_a_policy_name_is_quoted_as_a_structured_field_string() -> None:
     decision = Decision(True, 0, 0.0, 0.0, RateRule(rate=1, burst=1, name='say "hi" \\o/'))
 
     assert rate_limit_headers(decision)["RateLimit"] == '"say \\"hi\\" \\\\o/";r=0;t=0'
+
+
+def test_raw_headers_are_the_same_headers_as_asgi_byte_pairs() -> None:
+    for rule in (RateRule(rate=10, burst=100, name="api"), RateRule(rate=1, burst=1, name='say "hi" \\o/')):
+        decision = Decision(allowed=True, remaining=7, retry_after=0.0, reset=2.5, rule=rule)
+        expected = [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(decision).items()]
+        assert rate_limit_raw_headers(decision) == expected
+
+
+def test_raw_headers_refuse_a_refused_decision() -> None:
+    decision = Decision(allowed=False, remaining=0, retry_after=1.0, reset=1.0, rule=RateRule(rate=1, burst=1))
+    with pytest.raises(ValueError, match="Retry-After"):
+        rate_limit_raw_headers(decision)
 
 
 @pytest.mark.parametrize(

@@ -114,3 +114,12 @@ def test_grants_match_exact_names_and_trailing_patterns() -> None:
     assert not Grant("r", "orders.*").matches("billing.PayInvoice")
     assert Grant("r", "*").matches("anything")
     assert not Grant("r", "orders.CreateOrder").matches("orders.CreateOrderX")
+
+
+def test_how_far_roles_reach_depends_on_their_grants_and_anonymous_ones() -> None:
+    policy = Policy().allow("writer", Write, own=True).allow("editor", "notes.*").allow("anonymous", Read)
+    policy.resolve(lambda t: str(t.__message_name__))
+    assert policy.reach(frozenset({"writer"}), "notes.Write") == "own"
+    assert policy.reach(frozenset({"writer", "editor"}), "notes.Write") == "all"
+    assert policy.reach(frozenset(), "notes.Read") == "all"
+    assert policy.reach(frozenset({"writer"}), "notes.admin") == "none"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from citadel import Application, DomainError, check
@@ -120,3 +122,18 @@ async def test_rebuilding_the_analytics_projections_gives_the_live_results(shop:
 
 def test_the_shop_keeps_its_module_boundaries() -> None:
     check(build_app(secure=False))
+
+
+async def test_many_orders_of_one_customer_paid_at_once_all_grant_access_without_dead_letters(
+    shop: Application,
+) -> None:
+    customer = await register(shop)
+    items = [await publish(shop, 100 + i) for i in range(30)]
+    placed = [await order(shop, customer, item) for item in items]
+    bills = [await invoice(shop, p.order_id) for p in placed]
+
+    await asyncio.gather(*(shop.dispatch(PayInvoice(invoice_id=b.invoice_id, amount=b.amount)) for b in bills))
+    await settle(shop)
+
+    assert await shop.dead_letters() == []
+    assert [await can_read(shop, customer, item) for item in items] == [True] * 30

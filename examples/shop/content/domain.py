@@ -60,7 +60,8 @@ class Item(Aggregate):
 
 
 class Access(Aggregate):
-    """One user's grants: the content ids each order gave access to."""
+    """The access one order gave one user (a stream per order: payments of many orders of one customer at
+    once must not contend for one stream, and no rule spans orders)."""
 
     orders: dict[str, list[str]] = {}
 

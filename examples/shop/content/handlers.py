@@ -29,11 +29,11 @@ async def publish_content(command: PublishContent, ctx: CommandContext) -> NewCo
 
 
 async def grant_access(command: GrantAccess, ctx: CommandContext) -> None:
-    await ctx.execute(ACCESS, f"access-{command.user_id}", command)
+    await ctx.execute(ACCESS, f"access-{command.user_id}-{command.order_id}", command)
 
 
 async def revoke_access(command: RevokeAccess, ctx: CommandContext) -> None:
-    await ctx.execute(ACCESS, f"access-{command.user_id}", command)
+    await ctx.execute(ACCESS, f"access-{command.user_id}-{command.order_id}", command)
 
 
 async def get_item(query: GetItem, ctx: QueryContext) -> ItemDetails:

@@ -7,8 +7,11 @@
 * ``GET /health``, ``GET /ready``, ``GET /schema/openapi.json`` and the docs page ``GET /docs``;
 * errors as RFC 9457 problem documents (see ``problems``).
 
-The result is a plain Starlette application: mount it inside FastAPI or Starlette (then start and stop the
-``Application`` in the parent's lifespan, or pass ``manage_lifecycle=False`` and do it yourself).
+The result is a Starlette application: mount it inside FastAPI or Starlette (then start and stop the
+``Application`` in the parent's lifespan, or pass ``manage_lifecycle=False`` and do it yourself). Its own
+routes skip Starlette's middleware and routing: found with one dictionary lookup, they read the ASGI scope and
+answer ASGI messages directly (see ``routing``); unknown routes, wrong methods and the lifespan go through
+Starlette.
 """
 
 from __future__ import annotations
@@ -22,21 +25,31 @@ from typing import Any
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, Router
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Message as ASGIMessage
+from starlette.types import Receive, Scope
 
 from citadel.app import Application
 from citadel.context import ANONYMOUS, Actor, DispatchContext
 from citadel.errors import CitadelError, InvalidMessage, RateLimited
 from citadel.http.docs import docs_page
-from citadel.http.headers import SecurityHeaders
 from citadel.http.naming import command_path, query_path
 from citadel.http.openapi import openapi_document
 from citadel.http.problems import from_exception, problem, problem_response, validation_problem
+from citadel.http.raw import (
+    JSON,
+    RawHeaders,
+    Reply,
+    encode_headers,
+    header_map,
+    json_reply,
+    problem_reply,
+    query_pairs,
+)
+from citadel.http.routing import Endpoint, constant, exact_app
 from citadel.messages import Command, Message, Query
-from citadel.security.ratelimit import RateLimiter, RateRule, rate_limit_headers
+from citadel.security.ratelimit import RateLimiter, RateRule, rate_limit_headers, rate_limit_raw_headers
 from citadel.topology import parse_position
 
 __all__ = ["Authenticator", "create_asgi"]
@@ -44,7 +57,6 @@ __all__ = ["Authenticator", "create_asgi"]
 Authenticator = Callable[[Request], Awaitable[Actor]]
 """Turns a request into the actor it speaks for (raise ``AccessDenied`` to refuse it)."""
 
-_JSON = "application/json"
 _encoder = msgspec.json.Encoder()
 _EMPTY_OBJECT = b"{}"
 
@@ -53,13 +65,27 @@ async def _anonymous(request: Request) -> Actor:
     return ANONYMOUS
 
 
-def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encoder.encode(value), status, headers=headers, media_type=_JSON)
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Return a receive channel that gives ``body`` again (for an authenticator that reads it), then ``receive``'s."""
+    replayed = False
+
+    async def replay() -> ASGIMessage:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
-def _failure(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
+def _failure(exc: BaseException, limits: RawHeaders) -> Reply:
     found, extra = from_exception(exc)
-    return problem_response(found, {**headers, **extra} if headers else extra)
+    if not extra:
+        return problem_reply(found, limits)
+    raw = encode_headers(extra)
+    replaced = {name for name, _ in raw}  # the error's headers win over the rate limit's of the same name
+    return problem_reply(found, [*(h for h in limits if h[0] not in replaced), *raw])
 
 
 class _Endpoints:
@@ -85,134 +111,151 @@ class _Endpoints:
         self.limiter = limiter
         self.rate_rule = rate_rule or RateRule(rate=50, burst=100)
         self.rate_rules = dict(rate_rules or {})
+        self.too_big = problem_reply(
+            problem(413, "too-large", "Request too large", f"the body may be at most {max_body} bytes")
+        )
 
-    async def _admit(self, request: Request, actor: Actor, message_type: type[Message]) -> dict[str, str]:
+    async def _admit(self, scope: Scope, actor: Actor, rule: RateRule) -> RawHeaders:
         """Take a token from the caller's bucket; return the rate-limit headers for the response.
 
         Raises:
             RateLimited: the bucket is empty (HTTP 429 with ``Retry-After``).
         """
         if self.limiter is None:
-            return {}
+            return []
         if actor.subject != "anonymous":
             caller = f"subject:{actor.subject}"
         else:
-            caller = f"address:{request.client.host if request.client else 'unknown'}"
-        decision = await self.limiter.check(caller, self.rate_rules.get(message_type, self.rate_rule))
-        headers = rate_limit_headers(decision)
+            client = scope.get("client")
+            caller = f"address:{client[0] if client else 'unknown'}"
+        decision = await self.limiter.check(caller, rule)
         if not decision.allowed:
-            raise RateLimited(headers)
-        return headers
+            raise RateLimited(rate_limit_headers(decision))
+        return rate_limit_raw_headers(decision)
 
-    def command(self, command_type: type[Command]) -> Callable[[Request], Awaitable[Response]]:
+    def command(self, command_type: type[Command]) -> Endpoint:
         decoder = msgspec.json.Decoder(command_type)
         name = command_type.__name__
         application = self.application
+        rule = self.rate_rules.get(command_type, self.rate_rule)
 
-        async def endpoint(request: Request) -> Response:
-            body = await self._body(request)
-            if isinstance(body, Response):
-                return body
+        async def endpoint(scope: Scope, receive: Receive) -> Reply:
+            headers = header_map(scope)
+            body = await self._body(headers, receive)
+            if body is None:
+                return self.too_big
             try:
                 command = decoder.decode(body or _EMPTY_OBJECT)
             except msgspec.ValidationError as exc:
-                return problem_response(validation_problem(exc, name))
+                return problem_reply(validation_problem(exc, name))
             except msgspec.DecodeError as exc:
-                return problem_response(problem(400, "malformed-json", "Malformed JSON", str(exc)))
-            key = request.headers.get("idempotency-key")
+                return problem_reply(problem(400, "malformed-json", "Malformed JSON", str(exc)))
+            raw_key = headers.get(b"idempotency-key")
+            key = None if raw_key is None else raw_key.decode("latin-1")
             if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
                 detail = "Idempotency-Key must be 1 to 255 printable characters"
-                return problem_response(problem(400, "bad-idempotency-key", "Bad Idempotency-Key", detail))
-            limits: dict[str, str] = {}
+                return problem_reply(problem(400, "bad-idempotency-key", "Bad Idempotency-Key", detail))
+            limits: RawHeaders = []
             try:
-                actor = await self.authenticate(request)
-                limits = await self._admit(request, actor, command_type)
+                actor = await self.authenticate(Request(scope, _replay(body, receive)))
+                limits = await self._admit(scope, actor, rule)
                 context = DispatchContext(
                     actor=actor,
                     idempotency_key=None if key is None else f"http:{actor.subject}:{key}",
-                    correlation_id=request.headers.get("x-correlation-id", ""),
+                    correlation_id=headers.get(b"x-correlation-id", b"").decode("latin-1"),
                 )
                 outcome = await application.execute(command, context)
             except Exception as exc:
                 return _failure(exc, limits)
             result = outcome.result
             content = _EMPTY_OBJECT if result is None else _encoder.encode(result)
-            limits["Citadel-Position"] = outcome.token
-            return Response(content, 200, headers=limits, media_type=_JSON)
+            return 200, content, JSON, [*limits, (b"citadel-position", outcome.token.encode("latin-1"))]
 
         return endpoint
 
-    async def _body(self, request: Request) -> bytes | Response:
-        declared = request.headers.get("content-length")
-        too_big = problem(413, "too-large", "Request too large", f"the body may be at most {self.max_body} bytes")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
-            return problem_response(too_big)
+    async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes | None:
+        """Read the request's body; None when it is larger than ``max_body``.
+
+        Raises:
+            ClientDisconnect: the client went away before sending it all.
+        """
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return None
         chunks = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                return problem_response(too_big)
+                return None
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def query(self, module: str, query_type: type[Query]) -> Callable[[Request], Awaitable[Response]]:
+    def query(self, module: str, query_type: type[Query]) -> Endpoint:
         name = query_type.__name__
         fields = {f.encode_name: _is_list(f.type) for f in msgspec.structs.fields(query_type)}
         application = self.application
         modules = list(application.modules)
+        rule = self.rate_rules.get(query_type, self.rate_rule)
 
-        async def endpoint(request: Request) -> Response:
-            params = request.query_params
+        async def endpoint(scope: Scope, receive: Receive) -> Reply:
+            pairs = query_pairs(scope["query_string"])
+            params = dict(pairs)  # the last value of a repeated parameter, in order of first appearance
             data: dict[str, Any] = {}
             min_position, position_of = 0, ""
-            for key in params:
+            for key, value in params.items():
                 if key == "min_position":
                     try:
-                        position_of, min_position = parse_position(params[key], modules)
+                        position_of, min_position = parse_position(value, modules)
                     except InvalidMessage as exc:
-                        return problem_response(validation_problem(msgspec.ValidationError(str(exc)), name))
+                        return problem_reply(validation_problem(msgspec.ValidationError(str(exc)), name))
                 elif key in fields:
-                    data[key] = params.getlist(key) if fields[key] else params[key]
+                    data[key] = [v for k, v in pairs if k == key] if fields[key] else value
                 else:
                     error = msgspec.ValidationError(f"Unknown parameter - at `$.{key}`")
-                    return problem_response(validation_problem(error, name))
+                    return problem_reply(validation_problem(error, name))
             try:
                 query = msgspec.convert(data, query_type, strict=False)
             except msgspec.ValidationError as exc:
-                return problem_response(validation_problem(exc, name))
-            limits: dict[str, str] = {}
+                return problem_reply(validation_problem(exc, name))
+            limits: RawHeaders = []
             try:
-                actor = await self.authenticate(request)
-                limits = await self._admit(request, actor, query_type)
+                actor = await self.authenticate(Request(scope, receive))
+                limits = await self._admit(scope, actor, rule)
                 context = DispatchContext(
-                    actor=actor, min_position=min_position, position_of=position_of, wait=self._wait(request)
+                    actor=actor, min_position=min_position, position_of=position_of, wait=self._wait(scope)
                 )
                 result = await application.query(query, context)
             except Exception as exc:
                 return _failure(exc, limits)
-            return _json(result, headers=limits)
+            return 200, _encoder.encode(result), JSON, limits
 
         return endpoint
 
-    def _wait(self, request: Request) -> float:
-        raw = request.headers.get("citadel-wait")
+    def _wait(self, scope: Scope) -> float:
+        raw = None
+        for header, value in scope["headers"]:
+            if header == b"citadel-wait":
+                raw = value
+                break
         try:
             wait = float(raw) if raw is not None else self.default_wait
         except ValueError:
             wait = self.default_wait
         return max(0.0, min(wait, self.max_wait))
 
-    async def health(self, request: Request) -> Response:
-        return _json({"status": "ok"})
-
-    async def ready(self, request: Request) -> Response:
+    async def ready(self, scope: Scope, receive: Receive) -> Reply:
         application = self.application
         try:
             head = await application.store.head_position()
             projections = await application.projection_status()
         except CitadelError as exc:
-            return _json({"status": "unavailable", "detail": str(exc)}, 503, {"Retry-After": "1"})
+            return json_reply({"status": "unavailable", "detail": str(exc)}, 503, [(b"retry-after", b"1")])
         consumers = application.consumers
         report: dict[str, Any] = {"status": "ready", "head": head}
         report["projections"] = [
@@ -252,7 +295,7 @@ class _Endpoints:
                 healthy = False
         if not healthy:
             report["status"] = "degraded"
-        return _json(report, 200 if healthy else 503)
+        return json_reply(report, 200 if healthy else 503)
 
 
 def _is_list(annotation: Any) -> bool:
@@ -298,30 +341,23 @@ def create_asgi(
         rate_rule=rate_rule,
         rate_rules=rate_rules,
     )
-    routes: list[Route] = []
+    routes: list[tuple[str, str, Endpoint]] = []
     for module in application.modules.values():
         for command_type in module.commands:
             if module.is_exposed(command_type):
                 path = command_path(module.name, command_type.__name__)
-                routes.append(Route(path, endpoints.command(command_type), methods=["POST"]))
+                routes.append(("POST", path, endpoints.command(command_type)))
         for query_type in module.queries:
             if module.is_exposed(query_type):
                 path = query_path(module.name, query_type.__name__)
-                routes.append(Route(path, endpoints.query(module.name, query_type), methods=["GET"]))
-    document = openapi_document(application, title=title)
-    document_bytes = _encoder.encode(document)
-
-    async def openapi(request: Request) -> Response:
-        return Response(document_bytes, media_type=_JSON)
-
-    async def docs(request: Request) -> Response:
-        return HTMLResponse(docs_page(title))
-
+                routes.append(("GET", path, endpoints.query(module.name, query_type)))
+    openapi = constant((200, _encoder.encode(openapi_document(application, title=title)), JSON, []))
+    docs = constant((200, docs_page(title).encode(), b"text/html; charset=utf-8", []))
     routes += [
-        Route("/health", endpoints.health, methods=["GET"]),
-        Route("/ready", endpoints.ready, methods=["GET"]),
-        Route("/schema/openapi.json", openapi, methods=["GET"]),
-        Route("/docs", docs, methods=["GET"]),
+        ("GET", "/health", constant(json_reply({"status": "ok"}))),
+        ("GET", "/ready", endpoints.ready),
+        ("GET", "/schema/openapi.json", openapi),
+        ("GET", "/docs", docs),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -348,34 +384,4 @@ def create_asgi(
             if limiter is not None:
                 await limiter.close()
 
-    app = Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: http_error},
-        lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders)],
-    )
-    exact = {(method, route.path): route.endpoint for route in routes for method in route.methods or ()}
-    app.router = _ExactRouter(routes, lifespan=lifespan, exact=exact)
-    return app
-
-
-class _ExactRouter(Router):
-    """Starlette's router, but a request for one of the contract routes (all exact paths) is found with one
-    dictionary lookup instead of a match against every route in turn."""
-
-    def __init__(self, routes: list[Route], *, lifespan: Any, exact: dict[tuple[str, str], Any]) -> None:
-        super().__init__(routes, lifespan=lifespan)
-        self._exact = exact
-
-    async def app(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path, root = scope["path"], scope.get("root_path", "")
-            if root and path.startswith(root):  # mounted: match what follows the mount point
-                path = path[len(root) :]
-            endpoint = self._exact.get((scope["method"], path))
-            if endpoint is not None:
-                scope.setdefault("router", self)
-                response = await endpoint(Request(scope, receive))
-                await response(scope, receive, send)
-                return
-        await super().app(scope, receive, send)
+    return exact_app(routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)

@@ -21,8 +21,11 @@ def bearer_authenticator(verifier: TokenVerifier) -> Callable[[Request], Awaitab
     """
 
     async def authenticate(request: Request) -> Actor:
-        header = request.headers.get("authorization")
-        if header is None:
+        for name, value in request.scope["headers"]:  # as request.headers.get, without building Headers
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
+        else:
             return ANONYMOUS
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

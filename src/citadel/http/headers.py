@@ -1,11 +1,12 @@
-"""Security headers on every response, added by a thin ASGI wrapper (no per-route work)."""
+"""Security headers on every response: precomputed byte pairs, added as a response starts (by the app itself
+for its own routes, by the thin ``SecurityHeaders`` wrapper for everything else)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["SecurityHeaders"]
+__all__ = ["SecurityHeaders", "security_headers"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +35,12 @@ _DOCS = [
     ),
 ]
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+_CHOICES = {(False, False): _API, (False, True): [*_API, _HSTS], (True, False): _DOCS, (True, True): [*_DOCS, _HSTS]}
+
+
+def security_headers(path: str, scheme: str | None, *, docs_path: str = "/docs") -> list[tuple[bytes, bytes]]:
+    """Return the security headers of a response to ``path`` (a shared list: copy it to change it)."""
+    return _CHOICES[path.endswith(docs_path), scheme == "https"]
 
 
 class SecurityHeaders:
@@ -47,9 +54,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _DOCS if scope["path"].endswith(self.docs_path) else _API
-        if scope.get("scheme") == "https":
-            extra = [*extra, _HSTS]
+        extra = security_headers(scope["path"], scope.get("scheme"), docs_path=self.docs_path)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

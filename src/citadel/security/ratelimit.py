@@ -38,6 +38,7 @@ __all__ = [
     "RedisRateLimiter",
     "open_rate_limiter",
     "rate_limit_headers",
+    "rate_limit_raw_headers",
 ]
 
 log = logging.getLogger("citadel.ratelimit")
@@ -91,18 +92,45 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
     """Return the ``RateLimit-Policy`` and ``RateLimit`` headers, and ``Retry-After`` when refused."""
-    # draft-ietf-httpapi-ratelimit-headers-11 (May 2026), sections 3 and 4: each field is a Structured Field
-    # List whose Item is the policy name as an sf-string, with q (quota) and w (window, whole seconds > 0)
-    # in RateLimit-Policy and r (available quota) and t (effective window, whole seconds) in RateLimit.
-    rule = decision.rule
-    name = '"' + rule.name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    headers = {
-        "RateLimit-Policy": f"{name};q={rule.burst};w={max(1, _whole_seconds(rule.burst / rule.rate))}",
-        "RateLimit": f"{name};r={decision.remaining};t={_whole_seconds(decision.reset)}",
-    }
+    policy, name, _, _ = _rule_fields(decision.rule)
+    remaining = f"{name};r={decision.remaining};t={_whole_seconds(decision.reset)}"
+    headers = {"RateLimit-Policy": policy, "RateLimit": remaining}
     if not decision.allowed:
         headers["Retry-After"] = str(max(1, _whole_seconds(decision.retry_after)))
     return headers
+
+
+def rate_limit_raw_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """Return the headers of an allowed decision as ASGI byte pairs (``rate_limit_headers``, lowercased).
+
+    Raises:
+        ValueError: the decision refuses the request (use ``rate_limit_headers``; it adds ``Retry-After``).
+    """
+    if not decision.allowed:
+        raise ValueError("a refused decision needs Retry-After: use rate_limit_headers")
+    _, _, policy, name = _rule_fields(decision.rule)
+    return [
+        (b"ratelimit-policy", policy),
+        (b"ratelimit", b"%s;r=%d;t=%d" % (name, decision.remaining, _whole_seconds(decision.reset))),
+    ]
+
+
+_RULE_FIELDS: dict[RateRule, tuple[str, str, bytes, bytes]] = {}
+
+
+def _rule_fields(rule: RateRule) -> tuple[str, str, bytes, bytes]:
+    # draft-ietf-httpapi-ratelimit-headers-11 (May 2026), sections 3 and 4: each field is a Structured Field
+    # List whose Item is the policy name as an sf-string, with q (quota) and w (window, whole seconds > 0)
+    # in RateLimit-Policy and r (available quota) and t (effective window, whole seconds) in RateLimit.
+    # Returns the RateLimit-Policy value and the quoted name, as text and bytes: they depend on the rule only.
+    found = _RULE_FIELDS.get(rule)
+    if found is None:
+        name = '"' + rule.name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        policy = f"{name};q={rule.burst};w={max(1, _whole_seconds(rule.burst / rule.rate))}"
+        found = policy, name, policy.encode("ascii"), name.encode("ascii")
+        if len(_RULE_FIELDS) < 1000:  # rules are few and long-lived; a program making them anew is not cached
+            _RULE_FIELDS[rule] = found
+    return found
 
 
 def _whole_seconds(seconds: float) -> int:
@@ -165,17 +193,22 @@ class MemoryRateLimiter:
 
     async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
         """Take ``cost`` tokens from this process's bucket for ``key`` if it holds them (see ``RateLimiter``)."""
-        _check_cost(rule, cost)
+        burst = rule.burst
+        if not 1 <= cost <= burst:
+            _check_cost(rule, cost)
         now = self._clock()
         buckets = self._buckets
         bucket_key = (rule.name, key)
         state = buckets.get(bucket_key)
         if state is None:
             self._make_room(now)
-            tokens = float(rule.burst)
+            tokens = float(burst)
         else:
             buckets.move_to_end(bucket_key)
-            tokens = min(float(rule.burst), state[0] + max(0.0, now - state[1]) * rule.rate)
+            elapsed = now - state[1]
+            tokens = state[0] + elapsed * rule.rate if elapsed > 0.0 else state[0]
+            if tokens > burst:
+                tokens = float(burst)
         decision, tokens = _take(rule, tokens, cost)
         buckets[bucket_key] = (tokens, now, now + decision.reset)
         return decision

@@ -20,7 +20,7 @@ too. Every actor also has what ``anonymous`` has.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import msgspec
 
@@ -29,10 +29,14 @@ from citadel.context import Actor, DispatchContext
 from citadel.errors import AccessDenied, ConfigurationError, Unauthenticated
 from citadel.messages import Message
 
-__all__ = ["Grant", "Owner", "Policy", "authorization"]
+__all__ = ["Grant", "Owner", "Policy", "Reach", "authorization"]
 
 Owner = Callable[[Any, Any], Awaitable[str | None]]
 """``async (message, ctx: QueryContext) -> subject`` of the owner of the message's target, None if it has none."""
+
+
+Reach = Literal["all", "own", "none"]
+"""How far a set of roles may use a permission: on anything, only on what the actor owns, or not at all."""
 
 
 class Grant(msgspec.Struct, frozen=True):
@@ -56,7 +60,7 @@ class Policy:
         self.superusers = frozenset(superusers) | {"system"}
         self._allowed: list[tuple[str, str | type[Message], bool]] = []
         self.grants: list[Grant] = []
-        self._answers: dict[tuple[frozenset[str], str], list[Grant]] = {}
+        self._answers: dict[tuple[frozenset[str], str], Reach] = {}
 
     def allow(self, role: str, *permissions: str | type[Message], own: bool = False) -> Self:
         """Grant ``permissions`` (message types, names or patterns) to ``role``; return the policy."""
@@ -74,15 +78,21 @@ class Policy:
         return self.grants
 
     def grants_for(self, roles: frozenset[str], permission: str) -> list[Grant]:
-        """The grants of ``roles`` (plus ``anonymous``) that cover ``permission`` (remembered: few role sets
-        and permissions meet, and every request asks)."""
-        answer = self._answers.get((roles, permission))
-        if answer is None:
-            held = {*roles, "anonymous"}
-            answer = [g for g in self.grants if g.role in held and g.matches(permission)]
+        """The grants of ``roles`` (plus ``anonymous``) that cover ``permission``."""
+        held = {*roles, "anonymous"}
+        return [g for g in self.grants if g.role in held and g.matches(permission)]
+
+    def reach(self, roles: frozenset[str], permission: str) -> Reach:
+        """How far ``roles`` (plus ``anonymous``) may use ``permission``: ``"all"``, ``"own"`` (only on what the
+        actor owns) or ``"none"``. Remembered: few role sets and permissions meet, and every request asks."""
+        key = (roles, permission)
+        found = self._answers.get(key)
+        if found is None:
+            grants = self.grants_for(roles, permission)
+            found = "none" if not grants else "own" if all(g.own for g in grants) else "all"
             if len(self._answers) < 10_000:
-                self._answers[(roles, permission)] = answer
-        return answer
+                self._answers[key] = found
+        return found
 
 
 def authorization(
@@ -95,19 +105,23 @@ def authorization(
     It raises ``Unauthenticated`` when an anonymous actor needs an identity, and ``AccessDenied`` when an
     identified actor lacks the permission or does not own the target.
     """
+    permissions: dict[type[Message], str] = {}  # a message type's permission never changes
 
     async def authorize(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
         actor = context.actor
-        if actor.roles & policy.superusers:
+        if not actor.roles.isdisjoint(policy.superusers):
             return await call_next(message, context)
-        permission = permission_of(type(message))
-        grants = policy.grants_for(actor.roles, permission)
-        if not grants or (all(g.own for g in grants) and _anonymous(actor)):
+        message_type = type(message)
+        permission = permissions.get(message_type)
+        if permission is None:
+            permission = permissions[message_type] = permission_of(message_type)
+        reach = policy.reach(actor.roles, permission)
+        if reach == "all":
+            return await call_next(message, context)
+        if reach == "none" or _anonymous(actor):
             if _anonymous(actor):
                 raise Unauthenticated(f"{permission} needs an identity: send a bearer token")
             raise AccessDenied(f"{actor.subject} may not {permission}: none of its roles grants it")
-        if any(not g.own for g in grants):
-            return await call_next(message, context)
         owner = await owner_of(message, context)
         if owner is not None and owner != actor.subject:
             raise AccessDenied(f"{actor.subject} may only {permission} on what it owns")

@@ -184,7 +184,11 @@ class CommitResult(msgspec.Struct, frozen=True, gc=False):
     @property
     def position(self) -> int:
         """The global position of the commit's last event, or 0 when it wrote no event."""
-        return max((a.last_position for a in self.appends if a.last_position), default=0)
+        position = 0
+        for append in self.appends:
+            if append.last_position > position:
+                position = append.last_position
+        return position
 
 
 class DeadLetter(msgspec.Struct, frozen=True, gc=False):

@@ -1,0 +1,98 @@
+"""Serving exact routes straight from the ASGI scope, inside a Starlette application.
+
+Every route of the generated app is an exact path, so a request is matched with one dictionary lookup on
+``(method, path)`` and its endpoint answers the ASGI messages itself, security headers included: no middleware
+stack, no ``Request`` or ``Response`` objects. Unknown routes, wrong methods and the lifespan go through
+Starlette as usual (its ``Route`` objects stay, so 404 and 405 are told apart as before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from citadel.http.headers import SecurityHeaders, security_headers
+from citadel.http.problems import problem
+from citadel.http.raw import RawHeaders, Reply, problem_reply, respond
+
+__all__ = ["Endpoint", "constant", "exact_app"]
+
+Endpoint = Callable[[Scope, Receive], Awaitable[Reply]]
+"""What a route runs: the request's scope and body channel in, a reply out."""
+
+_INTERNAL_ERROR = problem_reply(problem(500, "internal-error", "Internal error", "an unexpected error occurred"))
+
+
+def constant(reply: Reply) -> Endpoint:
+    """Return an endpoint that always answers ``reply``."""
+
+    async def endpoint(scope: Scope, receive: Receive) -> Reply:
+        return reply
+
+    return endpoint
+
+
+def exact_app(routes: Sequence[tuple[str, str, Endpoint]], **options: Any) -> Starlette:
+    """Return a Starlette application serving ``routes`` (method, path, endpoint) directly.
+
+    ``options`` go to ``Starlette`` (exception handlers and lifespan for what is not one of the routes).
+    """
+    starlette_routes = [Route(path, _Routed(endpoint), methods=[method]) for method, path, endpoint in routes]
+    exact = {
+        (method, route.path): (endpoint, security_headers(route.path, "http"), security_headers(route.path, "https"))
+        for route, (_, _, endpoint) in zip(starlette_routes, routes, strict=True)
+        for method in route.methods or ()  # GET routes answer HEAD too, as Starlette's do
+    }
+    return _ExactStarlette(exact, routes=starlette_routes, middleware=[Middleware(SecurityHeaders)], **options)
+
+
+async def _serve(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, extra: RawHeaders) -> None:
+    try:
+        reply = await endpoint(scope, receive)
+    except Exception:  # a bug, or the client went away: answer (if it still listens), and let the server log it
+        await respond(send, _INTERNAL_ERROR, extra)
+        raise
+    await respond(send, reply, extra)
+
+
+class _Routed:
+    """An endpoint as the ASGI app of a Starlette route, where Starlette's middleware adds the security headers
+    (reached only when ``_ExactStarlette`` does not find the route itself)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _serve(self.endpoint, scope, receive, send, [])
+
+
+class _ExactStarlette(Starlette):
+    """Starlette, but a request for one of its exact routes goes straight to the endpoint (unless middleware was
+    added: then every request passes through it, as in any Starlette application)."""
+
+    def __init__(self, exact: dict[tuple[str, str], tuple[Endpoint, RawHeaders, RawHeaders]], **options: Any) -> None:
+        super().__init__(**options)
+        self._exact = exact
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_middleware(middleware_class, *args, **kwargs)
+        self._exact = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, root = scope["path"], scope.get("root_path", "")
+            if root and path.startswith(root):  # mounted: match what follows the mount point
+                path = path[len(root) :]
+            found = self._exact.get((scope["method"], path))
+            if found is not None:
+                scope["app"] = self
+                scope.setdefault("router", self.router)
+                endpoint, plain, secure = found
+                await _serve(endpoint, scope, receive, send, secure if scope.get("scheme") == "https" else plain)
+                return
+        await super().__call__(scope, receive, send)
