@@ -58,6 +58,7 @@ ModulesOpt = Annotated[
     str | None, typer.Option(help="the modules this service runs, e.g. billing or users,orders (default: all)")
 ]
 BrokerOpt = Annotated[str | None, typer.Option(help="broker to the other services: nats://host:4222")]
+LetterArg = Annotated[int | None, typer.Argument(help="the dead letter's id (see `dead-letters list`)")]
 
 
 def _fail(message: str) -> NoReturn:
@@ -255,7 +256,7 @@ def dead_letters_list(
 @letters_cli.command("retry")
 def dead_letters_retry(
     app: AppArg = None,
-    letter: Annotated[int | None, typer.Argument(help="the dead letter's id (see `dead-letters list`)")] = None,
+    letter: LetterArg = None,
     store: StoreOpt = None,
     modules: ModulesOpt = None,
     broker: BrokerOpt = None,
@@ -279,7 +280,7 @@ def dead_letters_retry(
 @letters_cli.command("discard")
 def dead_letters_discard(
     app: AppArg = None,
-    letter: Annotated[int | None, typer.Argument(help="the dead letter's id (see `dead-letters list`)")] = None,
+    letter: LetterArg = None,
     store: StoreOpt = None,
     modules: ModulesOpt = None,
     broker: BrokerOpt = None,

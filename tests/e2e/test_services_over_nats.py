@@ -19,10 +19,7 @@ import httpx
 import pytest
 from deployments import drop_namespace
 from shopper import SECRET, invoice, ok, order, order_status, pay, problem, publish, register, revenue, settle, statuses
-from test_serve_process import ADMIN, CITADEL, ROOT, free_port, stop
-
-from citadel.security.encryption import Keyring, MasterKeys
-from examples.shop import build_app
+from test_serve_process import ADMIN, CITADEL, ROOT, free_port, order_ids_by_event_type, stop
 
 pytestmark = pytest.mark.slow
 STARTUP = 20.0
@@ -122,17 +119,7 @@ async def clients(services: dict[str, Service]) -> AsyncIterator[httpx.AsyncClie
 
 async def events_of(folder: Path, service: str) -> dict[str, list[str]]:
     """The order ids of each event type in one service's log, read after the services stopped."""
-    keys = Keyring(MasterKeys.load(folder / "master-keys.json"))
-    app = build_app(store=f"sqlite:///{folder / service}.db", secure=False, keyring=keys)
-    await app.start(consumers=False)
-    try:
-        log = await app.store.read_all(1, 100_000)
-    finally:
-        await app.stop()
-    by_type: dict[str, list[str]] = {}
-    for record in log:
-        by_type.setdefault(record.type, []).append(getattr(record.event, "order_id", ""))
-    return by_type
+    return await order_ids_by_event_type(f"sqlite:///{folder / service}.db", folder / "master-keys.json")
 
 
 @pytest.fixture
