@@ -23,7 +23,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 from shopper import SECRET, describe, problem, token
-from test_serve_process import CITADEL, ROOT, Server, create_store, free_port, stop, wait_until_healthy
+from test_serve_process import CITADEL, ROOT, Server, free_port, stop, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,6 @@ def two_servers(redis: Redis, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """Two servers on one SQLite file, sharing buckets of 10 in Redis that refill one token per 100 s."""
     folder = tmp_path_factory.mktemp("two-servers")
     store_url = f"sqlite:///{folder / 'shop.db'}"
-    asyncio.run(create_store(store_url))
     with serving(folder, store_url, **SHARED) as first, serving(folder, store_url, **SHARED) as second:
         yield first, second
 
