@@ -209,7 +209,8 @@ class Application:
         find = module.owners.get(type(message))
         if find is None:
             return None
-        result: str | None = await find(message, QueryContext(self, module, context.child().replace(actor=SYSTEM)))
+        # The lookup only reads the module's views, as the system: no new message, so no new id.
+        result: str | None = await find(message, QueryContext(self, module, context.replace(actor=SYSTEM)))
         return result
 
     def dependency_order(self) -> list[Module]:
