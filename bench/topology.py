@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from citadel import Application  # noqa: E402
 from citadel.context import Actor, DispatchContext  # noqa: E402
+from citadel.messaging.nats import NatsBroker  # noqa: E402
 from citadel.security.encryption import Keyring, MasterKeys  # noqa: E402
 from citadel.store.url import open_store  # noqa: E402
 from examples.shop import build_app  # noqa: E402
@@ -111,7 +112,7 @@ def serve_owner(folder: Path, broker: str) -> subprocess.Popen[bytes]:
 async def drop(broker: str) -> None:
     connection = await nats.connect(NATS)
     with contextlib.suppress(Exception):
-        await connection.jetstream().delete_stream(broker.rsplit("/", 1)[1].upper().replace("-", "_") + "_EVENTS")
+        await connection.jetstream().delete_stream(NatsBroker(broker).stream)
     await connection.close()
 
 

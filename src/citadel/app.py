@@ -193,7 +193,7 @@ class Application:
         guard = authorization(policy, self.permission_of, self._target_owner)
 
         async def authorize(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
-            if type(message) in self._remote:  # the service that runs it checks, with its own data
+            if type(message) in self.topology.remote:  # the service that runs it checks, with its own data
                 return await call_next(message, context)
             return await guard(message, context, call_next)
 
@@ -347,7 +347,6 @@ class Application:
     async def stop(self) -> None:
         """Stop consumers and close the store."""
         await self.topology.stop()
-        self._remote.clear()
         consumers = [*self._runners.values(), *self._managers]
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
         self._runners.clear()
@@ -495,10 +494,6 @@ class Application:
         if self.topology.relay is not None:
             found[self.topology.relay.name] = self.topology.relay
         return found
-
-    @property
-    def _remote(self) -> set[type[Message]]:
-        return self.topology.remote
 
     async def projection_status(self) -> list[ProjectionStatus]:
         """Return each projection's position and lag (inline projections never lag)."""

@@ -101,15 +101,18 @@ class _Bus(Generic[M]):
             raise DuplicateHandler(message_type)
         self._handlers[message_type] = as_async_handler(handler)
 
-    def replace(self, message_type: type[M], handler: Handler) -> None:
-        """Swap the handler of a registered type (the application forwards a remote module's messages so).
+    def replace(self, message_type: type[M], handler: Handler) -> AsyncHandler:
+        """Swap the handler of a registered type and return the one it had (the application forwards a remote
+        module's messages so, and puts the local handler back when it stops).
 
         Raises:
             UnknownCommand or UnknownQuery: the type has no handler to replace.
         """
-        if message_type not in self._handlers:
+        previous = self._handlers.get(message_type)
+        if previous is None:
             raise self._unknown(message_type)
         self._handlers[message_type] = as_async_handler(handler)
+        return previous
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Add middleware; the first added is the outermost."""

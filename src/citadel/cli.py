@@ -33,6 +33,7 @@ from citadel.boundaries import boundary_problems
 from citadel.config import Settings, load_settings
 from citadel.errors import CitadelError, ConfigurationError, NotFound
 from citadel.loading import load_application
+from citadel.setup import place
 from citadel.store.url import sqlite_path
 
 __all__ = ["cli", "main"]
@@ -81,11 +82,7 @@ def _application(settings: Settings, *, existing_store: bool = False) -> Applica
     that reads should not create an empty database because of a typo)."""
     try:
         application = load_application(settings.app or "")
-        if settings.store:
-            application.use_store(settings.store)
-        if settings.modules or settings.broker:
-            modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
-            application.deploy(modules=modules or None, broker=settings.broker)
+        place(application, settings)
     except CitadelError as exc:
         _fail(str(exc))
     path = sqlite_path(application.store_spec) if isinstance(application.store_spec, str) else None

@@ -40,6 +40,7 @@ __all__ = [
     "decode_json",
     "encode_json",
     "message_name",
+    "subject_key",
 ]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
@@ -127,6 +128,11 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 def encode_json(value: Any) -> bytes:
     """Encode a message (or any msgspec-encodable value) as compact JSON bytes."""
     return _encoder.encode(value)
+
+
+def subject_key(subject: object) -> str:
+    """The id of the data key that seals what is stored about ``subject`` (shredded to forget it)."""
+    return f"subject:{subject}"
 
 
 def decode_json(data: bytes | str, into: type[M]) -> M:
@@ -261,7 +267,7 @@ class EventRegistry:
         """The data key an event is sealed with: its subject's (``subject:<value>``), else its module's."""
         subject = type(event).__message_subject__
         if subject is not None:
-            return f"subject:{getattr(event, subject)}"
+            return subject_key(getattr(event, subject))
         return f"module:{info.name.partition('.')[0]}"
 
     def encode(self, event: Event) -> tuple[str, int, bytes]:

@@ -92,14 +92,20 @@ def master_keys(settings: Settings) -> MasterKeys | None:
     raise ConfigurationError("encryption is on but no master key is set: set master_key_file or CITADEL_MASTER_KEY")
 
 
-def assemble(application: Application, settings: Settings) -> Any:
-    """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys)."""
+def place(application: Application, settings: Settings) -> None:
+    """Give ``application`` the store and the topology (its modules here, the broker to the others) that
+    ``settings`` name."""
     if settings.store:
         application.use_store(settings.store)
-    application.lease_ttl = settings.lease_ttl
     if settings.modules or settings.broker:
         modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
         application.deploy(modules=modules or None, broker=settings.broker)
+
+
+def assemble(application: Application, settings: Settings) -> Any:
+    """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys)."""
+    place(application, settings)
+    application.lease_ttl = settings.lease_ttl
     keys = master_keys(settings)
     if keys is not None:
         application.keyring = Keyring(keys)

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from citadel.bus import AsyncHandler
 from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
 from citadel.handling import Receipt, current_receipt
@@ -78,11 +79,16 @@ class Topology:
         self.broker = NatsBroker(broker) if broker else None
         self.relay: OutboxRelay | None = None
         self.inbox: Inbox | None = None
-        self.remote: set[type[Message]] = set()
+        self._local: dict[type[Message], AsyncHandler] = {}  # the handlers of forwarded messages, kept
 
     def is_local(self, module: Module) -> bool:
         """Whether this process runs ``module``."""
-        return not self.partial or module.name in self.local
+        return self.runs(module.name)
+
+    @property
+    def remote(self) -> Collection[type[Message]]:
+        """The message types this process forwards to other services."""
+        return self._local.keys()
 
     def runs(self, module: str) -> bool:
         """Whether this process runs the module named ``module``."""
@@ -127,19 +133,20 @@ class Topology:
             return
         app = self.app
         await self.broker.connect()
+        decode = self._decoder()
         for module in app.modules.values():
             if self.is_local(module):
-                await self.broker.serve(module.name, self._decoder(), self._serve_locally)
+                await self.broker.serve(module.name, decode, self._serve_locally)
                 await self.broker.serve_published(module.name, self._published_through)
                 continue
             for command_type, handler in module.commands.items():
                 if module.is_public(command_type):
-                    self.remote.add(command_type)
-                    app.commands.replace(command_type, self._forwarder(module, command_type, handler))
+                    forward = self._forwarder(module, command_type, handler)
+                    self._local[command_type] = app.commands.replace(command_type, forward)
             for query_type, handler in module.queries.items():
                 if module.is_public(query_type):
-                    self.remote.add(query_type)
-                    app.queries.replace(query_type, self._forwarder(module, query_type, handler))
+                    forward = self._forwarder(module, query_type, handler)
+                    self._local[query_type] = app.queries.replace(query_type, forward)
         exported = frozenset(
             app.registry.of(t).name
             for m in app.modules.values()
@@ -184,7 +191,13 @@ class Topology:
         return Inbox(self.broker, self.app.store, self.app.registry, self.service, subjects)
 
     async def stop(self) -> None:
-        """Stop the inbox, the relay and the broker connection."""
+        """Stop the inbox, the relay and the broker connection; local handlers take their messages back."""
+        for message_type, handler in self._local.items():
+            if issubclass(message_type, Command):
+                self.app.commands.replace(message_type, handler)
+            elif issubclass(message_type, Query):
+                self.app.queries.replace(message_type, handler)
+        self._local.clear()
         if self.inbox is not None:
             await self.inbox.stop()
         if self.relay is not None:

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
+from citadel.messaging.nats import NatsBroker
+
 NATS = "nats://127.0.0.1:4222"
 
 
@@ -21,6 +23,6 @@ async def broker_url() -> AsyncIterator[str]:
     try:
         js = connection.jetstream()
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_stream(name.upper().replace("-", "_") + "_EVENTS")
+            await js.delete_stream(NatsBroker(f"{NATS}/{name}").stream)
     finally:
         await connection.close()

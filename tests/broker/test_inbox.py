@@ -210,3 +210,17 @@ def run_cli(action: str, release_name: str, store: Path, broker: str, *args: str
     return subprocess.run(
         [*command, *options], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False, env=wide
     )
+
+
+async def test_an_application_restarted_in_one_process_handles_what_it_forwarded_before(
+    broker_url: str, tmp_path: Path
+) -> None:
+    app = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url)
+    await app.stop()  # it forwarded catalog's commands to a catalog service; no such service now
+
+    await app.start(store=f"sqlite:///{tmp_path / 'stats.db'}")
+    try:
+        await app.dispatch(SetPrice(item="desk", price=70))  # handled here, not forwarded
+        assert len(await app.store.read_all(0, 100)) == 1
+    finally:
+        await app.stop()

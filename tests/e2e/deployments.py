@@ -11,6 +11,7 @@ from pathlib import Path
 import nats
 
 from citadel import Application
+from citadel.messaging.nats import NatsBroker
 from examples.shop import build_app
 
 NATS = "nats://127.0.0.1:4222"
@@ -48,7 +49,7 @@ async def drop_namespace(url: str) -> None:
     connection = await nats.connect(NATS)
     try:
         with contextlib.suppress(Exception):
-            await connection.jetstream().delete_stream(url.rsplit("/", 1)[1].upper().replace("-", "_") + "_EVENTS")
+            await connection.jetstream().delete_stream(NatsBroker(url).stream)
     finally:
         await connection.close()
 

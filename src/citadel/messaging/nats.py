@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -145,15 +145,6 @@ class NatsBroker:
     async def serve(self, module: str, decode: Callable[[str, bytes], Message], handle: Serve) -> None:
         """Answer the requests for ``module``'s commands and queries (in a queue group with its replicas)."""
 
-        running: set[asyncio.Task[None]] = self._handling
-
-        async def on_request(message: Any) -> None:
-            # Answer in a task of its own: the subscription delivers one message at a time, and a command
-            # waits for its commit; requests must share group commits, not queue behind each other.
-            task = asyncio.create_task(answer(message))
-            running.add(task)
-            task.add_done_callback(running.discard)
-
         async def answer(message: Any) -> None:
             headers = message.headers or {}
             try:
@@ -165,9 +156,19 @@ class NatsBroker:
             if message.reply:
                 await self._nc.publish(message.reply, body, headers=reply)
 
-        self._subscriptions.append(
-            await self._nc.subscribe(f"{self.prefix}.rpc.{module}.>", queue=f"{self.prefix}.{module}", cb=on_request)
-        )
+        await self._answer(f"{self.prefix}.rpc.{module}.>", module, answer)
+
+    async def _answer(self, subject: str, module: str, answer: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
+        """Subscribe ``answer`` to ``subject`` in ``module``'s queue group, each request in a task of its own:
+        the subscription delivers one message at a time, and a command waits for its commit; requests must
+        share group commits, not queue behind each other."""
+
+        async def on_request(message: Any) -> None:
+            task = asyncio.create_task(answer(message))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
+
+        self._subscriptions.append(await self._nc.subscribe(subject, queue=f"{self.prefix}.{module}", cb=on_request))
 
     def event_subject(self, type_name: str) -> str:
         """``orders.OrderCreated`` → ``citadel.events.orders.OrderCreated``."""
@@ -176,11 +177,6 @@ class NatsBroker:
     async def serve_published(self, module: str, published_through: PublishedThrough) -> None:
         """Answer "has your relay published up to position n?" for ``module``'s service: with the events stream's
         last sequence once it has (so a caller knows which messages it must have imported), else empty."""
-
-        async def on_request(message: Any) -> None:
-            task = asyncio.create_task(answer(message))
-            self._handling.add(task)
-            task.add_done_callback(self._handling.discard)
 
         async def answer(message: Any) -> None:
             try:
@@ -193,11 +189,7 @@ class NatsBroker:
             if message.reply:
                 await self._nc.publish(message.reply, body)
 
-        self._subscriptions.append(
-            await self._nc.subscribe(
-                f"{self.prefix}.published.{module}", queue=f"{self.prefix}.{module}", cb=on_request
-            )
-        )
+        await self._answer(f"{self.prefix}.published.{module}", module, answer)
 
     async def published_through(self, module: str, position: int, wait: float) -> int | None:
         """The events stream's sequence by which ``module``'s service has published its log up to ``position``;

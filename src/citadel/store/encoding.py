@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from citadel.errors import ConfigurationError
 from citadel.ids import new_id
-from citadel.messages import Event, EventRegistry
+from citadel.messages import Event, EventRegistry, subject_key
 from citadel.store.base import Commit
 
-__all__ = ["EncodedAppend", "associated_data", "encode_appends", "snapshot_associated_data"]
+__all__ = ["EncodedAppend", "associated_data", "encode_appends", "forgotten_keys", "snapshot_associated_data"]
 
 
 class EncodedAppend:
@@ -51,6 +52,17 @@ def encode_appends(commit: Commit, registry: EventRegistry, *, keyed: bool = Fal
                 keys.append(registry.key_id(event, registry.of(type(event))))
         appends.append(EncodedAppend(append.stream_id, append.events, encoded, append.expected_version, keys))
     return appends
+
+
+def forgotten_keys(commit: Commit, *, encrypting: bool) -> list[str]:
+    """The data keys a commit shreds: those of the subjects it forgets.
+
+    Raises:
+        ConfigurationError: it forgets subjects, but the store does not encrypt.
+    """
+    if commit.forget and not encrypting:
+        raise ConfigurationError("forgetting a subject needs encryption at rest: give the store a keyring")
+    return [subject_key(subject) for subject in commit.forget]
 
 
 def associated_data(stream_id: str, version: int, type_name: str) -> bytes:

@@ -42,7 +42,7 @@ from citadel.store.base import (
     Snapshot,
     StreamAppend,
 )
-from citadel.store.encoding import encode_appends
+from citadel.store.encoding import encode_appends, forgotten_keys
 from citadel.store.migrations import check_known, expand
 from citadel.store.postgres_schema import migrate
 from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
@@ -211,9 +211,7 @@ class PostgresEventStore:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
         sealer = self._sealer
         appends = encode_appends(commit, self.registry, keyed=sealer is not None)
-        forget = [f"subject:{subject}" for subject in commit.forget]
-        if forget and sealer is None:
-            raise ConfigurationError("forgetting a subject needs encryption at rest: give the store a keyring")
+        forget = forgotten_keys(commit, encrypting=sealer is not None)
         future: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
         self.writer.submit(PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future, forget))
         result = await future

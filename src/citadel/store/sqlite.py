@@ -33,7 +33,7 @@ from citadel.store.base import (
     Snapshot,
     StreamAppend,
 )
-from citadel.store.encoding import encode_appends
+from citadel.store.encoding import encode_appends, forgotten_keys
 from citadel.store.migrations import check_known, expand
 from citadel.store.sealing import Sealer
 from citadel.store.sqlite_jobs import (
@@ -186,9 +186,7 @@ class SQLiteEventStore:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
         sealer = self._sealer
         appends = encode_appends(commit, self.registry, keyed=sealer is not None)
-        forget = [f"subject:{subject}" for subject in commit.forget]
-        if forget and sealer is None:
-            raise ConfigurationError("forgetting a subject needs encryption at rest: give the store a keyring")
+        forget = forgotten_keys(commit, encrypting=sealer is not None)
         job = CommitJob(
             appends,
             commit.metadata,
