@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types unit bench bench-store bench-topology vu clean
+.PHONY: run test lint types unit bench bench-store bench-topology bench-http vu clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Citadel needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -39,15 +39,20 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
 	@touch $(BENCH_STAMP)
 
-# Every scenario, one after the other (about 8 minutes): the event store, modules in other services, and the
-# shop under 10,000 virtual users. Each also runs alone: make bench-store, make bench-topology, make vu.
-bench: bench-store bench-topology vu
+# Every scenario, one after the other (about 7 minutes): the event store, modules in other services, the HTTP
+# server alone and the shop under 10,000 virtual users. Each also runs alone: make bench-store,
+# make bench-topology, make bench-http, make vu.
+bench: bench-store bench-topology bench-http vu
 
 bench-store: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/store.py $(STORE_ARGS)
 
 bench-topology: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/topology.py $(TOPOLOGY_ARGS)
+
+# The HTTP server alone under 10,000 keep-alive virtual users: Citadel's server against granian.
+bench-http: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/http_server.py $(HTTP_ARGS)
 
 # The shop under 10,000 virtual users (wrk), baseline and Citadel side by side; VU_ARGS for options, e.g.
 # make vu VU_ARGS="--connections 1000 --warmup 5 --duration 10"

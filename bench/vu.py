@@ -8,8 +8,11 @@ sampled every 0.5 s, and the store's head is read before and after the measured 
 
 Scenarios:
 
-* ``baseline``: group commit off (``?group_commit=0``: one transaction per command) and one worker;
-* ``citadel``: the defaults (group commit on), with ``--workers`` worker processes (several: one column each).
+* ``baseline``: the common way: group commit off (``?group_commit=0``: one transaction per command), granian
+  (a popular ASGI server) with one worker;
+* ``citadel``: the defaults (group commit on, Citadel's own HTTP server), with ``--workers`` worker processes
+  (several: one column each); ``--server granian`` serves it with granian instead, ``--server citadel,granian``
+  with each (one column each).
 
 The seed (10,000 customers, 100,000 orders with open invoices, 20 items) is made once in process and cached in
 ``var/bench/``. Output: the table in the seed's shape, ``bench/results/vu.json`` and ``bench/results/vu.png``.
@@ -155,12 +158,14 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-def start_server(store_url: str, workers: int, secret: str, seed: Seed, log: Path, backpressure: int) -> Server:
+def start_server(
+    store_url: str, workers: int, server_kind: str, secret: str, seed: Seed, log: Path, backpressure: int
+) -> Server:
     """Start ``citadel serve examples.shop:app`` on a free port with the benchmark's settings (``backpressure``:
     connections each worker serves, ``max_connections``; 0 keeps Citadel's default)."""
     port = free_port()
     command = [str(CITADEL), "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers), "--server", server_kind]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     env |= {
         "CITADEL_AUTH_SECRET": secret,
@@ -189,7 +194,7 @@ def wait_until_ready(server: Server, workers: int, timeout: float = 60.0) -> Non
         if server.process.poll() is not None:
             raise SystemExit(f"citadel serve exited with {server.process.returncode}:\n{server.tail()}")
         with contextlib.suppress(OSError), urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:
-            if answer.status == 200 and len(process_tree(server.process.pid)) > workers:
+            if answer.status == 200 and len(process_tree(server.process.pid)) >= workers:
                 time.sleep(1.0)  # let the other workers finish starting their applications
                 return
         time.sleep(0.2)
@@ -427,17 +432,20 @@ class Scenario:
     label: str
     workers: int
     group_commit: bool
+    server: str
 
 
 def run_scenario(scenario: Scenario, seed: Seed, wrk: str, load: Load, files: dict[str, Path], args: Any) -> Result:
     """Serve a fresh copy of the seed, warm it up, measure it; return the scenario's results."""
     folder = files["folder"]
-    slug = scenario.label.split()[0].lower() + f"-{scenario.workers}w"
+    slug = scenario.label.split()[0].lower() + f"-{scenario.workers}w-{scenario.server}"
     store_url = copy_store(seed, folder, slug)
     served_url = store_url if scenario.group_commit else f"{store_url}?group_commit=0"
-    print(f"\n== {scenario.label}: {served_url}, {scenario.workers} worker(s)", flush=True)
+    print(f"\n== {scenario.label}: {served_url}, {scenario.server}, {scenario.workers} worker(s)", flush=True)
     secret = files["secret"].read_text()
-    server = start_server(served_url, scenario.workers, secret, seed, folder / f"{slug}.log", args.backpressure)
+    server = start_server(
+        served_url, scenario.workers, scenario.server, secret, seed, folder / f"{slug}.log", args.backpressure
+    )
     sampler = RssSampler(server.process.pid)
     sampler.start()
     spy = None
@@ -474,6 +482,7 @@ def run_scenario(scenario: Scenario, seed: Seed, wrk: str, load: Load, files: di
         "store": served_url,
         "workers": scenario.workers,
         "group_commit": scenario.group_commit,
+        "server": scenario.server,
         "backpressure": args.backpressure or None,
         "warmup": warm,
         "measured": measured,
@@ -534,6 +543,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--workers", default="2", help="Citadel's worker processes; several: 1,2")
     parser.add_argument("--scenarios", default="baseline,citadel", help="which to run: baseline, citadel")
+    parser.add_argument(
+        "--server", default="citadel", help="the Citadel scenario's server: citadel, granian, or both (citadel,granian)"
+    )
     parser.add_argument("--store", default="sqlite", help="sqlite, or a PostgreSQL URL (a database per run)")
     parser.add_argument("--users", type=int, default=10_000, help="seeded customers")
     parser.add_argument("--orders", type=int, default=100_000, help="seeded orders with open invoices")
@@ -557,11 +569,14 @@ def parse_args() -> argparse.Namespace:
 
 def scenarios_of(args: argparse.Namespace) -> list[Scenario]:
     wanted = set(args.scenarios.split(","))
-    found = [Scenario("baseline (group commit off)", 1, False)] if "baseline" in wanted else []
+    found = [Scenario("baseline (granian, group commit off)", 1, False, "granian")] if "baseline" in wanted else []
     if "citadel" in wanted:
-        found += [
-            Scenario(f"Citadel ({w} worker{'s' if w != '1' else ''})", int(w), True) for w in args.workers.split(",")
-        ]
+        for server in args.server.split(","):
+            suffix = "" if server == "citadel" else f", {server}"
+            found += [
+                Scenario(f"Citadel ({w} worker{'s' if w != '1' else ''}{suffix})", int(w), True, server)
+                for w in args.workers.split(",")
+            ]
     return found
 
 

@@ -114,6 +114,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (default 1)")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="HTTP server: citadel (built in, HTTP/1.1, the default) or granian")
+    ] = None,
     store: StoreOpt = None,
     modules: ModulesOpt = None,
     broker: BrokerOpt = None,
@@ -133,6 +136,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        server=server,
         store=store,
         tls_cert=tls_cert,
         tls_key=tls_key,

@@ -38,8 +38,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    server: str = "citadel"
+    """The HTTP server: ``citadel`` (Citadel's own HTTP/1.1 server, the leanest) or ``granian`` (HTTP/2 too)."""
     max_connections: int = 16384
-    """Connections each worker serves at once (keep-alive clients included); more wait to be accepted."""
+    """Connections each worker serves at once (keep-alive clients included). Beyond that, Citadel's server
+    answers 503 and closes; granian keeps them waiting to be accepted."""
     log_level: str = "info"
     lease_ttl: float = 5.0
     tls_cert: str | None = None

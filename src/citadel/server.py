@@ -1,7 +1,9 @@
-"""Serving an application over HTTP with granian (one or more worker processes).
+"""Serving an application over HTTP, with one or more worker processes.
 
-Workers are separate processes that import the application themselves; the settings reach them through
-``CITADEL_*`` environment variables, and each builds its ASGI app with ``asgi_from_environment``.
+Two servers: Citadel's own (``citadel.http.server``, the default: HTTP/1.1, the least CPU and memory per
+connection) and granian (``server = "granian"``: HTTP/2 too). With Citadel's server, workers are forked from
+this process and build their app from the settings; granian's workers import the application themselves, the
+settings reaching them through ``CITADEL_*`` environment variables (``asgi_from_environment``).
 
 With ``tls_cert`` and ``tls_key`` the server speaks HTTPS only, and only TLS 1.3: a client that offers TLS 1.2
 or older fails the handshake.
@@ -78,24 +80,35 @@ def tls_files(settings: Settings) -> tuple[Path, Path] | None:
     return Path(cert), Path(key)
 
 
+SERVERS = ("citadel", "granian")
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server-side TLS context that speaks TLS 1.3 and nothing older."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 def serve(settings: Settings) -> None:
     """Serve ``settings.app`` on ``settings.host:settings.port`` until interrupted (HTTPS with TLS 1.3 when
-    ``settings.tls_cert`` and ``settings.tls_key`` are set)."""
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
+    ``settings.tls_cert`` and ``settings.tls_key`` are set).
 
+    Raises:
+        ConfigurationError: the settings cannot be served (the message says which and how to fix it).
+    """
     if not settings.app:
         raise ConfigurationError("no application given: pass APP (e.g. examples.shop:app) or set app in citadel.toml")
+    if settings.server not in SERVERS:
+        raise ConfigurationError(
+            f"unknown server {settings.server!r}: choose one of {', '.join(SERVERS)} (--server, or server in "
+            "citadel.toml, or CITADEL_SERVER)"
+        )
+    if settings.workers < 1:
+        raise ConfigurationError(f"workers must be at least 1, not {settings.workers}")
     tls = tls_files(settings)
-    tls_options: dict[str, Any] = {}
-    if tls:
-        try:
-            from granian.constants import SSLProtocols
-        except ImportError as exc:  # granian < 2.6 has no minimum to pin
-            raise ConfigurationError("serving TLS needs granian 2.6 or newer: pip install 'granian>=2.6'") from exc
-        # TLS 1.3 is granian's default minimum today; pinned so that no upgrade can lower it.
-        tls_options = {"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls13}
     application = load_application(settings.app)  # fail here, with a clear message, not in every worker
     store = settings.store or application.store_spec
     if not isinstance(store, str):
@@ -104,13 +117,69 @@ def serve(settings: Settings) -> None:
         print(f"Citadel: WARNING: {warning}", file=sys.stderr, flush=True)
     setup.master_keys(settings)  # fail here, with a clear message, not in every worker
     setup.verifier(settings)
-    os.environ.update(environment_of(msgspec.structs.replace(settings, store=store)))
+    settings = msgspec.structs.replace(settings, store=store)
     url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(
-        f"Citadel: serving {settings.app} on {url} "
+        f"Citadel: serving {settings.app} on {url} with {settings.server} "
         f"(docs: {url}/docs, store: {store}, workers: {settings.workers}{', TLS 1.3 only' if tls else ''})",
         flush=True,
     )
+    if settings.server == "granian":
+        _serve_granian(settings, tls)
+    else:
+        _serve_citadel(settings, tls)
+
+
+def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
+    from citadel.http.server import bind, run_workers, serve_forever
+
+    backlog = max(1024, min(settings.max_connections, 65535))
+    several = settings.workers > 1
+    try:  # with several workers, this socket only holds the port: each worker listens on its own
+        sock = bind(settings.host, settings.port, backlog=backlog, reuse_port=several, listen=not several)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another --port or --host"
+        ) from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr
+    )
+
+    def make_app() -> Any:
+        assert settings.app is not None
+        return assemble(load_application(settings.app), settings)
+
+    options: dict[str, Any] = {
+        "ssl_context": tls_context(*tls) if tls else None,
+        "backlog": backlog,
+        "max_connections": settings.max_connections,
+    }
+    with sock:
+        if settings.workers == 1:
+            serve_forever(make_app, sock, **options)
+        elif run_workers(
+            settings.workers,
+            make_app,
+            lambda: bind(settings.host, settings.port, backlog=backlog, reuse_port=True),
+            **options,
+        ):
+            raise ConfigurationError("a worker could not start the application; its message is above")
+
+
+def _serve_granian(settings: Settings, tls: tuple[Path, Path] | None) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    tls_options: dict[str, Any] = {}
+    if tls:
+        try:
+            from granian.constants import SSLProtocols
+        except ImportError as exc:  # granian < 2.6 has no minimum to pin
+            raise ConfigurationError("serving TLS needs granian 2.6 or newer: pip install 'granian>=2.6'") from exc
+        # TLS 1.3 is granian's default minimum today; pinned so that no upgrade can lower it.
+        tls_options = {"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls13}
+    os.environ.update(environment_of(settings))
     Granian(
         "citadel.server:asgi_from_environment",
         address=settings.host,

@@ -1,9 +1,11 @@
-"""The shop served by a real ``citadel serve`` process (granian, TCP), restarted on its file, with two workers."""
+"""The shop served by a real ``citadel serve`` process (Citadel's own server, TCP), restarted on its file, with two
+workers, with a worker killed, and served by granian."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -51,6 +53,7 @@ ADMIN = {"authorization": f"Bearer {token('serve-admin', 'admin')}"}
 class Server:
     url: str
     output: Path
+    pid: int = 0
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")[-4000:]
@@ -63,7 +66,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(folder: Path, store_url: str, workers: int = 1) -> Iterator[Server]:
+def serving(folder: Path, store_url: str, workers: int = 1, kind: str = "citadel") -> Iterator[Server]:
     """Run ``citadel serve examples.shop:app`` until the block ends, then stop it as Ctrl-C would.
 
     A failed assertion in the block carries the server's output.
@@ -71,7 +74,7 @@ def serving(folder: Path, store_url: str, workers: int = 1) -> Iterator[Server]:
     port = free_port()
     server = Server(f"http://127.0.0.1:{port}", folder / f"server-{port}.log")
     command = [CITADEL, "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers), "--server", kind]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     env |= {
         "CITADEL_AUTH_SECRET": SECRET,  # the tests' tokens (shopper.token) verify on the server
@@ -83,6 +86,7 @@ def serving(folder: Path, store_url: str, workers: int = 1) -> Iterator[Server]:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
+    server = dataclasses.replace(server, pid=process.pid)
     try:
         wait_until_healthy(process, server)
         try:
@@ -209,3 +213,37 @@ async def test_with_two_workers_the_analytics_count_every_order_exactly_once(tmp
 
     assert counts == {"created": 2, "paid": 2, "cancelled": 0, "refunded": 0}
     assert money == {"paid_orders": 2, "revenue": 1000, "refunded": 0}
+
+
+def workers_of(pid: int) -> list[int]:
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
+    return [int(line) for line in found.stdout.split()]
+
+
+async def test_a_killed_worker_is_replaced_and_the_shop_keeps_serving(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    with serving(tmp_path, store_url, workers=2) as server:
+        before = workers_of(server.pid)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)
+        deadline = time.monotonic() + STARTUP
+        while time.monotonic() < deadline:
+            now = workers_of(server.pid)
+            if len(now) == 2 and before[0] not in now:
+                break
+            await asyncio.sleep(0.1)
+        assert len(now) == 2
+        assert before[0] not in now
+        await place_and_pay_through_two_workers(server, orders=2, paid=1)
+        assert "exited with status -9; starting another" in server.log()
+
+
+async def test_granian_serves_the_same_shop(tmp_path: Path) -> None:
+    with serving(tmp_path, f"sqlite:///{tmp_path / 'shop.db'}", kind="granian") as server:
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
+            customer, guide = await register(client), await publish(client, 500)
+            placed = await buy(client, customer, guide)
+            assert placed.total == 500
+            await settle(client)
+            assert await revenue(client) == {"paid_orders": 1, "revenue": 500, "refunded": 0}
+        assert "with granian" in server.log()

@@ -1,0 +1,343 @@
+"""Citadel's own HTTP/1.1 server (``citadel.http.server``), over real TCP sockets on loopback, with small ASGI apps.
+
+The requests are written byte by byte as a client would, so that what is on the wire (framing, keep-alive,
+pipelining, refusals) is what is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from citadel.http.server import HttpServer, bind
+
+Scope = dict[str, Any]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+async def echo(scope: Scope, receive: Any, send: Any) -> None:
+    """Answers with what it saw: method, path, raw path, query, body, a header, the lifespan's state."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["greeting"] = "hello"
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    message = await receive()
+    path = scope["path"]
+    if path == "/slow":
+        await asyncio.sleep(0.2)
+    if path == "/fail":
+        raise RuntimeError("the application broke")
+    if path == "/stream":  # no content-length: the server frames it (chunked)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        for part in (b"one ", b"two ", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/wait-for-disconnect":
+        seen = await receive()
+        disconnects.append(seen["type"])
+        return
+    body = json.dumps(
+        {
+            "method": scope["method"],
+            "path": path,
+            "raw_path": scope["raw_path"].decode(),
+            "query": scope["query_string"].decode(),
+            "body": message["body"].decode(),
+            "more_body": message["more_body"],
+            "scheme": scope["scheme"],
+            "http_version": scope["http_version"],
+            "x_test": dict(scope["headers"]).get(b"x-test", b"").decode(),
+            "state": scope.get("state", {}).get("greeting"),
+        }
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+disconnects: list[str] = []
+
+
+@contextlib.asynccontextmanager
+async def serving(app: App = echo, **options: Any) -> AsyncIterator[tuple[HttpServer, int]]:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = HttpServer(app, **options)
+    await server.start(sock)
+    try:
+        yield server, port
+    finally:
+        await server.stop()
+        sock.close()
+
+
+async def exchange(port: int, raw: bytes, *, until_closed: bool = True, timeout: float = 5.0) -> bytes:
+    """Write ``raw`` on a new connection and return what comes back (until the server closes it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    try:
+        if until_closed:
+            return await asyncio.wait_for(reader.read(), timeout)
+        return await asyncio.wait_for(reader.read(65536), timeout)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def responses(raw: bytes) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+    """Split a stream of HTTP/1.1 responses framed by content-length or chunked encoding."""
+    found = []
+    while raw:
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        headers = dict(line.lower().split(b": ", 1) for line in lines[1:])
+        if status == 100:
+            found.append((status, headers, b""))
+            continue
+        if headers.get(b"transfer-encoding") == b"chunked":
+            body = b""
+            while True:
+                size_line, _, raw = raw.partition(b"\r\n")
+                size = int(size_line, 16)
+                chunk, raw = raw[:size], raw[size + 2 :]
+                if size == 0:
+                    break
+                body += chunk
+        else:
+            length = int(headers.get(b"content-length", b"0"))
+            body, raw = raw[:length], raw[length:]
+        found.append((status, headers, body))
+    return found
+
+
+async def test_it_answers_an_asgi_app_over_tcp_with_the_lifespan_state() -> None:
+    async with serving() as (_, port), httpx.AsyncClient() as client:
+        answer = await client.post(
+            f"http://127.0.0.1:{port}/a%20b/c?x=1&y=%20", content=b"payload", headers={"x-test": "yes"}
+        )
+    assert answer.status_code == 200
+    seen = answer.json()
+    assert seen == {
+        "method": "POST",
+        "path": "/a b/c",
+        "raw_path": "/a%20b/c",
+        "query": "x=1&y=%20",
+        "body": "payload",
+        "more_body": False,
+        "scheme": "http",
+        "http_version": "1.1",
+        "x_test": "yes",
+        "state": "hello",
+    }
+    assert answer.headers["date"].endswith("GMT")
+
+
+async def test_keep_alive_and_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+    async with serving() as (_, port):
+        raw = await exchange(
+            port,
+            b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /second HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /third HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+    answers = responses(raw)
+    assert [json.loads(body)["path"] for _, _, body in answers] == ["/slow", "/second", "/third"]
+    assert answers[-1][1][b"connection"] == b"close"
+    assert b"connection" not in answers[0][1]
+
+
+async def test_a_chunked_request_body_reaches_the_app_whole_and_a_streamed_answer_is_chunked() -> None:
+    async with serving() as (_, port):
+        raw = await exchange(
+            port,
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+            b"GET /stream HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+    (_, _, echoed), (status, headers, streamed) = responses(raw)
+    assert json.loads(echoed)["body"] == "abcdefg"
+    assert status == 200
+    assert headers[b"transfer-encoding"] == b"chunked"
+    assert streamed == b"one two three"
+
+
+async def test_head_gets_the_headers_without_the_body() -> None:
+    async with serving() as (_, port):
+        raw = await exchange(port, b"HEAD /thing HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"content-length: " in head
+    assert rest == b""
+
+
+async def test_a_body_over_the_limit_gets_413_before_the_app_and_the_connection_closes() -> None:
+    called: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            called.append(scope["path"])
+        await echo(scope, receive, send)
+
+    async with serving(app, max_body=10) as (_, port):
+        declared = await exchange(port, b"POST /big HTTP/1.1\r\nhost: x\r\ncontent-length: 11\r\n\r\n01234567890")
+        chunked = await exchange(
+            port, b"POST /big HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nb\r\n01234567890\r\n0\r\n\r\n"
+        )
+        fits = await exchange(
+            port, b"POST /fits HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 10\r\n\r\n0123456789"
+        )
+    for raw in (declared, chunked):
+        [(status, headers, body)] = responses(raw)
+        assert status == 413
+        assert headers[b"content-type"] == b"application/problem+json"
+        assert headers[b"connection"] == b"close"
+        assert json.loads(body)["status"] == 413
+    assert json.loads(responses(fits)[0][2])["body"] == "0123456789"
+    assert called == ["/fits"]
+
+
+async def test_a_malformed_request_or_an_upgrade_gets_400_and_the_connection_closes() -> None:
+    async with serving() as (_, port):
+        garbage = await exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
+        upgrade = await exchange(
+            port, b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+        )
+    for raw in (garbage, upgrade):
+        [(status, headers, _)] = responses(raw)
+        assert status == 400
+        assert headers[b"connection"] == b"close"
+
+
+async def test_expect_100_continue_gets_the_interim_answer_first() -> None:
+    async with serving() as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /e HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n")
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.write(b"hi")
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_http_1_0_closes_after_the_answer_unless_it_asks_for_keep_alive() -> None:
+    async with serving() as (_, port):
+        closed = await exchange(port, b"GET /one HTTP/1.0\r\n\r\n")
+        kept = await exchange(port, b"GET /one HTTP/1.0\r\nconnection: keep-alive\r\n\r\n", until_closed=False)
+    assert responses(closed)[0][1][b"connection"] == b"close"
+    assert json.loads(responses(closed)[0][2])["http_version"] == "1.0"
+    assert responses(kept)[0][1][b"connection"] == b"keep-alive"
+
+
+async def test_a_failing_app_gets_500_and_the_server_goes_on() -> None:
+    async with serving() as (_, port):
+        failed = await exchange(port, b"GET /fail HTTP/1.1\r\nhost: x\r\n\r\n")
+        after = await exchange(port, b"GET /fine HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    [(status, headers, body)] = responses(failed)
+    assert status == 500
+    assert headers[b"connection"] == b"close"
+    assert json.loads(body)["status"] == 500
+    assert responses(after)[0][0] == 200
+
+
+async def test_beyond_max_connections_a_new_connection_gets_503() -> None:
+    async with serving(max_connections=2) as (server, port):
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        for _ in range(100):  # the server has seen both
+            if len(server.connections) == 2:
+                break
+            await asyncio.sleep(0.01)
+        refused = await exchange(port, b"GET /x HTTP/1.1\r\nhost: x\r\n\r\n")
+        for _, writer in held:
+            writer.close()
+        for _ in range(100):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.01)
+        accepted = await exchange(port, b"GET /x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    assert responses(refused)[0][0] == 503
+    assert responses(accepted)[0][0] == 200
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time() -> None:
+    async with serving(keep_alive=0.3) as (server, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /x HTTP/1.1\r\nhost: x\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        rest = await asyncio.wait_for(reader.read(), 5)  # returns when the server closes
+        writer.close()
+    assert rest  # the body, then the end of the stream
+    assert not server.connections
+
+
+async def test_a_client_that_goes_away_is_told_with_http_disconnect() -> None:
+    disconnects.clear()
+    async with serving() as (_, port):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /wait-for-disconnect HTTP/1.1\r\nhost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+        for _ in range(100):
+            if disconnects:
+                break
+            await asyncio.sleep(0.02)
+    assert disconnects == ["http.disconnect"]
+
+
+async def test_stopping_lets_a_request_in_flight_finish_and_refuses_new_connections() -> None:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = HttpServer(echo)
+    await server.start(sock)
+    in_flight = asyncio.create_task(exchange(port, b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"))
+    await asyncio.sleep(0.05)
+    await server.stop()
+    answered = await in_flight
+    sock.close()
+    [(status, headers, body)] = responses(answered)
+    assert status == 200
+    assert headers[b"connection"] == b"close"
+    assert json.loads(body)["path"] == "/slow"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_an_app_that_fails_to_start_stops_the_server_from_starting() -> None:
+    async def broken(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    server = HttpServer(broken)
+    sock = bind("127.0.0.1", 0)
+    with pytest.raises(RuntimeError, match="no database"):
+        await server.start(sock)
+    sock.close()
+
+
+async def test_an_app_without_a_lifespan_is_served_all_the_same() -> None:
+    async def plain(scope: Scope, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(plain) as (_, port):
+        raw = await exchange(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b"transfer-encoding" not in raw
