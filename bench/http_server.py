@@ -172,7 +172,8 @@ def main() -> None:
         script.write(LUA)
     rows = []
     print(f"{args.connections:,} keep-alive connections, think time 0.5-1.5 s, {args.workers} workers, fixed answer")
-    print(f"{'server':<14}{'req/s':>9}{'avg':>11}{'p99':>11}{'cores':>7}{'ms/answer':>11}{'peak RSS':>10}  socket errors")
+    header = f"{'server':<14}{'req/s':>9}{'avg':>11}{'p99':>11}{'cores':>7}{'ms/answer':>11}{'peak RSS':>10}"
+    print(f"{header}  socket errors")
     for kind in args.servers.split(","):
         row = measure(kind, args, Path(script.name))
         rows.append(row)
