@@ -8,7 +8,7 @@ per answer, and the peak RSS of all its processes together (sampled every 0.5 s)
 Rows: Citadel's server (``citadel.http.server``, uvloop + httptools), granian's ASGI interface, and granian's own
 RSGI interface (its fastest path, which Citadel's ASGI app could not use as is).
 
-Usage: ``python bench/http_server.py [--connections 10000] [--warmup 8] [--duration 20] [--workers 2]``.
+Usage: ``python bench/http_server.py [--connections 10000] [--warmup 5] [--duration 15] [--workers 2]``.
 """
 
 from __future__ import annotations
@@ -158,8 +158,8 @@ def measure(kind: str, args: argparse.Namespace, script: Path) -> dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=10_000)
-    parser.add_argument("--warmup", type=float, default=8.0)
-    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--servers", default="citadel,granian-asgi,granian-rsgi")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the Citadel row's child process

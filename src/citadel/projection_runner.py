@@ -33,13 +33,14 @@ class AsyncProjection(Consumer):
     ) -> None:
         super().__init__(binding.name, store, owner=owner, retry=retry, lease_ttl=lease_ttl)
         self.binding = binding
+        self.types = frozenset(binding.event_types)
 
-    async def process(self, records: Sequence[RecordedEvent]) -> None:
+    async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
         binding, store, lease = self.binding, self.store, self.lease
         relevant = [r for r in records if binding.handles(r.type)]
         if not relevant:
             return
-        last = records[-1].position
+        last = upto
         try:
             await store.apply_projection(binding, relevant, last, lease)
         except StoreError:

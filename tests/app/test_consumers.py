@@ -33,6 +33,16 @@ async def test_an_async_projection_catches_up_and_reports_no_lag(app: Applicatio
     assert status["orders.OrderRows"].mode == "inline"
 
 
+async def test_consumers_are_given_only_their_types_and_still_reach_the_head(app: Application) -> None:
+    await place_and_pay(app, [10, 20])
+    await settle(app)
+    head = await app.store.head_position()
+    assert (await app.store.read_all(head, 1))[0].type != "orders.OrderPlaced"  # the log ends with other types
+    for consumer in app.consumers.values():
+        assert consumer.types is not None  # every consumer of this app names its types
+        assert await app.store.checkpoint(consumer.name) == head  # past the events it skipped
+
+
 async def test_a_restarted_application_resumes_projections_and_process_managers_without_repeats(
     store_url: str,
 ) -> None:

@@ -46,6 +46,25 @@ async def test_read_all_is_in_position_order_from_an_inclusive_position_with_a_l
     assert await store.read_all(positions[-1] + 1) == []
 
 
+async def test_read_all_of_returns_the_page_s_events_of_some_types_and_where_the_page_ends(store: EventStore) -> None:
+    for n in range(6):
+        await store.append(f"s{n}", [Happened(n=n) if n % 3 == 0 else Noted(text=str(n))])
+    positions = [r.position for r in await store.read_all()]
+
+    records, upto = await store.read_all_of({"suite.Happened"}, positions[0], 3)
+    assert [r.event for r in records] == [Happened(n=0)]  # the page is the first 3 events, of any type
+    assert upto == positions[2]
+    records, upto = await store.read_all_of({"suite.Happened"}, upto + 1, 3)
+    assert [r.event for r in records] == [Happened(n=3)]
+    assert upto == positions[5]
+    records, upto = await store.read_all_of({"suite.Noted"}, positions[4], 10)
+    assert [r.event for r in records] == [Noted(text="4"), Noted(text="5")]
+    assert upto == positions[5]
+    assert await store.read_all_of({"suite.Noted"}, positions[0], 1) == ([], positions[0])  # none of the type
+    assert await store.read_all_of(set(), positions[0], 10) == ([], positions[5])
+    assert await store.read_all_of({"suite.Happened"}, positions[5] + 1) == ([], positions[5])  # nothing to read
+
+
 async def test_stream_version_and_head_position_track_appends(store: EventStore) -> None:
     assert await store.stream_version("a") == NO_STREAM
     assert await store.head_position() == 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +50,17 @@ class RetryPolicy:
 class Consumer:
     """Base of async projections and process managers: a task following the log from a checkpoint.
 
-    Subclasses implement ``process(records)``, which must leave every record processed (or dead-lettered);
-    the base class then advances ``position`` and persists it at least every ``persist_interval`` seconds.
+    Subclasses implement ``process(records, upto)``, which must leave every record processed (or dead-lettered);
+    the base class then advances ``position`` to ``upto`` and persists it at least every ``persist_interval``
+    seconds. A subclass that sets ``types`` (stored event names) is given only the events of those types: the
+    store skips the others without decoding or decrypting them.
     ``active`` tells whether this process holds the lease (a standby process follows the stored checkpoint).
     """
 
     page_size = 500
     persist_interval = 0.2
+    types: Collection[str] | None = None
+    """The stored names of the events ``process`` needs; None: every event."""
 
     def __init__(
         self, name: str, store: EventStore, *, owner: str, retry: RetryPolicy | None = None, lease_ttl: float = 5.0
@@ -156,14 +160,19 @@ class Consumer:
                 if not await self._hold_lease():
                     await asyncio.sleep(self.lease.ttl / 5)
                     continue
-                records = await store.read_all(self.position + 1, self.page_size)
-                if not records:
+                if self.types is None:
+                    records = await store.read_all(self.position + 1, self.page_size)
+                    upto = records[-1].position if records else self.position
+                else:
+                    records, upto = await store.read_all_of(self.types, self.position + 1, self.page_size)
+                if upto <= self.position:
                     # caught up: make the position visible to other processes (they wait on the checkpoint)
                     await self._persist(force=True)
                     await store.wait_for_events(self.position, self.lease.ttl / 5)
                     continue
-                await self.process(records)
-                self._advance(records[-1].position)
+                if records:
+                    await self.process(records, upto)
+                self._advance(upto)
                 await self._persist()
                 self.last_error = None
             except asyncio.CancelledError:
@@ -191,8 +200,9 @@ class Consumer:
         self.saved_position = position
         self._saved_at = asyncio.get_running_loop().time()
 
-    async def process(self, records: Sequence[RecordedEvent]) -> None:
-        """Process one page of the log (every record in it, in order where order matters)."""
+    async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
+        """Process one page of the log (every record in it, in order where order matters), which ends at
+        position ``upto`` (later than the last record when the page's last events were of other types)."""
         raise NotImplementedError
 
     async def attempt(self, record: RecordedEvent, work: Callable[[], Awaitable[Any]]) -> bool:

@@ -231,15 +231,16 @@ class OutboxRelay(Consumer):
         super().__init__("citadel.outbox", store, owner=owner, lease_ttl=lease_ttl)
         self.broker = broker
         self.exported = exported
+        self.types = exported
         self.published = 0
 
-    async def process(self, records: Sequence[RecordedEvent]) -> None:
+    async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
         public = [r for r in records if r.type in self.exported and not r.forgotten]
         if public:
             await self.broker.publish_events(public)
             self.published += len(public)
-        await self.store.save_checkpoint(self.name, records[-1].position, self.lease)
-        self.saved(records[-1].position)
+        await self.store.save_checkpoint(self.name, upto, self.lease)
+        self.saved(upto)
 
 
 class Inbox:

@@ -111,8 +111,9 @@ class ProcessManagerConsumer(Consumer):
         self._reactions = reactions
         self._dispatch = dispatch
         self._concurrency = concurrency
+        self.types = frozenset(reactions)
 
-    async def process(self, records: Sequence[RecordedEvent]) -> None:
+    async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
         by_stream: dict[str, list[RecordedEvent]] = {}
         for record in records:
             if record.type in self._reactions:
@@ -127,8 +128,8 @@ class ProcessManagerConsumer(Consumer):
                     await self.attempt(record, lambda record=record: self.react(record))  # type: ignore[misc]
 
         await asyncio.gather(*(run_stream(s) for s in by_stream.values()))
-        await self.store.save_checkpoint(self.name, records[-1].position, self.lease)
-        self.saved(records[-1].position)
+        await self.store.save_checkpoint(self.name, upto, self.lease)
+        self.saved(upto)
 
     async def react(self, record: RecordedEvent) -> None:
         """Dispatch the commands this process manager's reactions return for ``record``."""

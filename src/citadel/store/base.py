@@ -11,7 +11,7 @@ they trigger, the command's idempotency record and snapshots.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
@@ -276,6 +276,16 @@ class EventStore(Protocol):
 
     async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
         """Return up to ``limit`` events of the log at ``from_position`` or later, in position order."""
+
+    async def read_all_of(
+        self, types: Collection[str], from_position: int = 1, limit: int = 1000
+    ) -> tuple[list[RecordedEvent], int]:
+        """Of the next ``limit`` events at ``from_position`` or later, return those of ``types`` (stored names),
+        and the position read up to (``from_position - 1`` when there was nothing to read).
+
+        The same page as ``read_all``, but the events of other types are neither returned nor decrypted: a
+        consumer that handles a few types does not pay for the whole log.
+        """
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield every event from ``from_position`` on: first those stored, then new ones as they commit."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -278,6 +278,15 @@ class PostgresEventStore:
         """Return up to ``limit`` events at ``from_position`` or later, in position order, never past an event
         of a transaction that may still commit (see the module docstring)."""
         return await self._open(self._records(await self._fetch(_READ_ALL, from_position, limit)))
+
+    async def read_all_of(
+        self, types: Collection[str], from_position: int = 1, limit: int = 1000
+    ) -> tuple[list[RecordedEvent], int]:
+        """Of the next ``limit`` events at ``from_position`` or later, return those of ``types``, and the position
+        read up to (the page as ``read_all`` reads it, filtered after reading)."""
+        records = await self.read_all(from_position, limit)
+        wanted = set(types)
+        return [r for r in records if r.type in wanted], records[-1].position if records else from_position - 1
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield every event from ``from_position`` on, then new ones as they commit."""

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,12 @@ from citadel.views import View
 __all__ = ["SQLiteEventStore"]
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+_PAGE_END = (
+    "SELECT max(position) FROM (SELECT position FROM citadel_events WHERE position >= ? ORDER BY position LIMIT ?)"
+)
+"""The last position of the page of the log that starts at a position (NULL when there is none)."""
 
 
 class SQLiteEventStore:
@@ -267,6 +273,25 @@ class SQLiteEventStore:
                 self._db, "WHERE position >= ? ORDER BY position LIMIT ?", (from_position, limit), self.registry
             )
         )
+
+    async def read_all_of(
+        self, types: Collection[str], from_position: int = 1, limit: int = 1000
+    ) -> tuple[list[RecordedEvent], int]:
+        """Of the next ``limit`` events at ``from_position`` or later, return those of ``types``, and the position
+        read up to (filtered in SQL: the others are neither read nor decrypted).
+
+        Positions only grow with commits, so no event can appear later below the bound read here.
+        """
+        db = self._db
+        upper = db.execute(_PAGE_END, (from_position, limit)).fetchone()[0]
+        if upper is None:
+            return [], from_position - 1
+        wanted = tuple(types)
+        if not wanted:
+            return [], int(upper)
+        marks = ", ".join("?" * len(wanted))
+        where = f"WHERE position BETWEEN ? AND ? AND type IN ({marks}) ORDER BY position"
+        return self._open(select_events(db, where, (from_position, upper, *wanted), self.registry)), int(upper)
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield every event from ``from_position`` on, then new ones as they commit."""
