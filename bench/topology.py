@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from citadel.context import Actor, DispatchContext  # noqa: E402
 from citadel.messaging.nats import NatsBroker  # noqa: E402
 from citadel.security.encryption import Keyring, MasterKeys  # noqa: E402
 from citadel.store.url import open_store  # noqa: E402
+from citadel.tuning import tune_gc  # noqa: E402
 from examples.shop import build_app  # noqa: E402
 from examples.shop.content.contract import GetItem, PublishContent  # noqa: E402
 from examples.shop.orders.contract import CreateOrder, OrderItem  # noqa: E402
@@ -103,8 +105,9 @@ def serve_owner(folder: Path, broker: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return process
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as ok:
+            if ok.status == 200:
+                return process
         time.sleep(0.1)
     raise SystemExit(f"the owner service did not start: {(folder / 'owner.log').read_text()[-2000:]}")
 
@@ -242,6 +245,7 @@ def main() -> None:
     parser.add_argument("--relay-events", type=int, default=20_000, help="orders in the log the relay publishes")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/topology.json", help="raw rows")
     args = parser.parse_args()
+    tune_gc()  # as citadel serve does in the owner service
     rows = asyncio.run(run(args.requests, args.concurrency, args.relay_events))
     show(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
 from citadel.loading import load_application
 from citadel.setup import assemble, environment_of, prepare
+from citadel.tuning import tune_gc
 
 __all__ = ["asgi_from_environment", "serve", "tls_files"]
 
@@ -37,7 +38,9 @@ def asgi_from_environment() -> Any:
     )
     if not settings.app:
         raise ConfigurationError("CITADEL_APP is not set; start the server with `citadel serve APP`")
-    return assemble(load_application(settings.app), settings)
+    app = assemble(load_application(settings.app), settings)
+    tune_gc()  # this process is a granian worker: it only serves
+    return app
 
 
 def tls_files(settings: Settings) -> tuple[Path, Path] | None:
@@ -135,8 +138,8 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
 
     backlog = max(1024, min(settings.max_connections, 65535))
     several = settings.workers > 1
-    try:  # with several workers, this socket only holds the port: each worker listens on its own
-        sock = bind(settings.host, settings.port, backlog=backlog, reuse_port=several, listen=not several)
+    try:  # listened on once the application has started; with several workers, only held: each has its own
+        sock = bind(settings.host, settings.port, backlog=backlog, reuse_port=several, listen=False)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another --port or --host"
@@ -160,7 +163,7 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         elif run_workers(
             settings.workers,
             make_app,
-            lambda: bind(settings.host, settings.port, backlog=backlog, reuse_port=True),
+            lambda: bind(settings.host, settings.port, backlog=backlog, reuse_port=True, listen=False),
             **options,
         ):
             raise ConfigurationError("a worker could not start the application; its message is above")

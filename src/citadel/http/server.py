@@ -43,6 +43,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from citadel.tuning import tune_gc
+
 __all__ = ["ASGIApp", "HttpServer", "bind", "run_workers", "serve_forever"]
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
@@ -127,7 +129,8 @@ class HttpServer:
     async def start(
         self, sock: socket.socket, *, ssl_context: ssl.SSLContext | None = None, backlog: int = 2048
     ) -> None:
-        """Run the application's lifespan startup, then accept connections on ``sock`` (already bound).
+        """Run the application's lifespan startup, then listen and accept connections on ``sock`` (bound; until
+        the application has started, connecting fails rather than waiting).
 
         Raises:
             RuntimeError: the application's startup failed.
@@ -135,6 +138,7 @@ class HttpServer:
         self._tick()
         self._lifespan = _Lifespan(self.app, self.state)
         await self._lifespan.startup()
+        sock.listen(backlog)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=backlog, start_serving=True
@@ -637,7 +641,8 @@ def serve_forever(
 ) -> None:
     """Serve the app ``make_app`` builds on ``sock`` in this process until SIGTERM or SIGINT.
 
-    ``options`` go to ``HttpServer``.
+    Once the application has started, the garbage collector is tuned for serving (``citadel.tuning``): this
+    process is the server's. ``options`` go to ``HttpServer``.
     """
 
     async def main() -> None:
@@ -647,6 +652,7 @@ def serve_forever(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await server.start(sock, ssl_context=ssl_context, backlog=backlog)
+        tune_gc()
         await stop.wait()
         await server.stop()
 
