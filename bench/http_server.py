@@ -54,9 +54,10 @@ async def hello_rsgi(scope: Any, protocol: Any) -> None:
 
 def serve_citadel(port: int, workers: int) -> None:
     """Serve ``hello`` with Citadel's server (run in the child process of the Citadel row)."""
-    from citadel.http.server import bind, run_workers
+    from citadel.http.server import accept_queues, listeners, run_workers
 
-    run_workers(workers, lambda: hello, lambda: bind("127.0.0.1", port, backlog=16384, reuse_port=True))
+    queues = accept_queues(16384)
+    run_workers(workers, lambda: hello, lambda: listeners("127.0.0.1", port, queues, backlog=16384))
 
 
 def command_of(kind: str, port: int, workers: int) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -134,15 +135,16 @@ def serve(settings: Settings) -> None:
 
 
 def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
-    from citadel.http.server import bind, run_workers, serve_forever
+    from citadel.http.server import accept_queues, bind, listeners, run_workers, serve_forever
 
+    host, port = settings.host, settings.port
     backlog = max(1024, min(settings.max_connections, 65535))
-    several = settings.workers > 1
-    try:  # listened on once the application has started; with several workers, only held: each has its own
-        sock = bind(settings.host, settings.port, backlog=backlog, reuse_port=several, listen=False)
+    queues = accept_queues(settings.max_connections)
+    try:  # holds the port (and fails here if it is taken); workers listen on sockets of their own
+        holder = bind(host, port, backlog=backlog, reuse_port=True, listen=False)
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another --port or --host"
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
         ) from exc
     logging.basicConfig(
         level=settings.log_level.upper(), format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr
@@ -152,20 +154,18 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         assert settings.app is not None
         return assemble(load_application(settings.app), settings)
 
+    def listen() -> list[socket.socket]:
+        return listeners(host, port, queues, backlog=backlog)
+
     options: dict[str, Any] = {
         "ssl_context": tls_context(*tls) if tls else None,
         "backlog": backlog,
         "max_connections": settings.max_connections,
     }
-    with sock:
+    with holder:
         if settings.workers == 1:
-            serve_forever(make_app, sock, **options)
-        elif run_workers(
-            settings.workers,
-            make_app,
-            lambda: bind(settings.host, settings.port, backlog=backlog, reuse_port=True, listen=False),
-            **options,
-        ):
+            serve_forever(make_app, listen(), **options)
+        elif run_workers(settings.workers, make_app, listen, **options):
             raise ConfigurationError("a worker could not start the application; its message is above")
 
 

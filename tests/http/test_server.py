@@ -11,12 +11,13 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from citadel.http.server import HttpServer, bind
+from citadel.http.server import HttpServer, accept_queues, bind, listeners
 
 Scope = dict[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -341,3 +342,28 @@ async def test_an_app_without_a_lifespan_is_served_all_the_same() -> None:
         raw = await exchange(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 204 No Content\r\n")
     assert b"transfer-encoding" not in raw
+
+
+async def test_several_listening_sockets_on_one_port_all_serve() -> None:
+    holder = bind("127.0.0.1", 0, reuse_port=True, listen=False)
+    port = holder.getsockname()[1]
+    socks = listeners("127.0.0.1", port, 3)
+    assert {s.getsockname() for s in socks} == {("127.0.0.1", port)}
+    server = HttpServer(echo)
+    await server.start(*socks)
+    try:
+        answers = await asyncio.gather(
+            *(exchange(port, b"GET /n HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n") for _ in range(30))
+        )
+    finally:
+        await server.stop()
+        holder.close()
+    assert [responses(raw)[0][0] for raw in answers] == [200] * 30
+
+
+def test_a_worker_listens_on_enough_sockets_for_its_connections_to_fit_the_accept_queues() -> None:
+    cap = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert accept_queues(1) == 1
+    assert accept_queues(cap) == 1
+    assert accept_queues(cap + 1) == 2
+    assert accept_queues(cap * 100) == 8  # bounded

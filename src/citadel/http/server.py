@@ -36,8 +36,9 @@ import sys
 import time
 import typing
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -45,7 +46,7 @@ import httptools
 
 from citadel.tuning import tune_gc
 
-__all__ = ["ASGIApp", "HttpServer", "bind", "run_workers", "serve_forever"]
+__all__ = ["ASGIApp", "HttpServer", "accept_queues", "bind", "listeners", "run_workers", "serve_forever"]
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 Message = MutableMapping[str, Any]
@@ -127,9 +128,9 @@ class HttpServer:
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     async def start(
-        self, sock: socket.socket, *, ssl_context: ssl.SSLContext | None = None, backlog: int = 2048
+        self, *socks: socket.socket, ssl_context: ssl.SSLContext | None = None, backlog: int = 2048
     ) -> None:
-        """Run the application's lifespan startup, then listen and accept connections on ``sock`` (bound; until
+        """Run the application's lifespan startup, then listen and accept connections on ``socks`` (bound; until
         the application has started, connecting fails rather than waiting).
 
         Raises:
@@ -138,12 +139,13 @@ class HttpServer:
         self._tick()
         self._lifespan = _Lifespan(self.app, self.state)
         await self._lifespan.startup()
-        sock.listen(backlog)
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=backlog, start_serving=True
-        )
-        self._servers.append(server)
+        for sock in socks:
+            sock.listen(backlog)
+            server = await loop.create_server(
+                lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=backlog, start_serving=True
+            )
+            self._servers.append(server)
         self._ticker = loop.create_task(self._tick_forever())
 
     async def stop(self) -> None:
@@ -623,6 +625,31 @@ def bind(host: str, port: int, *, backlog: int = 2048, reuse_port: bool = False,
     return sock
 
 
+def accept_queues(connections: int) -> int:
+    """How many listening sockets a worker needs so that ``connections`` arriving at once fit in their accept
+    queues (the kernel caps each at ``net.core.somaxconn``; a connection that does not fit waits for the
+    client's retransmissions, seconds to tens of seconds). At most 8."""
+    try:
+        cap = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        cap = 4096
+    return max(1, min(8, -(-connections // max(cap, 128))))
+
+
+def listeners(host: str, port: int, count: int, *, backlog: int = 2048) -> list[socket.socket]:
+    """``count`` sockets bound to ``host:port`` with ``SO_REUSEPORT`` (not listening yet); the kernel spreads new
+    connections over every listening socket of the port, of this process and the others."""
+    found: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            found.append(bind(host, port, backlog=backlog, reuse_port=True, listen=False))
+    except BaseException:
+        for sock in found:
+            sock.close()
+        raise
+    return found
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -633,13 +660,13 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def serve_forever(
     make_app: Callable[[], ASGIApp],
-    sock: socket.socket,
+    socks: Sequence[socket.socket],
     *,
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
     **options: Any,
 ) -> None:
-    """Serve the app ``make_app`` builds on ``sock`` in this process until SIGTERM or SIGINT.
+    """Serve the app ``make_app`` builds on ``socks`` (bound) in this process until SIGTERM or SIGINT.
 
     Once the application has started, the garbage collector is tuned for serving (``citadel.tuning``): this
     process is the server's. ``options`` go to ``HttpServer``.
@@ -651,7 +678,7 @@ def serve_forever(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await server.start(sock, ssl_context=ssl_context, backlog=backlog)
+        await server.start(*socks, ssl_context=ssl_context, backlog=backlog)
         tune_gc()
         await stop.wait()
         await server.stop()
@@ -668,7 +695,7 @@ again)."""
 def run_workers(
     workers: int,
     make_app: Callable[[], ASGIApp],
-    listen: Callable[[], socket.socket],
+    listen: Callable[[], Sequence[socket.socket]],
     *,
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
@@ -676,8 +703,8 @@ def run_workers(
 ) -> int:
     """Serve in ``workers`` forked processes; replace a worker that dies; return the exit status.
 
-    Each worker opens its own listening socket with ``listen`` (``bind(..., reuse_port=True)``: the kernel then
-    spreads connections evenly, where one shared socket lets the least busy worker take most of them) and builds
+    Each worker opens its own listening sockets with ``listen`` (``listeners``: the kernel then spreads
+    connections evenly, where one shared socket lets the least busy worker take most of them) and builds
     its own app with ``make_app`` after the fork. SIGTERM or SIGINT stops the workers gracefully, then this
     returns 0. A worker whose application fails to start stops them all (status 3).
     """
@@ -687,8 +714,7 @@ def run_workers(
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            sock = listen()
-            serve_forever(make_app, sock, ssl_context=ssl_context, backlog=backlog, **options)
+            serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, **options)
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt | SystemExit):
                 print(f"Citadel: worker {os.getpid()} failed to start: {exc}", file=sys.stderr, flush=True)
