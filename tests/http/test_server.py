@@ -367,3 +367,47 @@ def test_a_worker_listens_on_enough_sockets_for_its_connections_to_fit_the_accep
     assert accept_queues(cap) == 1
     assert accept_queues(cap + 1) == 2
     assert accept_queues(cap * 100) == 8  # bounded
+
+
+async def test_an_app_whose_lifespan_just_returns_is_served() -> None:
+    async def quiet(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(quiet) as (_, port):
+        raw = await exchange(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 204 ")
+
+
+async def test_an_http_1_0_client_gets_a_streamed_body_unchunked_ended_by_the_close() -> None:
+    async with serving() as (_, port):
+        raw = await exchange(port, b"GET /stream HTTP/1.0\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head
+    assert body == b"one two three"
+
+
+async def test_requests_pipelined_before_a_refused_one_are_all_answered_first() -> None:
+    async with serving() as (_, port):
+        raw = await exchange(
+            port,
+            b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        )
+    answers = responses(raw)
+    assert [status for status, _, _ in answers] == [200, 200, 400]
+    assert [json.loads(body)["path"] for _, _, body in answers[:2]] == ["/slow", "/b"]
+
+
+async def test_a_declared_body_over_the_limit_is_refused_without_waiting_for_it() -> None:
+    async with serving(max_body=10) as (_, port):
+        plain = await exchange(port, b"POST /big HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000\r\n\r\n")
+        expecting = await exchange(
+            port, b"POST /big HTTP/1.1\r\nhost: x\r\ncontent-length: 11\r\nexpect: 100-continue\r\n\r\n"
+        )
+    assert [status for status, _, _ in responses(plain)] == [413]
+    assert [status for status, _, _ in responses(expecting)] == [413]  # no 100 Continue first

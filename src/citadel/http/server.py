@@ -158,8 +158,13 @@ class HttpServer:
         if self.connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), self.shutdown_timeout)
+        running = [c.running.task for c in self.connections if c.running is not None and c.running.task is not None]
         for connection in list(self.connections):
             connection.abort()
+        for task in running:  # what did not finish in time is cancelled before the application stops
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -190,9 +195,11 @@ class _Connection(asyncio.Protocol):
         "closing",
         "headers",
         "idle_since",
+        "lost",
         "parser",
         "pending",
         "refusal",
+        "refused",
         "running",
         "server",
         "server_address",
@@ -214,7 +221,9 @@ class _Connection(asyncio.Protocol):
         self.refusal = b""
         self.pending: deque[_Request] = deque()
         self.running: _Exchange | None = None
-        self.closing = False
+        self.closing = False  # close once the running request is answered
+        self.lost = False  # the transport is gone
+        self.refused = False  # a refusal is queued: read nothing more
         self.idle_since = time.monotonic()
         self.writable: asyncio.Future[None] | None = None
         self.client: tuple[str, int] | None = None
@@ -239,6 +248,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.lost = True
         server = self.server
         server.connections.discard(self)
         if server.stopping and not server.connections:
@@ -250,17 +260,18 @@ class _Connection(asyncio.Protocol):
             self.writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.refused or self.lost:
             return
         self.idle_since = time.monotonic()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:  # the request itself was queued with its refusal (on_headers_complete)
-            self.closing = True
+        except httptools.HttpParserUpgrade:  # the upgrade request itself was queued (refused, or answered then closed)
+            self.refused = True
             assert self.transport is not None
             self.transport.pause_reading()
         except httptools.HttpParserError:
-            self._refuse(400, "malformed HTTP request")
+            if not self.refused:
+                self._reject(_plain_problem(400, "malformed HTTP request"))
 
     def pause_writing(self) -> None:
         if self.writable is None or self.writable.done():
@@ -287,39 +298,45 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self.refused:
+            return
         length = next((value for name, value in self.headers if name == b"content-length"), None)
-        if self.parser.should_upgrade():
+        upgrade = next((value for name, value in self.headers if name == b"upgrade"), b"")
+        if self.parser.should_upgrade() and upgrade.lower() != b"h2c":  # h2c: answered over HTTP/1.1, then closed
             self.refusal = _plain_problem(400, "protocol upgrades (WebSocket) are not served")
         elif length is not None and length.isdigit() and int(length) > self.server.max_body:
-            self.too_big = True
+            self._too_big()  # answered now: the body is not read
         elif (
             self.running is None
             and not self.pending
+            and self.parser.get_http_version() == "1.1"
             and any(name == b"expect" and value.lower() == b"100-continue" for name, value in self.headers)
         ):
             assert self.transport is not None
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
-        if self.too_big:
+        if self.refused:
             return
         self.body_size += len(body)
         if self.body_size > self.server.max_body:
-            self.too_big = True
             self.body = []
+            self._too_big()
         else:
             self.body.append(body)
 
+    def _too_big(self) -> None:
+        self._reject(_plain_problem(413, f"the request body may be at most {self.server.max_body} bytes"))
+
     def on_message_complete(self) -> None:
+        if self.refused:
+            return
         parser = self.parser
-        keep_alive = parser.should_keep_alive() and not self.server.stopping
+        keep_alive = parser.should_keep_alive() and not self.server.stopping and not parser.should_upgrade()
         if self.refusal:
-            request = _Request(None, b"", False, self.refusal)
-        elif self.too_big:
-            detail = f"the request body may be at most {self.server.max_body} bytes"
-            request = _Request(None, b"", False, _plain_problem(413, detail))
-        else:
-            request = _Request(self._scope(), b"".join(self.body), keep_alive)
+            self._reject(self.refusal)
+            return
+        request = _Request(self._scope(), b"".join(self.body), keep_alive)
         self.body = []
         if self.running is None and not self.pending:
             self._run(request)
@@ -381,18 +398,21 @@ class _Connection(asyncio.Protocol):
             transport.close()
             return
         if self.pending:
-            if len(self.pending) <= 8:
+            if len(self.pending) <= 8 and not self.refused:
                 transport.resume_reading()
             self._run(self.pending.popleft())
 
-    def _refuse(self, status: int, detail: str) -> None:
-        """The request stream cannot be parsed: answer (when nothing else is being answered) and close."""
+    def _reject(self, response: bytes) -> None:
+        """Refuse the request being read with ``response`` once the requests before it are answered, then close;
+        read nothing more from this connection."""
         assert self.transport is not None
-        self.closing = True
-        self.pending.clear()
-        if self.running is None:
-            self.transport.write(_plain_problem(status, detail))
-            self.transport.close()
+        self.refused = True
+        self.transport.pause_reading()
+        request = _Request(None, b"", False, response)
+        if self.running is None and not self.pending:
+            self._run(request)
+        else:
+            self.pending.append(request)
 
     def shut_down(self) -> None:
         """The server stops: close now if idle, else after the running request (which then says so)."""
@@ -436,13 +456,13 @@ class _Exchange:
         self.done = False
         self.chunked = False
         self.head = b""
-        self.disconnect: asyncio.Future[None] | None = None
+        self.disconnect: asyncio.Event | None = None  # set when the client goes or the answer is complete
         self.task: asyncio.Task[None] | None = None
 
     def disconnected(self) -> None:
         self.keep_alive = False
-        if self.disconnect is not None and not self.disconnect.done():
-            self.disconnect.set_result(None)
+        if self.disconnect is not None:
+            self.disconnect.set()
 
     async def run(self) -> None:
         connection = self.connection
@@ -450,31 +470,35 @@ class _Exchange:
         assert scope is not None
         try:
             await connection.server.app(scope, self.receive, self.send)
-        except BaseException as exc:  # the application failed: answer 500 if nothing was sent, else cut it short
-            if not isinstance(exc, Exception):
-                raise
+        except Exception:  # the application failed: answer 500 if nothing was sent, else cut the answer short
             log.exception("the application failed on %s %s", scope["method"], scope["path"])
             self.keep_alive = False
-            if not self.started and not connection.closing:
+            if not self.started and not connection.lost:
                 assert connection.transport is not None
                 connection.transport.write(_plain_problem(500, "an unexpected error occurred"))
             self.done = True
-        if not self.done:  # the application returned without finishing its response
-            log.error("the application did not complete its response to %s %s", scope["method"], scope["path"])
+        except BaseException:  # cancelled (the server stops): close, whatever was sent
             self.keep_alive = False
-            if not self.started and not connection.closing:
-                assert connection.transport is not None
-                connection.transport.write(_plain_problem(500, "the application sent no response"))
-        connection._finish(self.keep_alive)
+            self.done = True
+            raise
+        finally:
+            if not self.done:  # the application returned without finishing its response
+                log.error("the application did not complete its response to %s %s", scope["method"], scope["path"])
+                self.keep_alive = False
+                if not self.started and not connection.lost:
+                    assert connection.transport is not None
+                    connection.transport.write(_plain_problem(500, "the application sent no response"))
+            connection._finish(self.keep_alive)
 
     async def receive(self) -> Message:
         body = self.body
         if body is not None:
             self.body = None
             return {"type": "http.request", "body": body, "more_body": False}
-        if not self.connection.closing and not self.done:  # wait until the client goes (or the answer is sent)
-            self.disconnect = asyncio.get_running_loop().create_future()
-            await self.disconnect
+        if not self.connection.lost and not self.done:  # wait until the client goes (or the answer is sent)
+            if self.disconnect is None:
+                self.disconnect = asyncio.Event()
+            await self.disconnect.wait()
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
@@ -498,9 +522,9 @@ class _Exchange:
             body = b""
         if not more:
             self.done = True
-            if self.disconnect is not None and not self.disconnect.done():
-                self.disconnect.set_result(None)
-        if connection.closing and transport.is_closing():
+            if self.disconnect is not None:
+                self.disconnect.set()
+        if connection.lost or transport.is_closing():
             return
         if self.chunked:
             out = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
@@ -529,15 +553,17 @@ class _Exchange:
             elif lowered == b"transfer-encoding":
                 continue  # the server frames the body itself
             lines.append(b"%b: %b\r\n" % (name, value))
-        if not length and status >= 200 and status not in (204, 304):
-            if self.request.scope is not None and self.request.scope["method"] == "HEAD":
-                pass
+        scope = self.request.scope
+        assert scope is not None
+        if not length and status >= 200 and status not in (204, 304) and scope["method"] != "HEAD":
+            if scope["http_version"] == "1.0":
+                self.keep_alive = False  # HTTP/1.0 knows no chunks: closing the connection ends the body
             else:
                 self.chunked = True
                 lines.append(b"transfer-encoding: chunked\r\n")
         if not self.keep_alive:
             lines.append(b"connection: close\r\n")
-        elif self.request.scope is not None and self.request.scope["http_version"] == "1.0":
+        elif scope["http_version"] == "1.0":
             lines.append(b"connection: keep-alive\r\n")
         lines.append(b"\r\n")
         return b"".join(lines)
@@ -564,6 +590,7 @@ class _Lifespan:
         scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
         try:
             await self.app(scope, self._receive, self.outbox.put)
+            await self.outbox.put({"type": "lifespan.returned"})  # whoever waits for an answer stops waiting
         except Exception as exc:
             if not self.listening:
                 log.info("the application has no lifespan (%s: %s); serving it without", type(exc).__name__, exc)
@@ -664,12 +691,13 @@ def serve_forever(
     *,
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
+    started: Callable[[], None] | None = None,
     **options: Any,
 ) -> None:
     """Serve the app ``make_app`` builds on ``socks`` (bound) in this process until SIGTERM or SIGINT.
 
-    Once the application has started, the garbage collector is tuned for serving (``citadel.tuning``): this
-    process is the server's. ``options`` go to ``HttpServer``.
+    Once the application has started (then ``started`` is called), the garbage collector is tuned for serving
+    (``citadel.tuning``): this process is the server's. ``options`` go to ``HttpServer``.
     """
 
     async def main() -> None:
@@ -679,6 +707,8 @@ def serve_forever(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await server.start(*socks, ssl_context=ssl_context, backlog=backlog)
+        if started is not None:
+            started()
         tune_gc()
         await stop.wait()
         await server.stop()
@@ -709,25 +739,42 @@ def run_workers(
     returns 0. A worker whose application fails to start stops them all (status 3).
     """
 
+    signals = {signal.SIGTERM, signal.SIGINT}
+
     def child() -> None:
         code = 0
+        up = False
+
+        def mark() -> None:
+            nonlocal up
+            up = True
+
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, **options)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+            serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, started=mark, **options)
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt | SystemExit):
-                print(f"Citadel: worker {os.getpid()} failed to start: {exc}", file=sys.stderr, flush=True)
-                code = _FAILED_TO_START
+                what = "failed" if up else "failed to start"
+                print(f"Citadel: worker {os.getpid()} {what}: {exc}", file=sys.stderr, flush=True)
+                code = 1 if up else _FAILED_TO_START
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
 
-    def spawn() -> int:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child, which never returns
-            child()
+    def spawn() -> int | None:
+        """Fork a worker (none once stopping); signals wait until both sides have their own handlers."""
+        if stopping:
+            return None
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child, which never returns
+                child()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         return pid
 
     stopping = False
@@ -744,7 +791,8 @@ def run_workers(
     status = 0
     try:
         for _ in range(workers):
-            alive[spawn()] = time.monotonic()
+            if (pid := spawn()) is not None:
+                alive[pid] = time.monotonic()
         while alive:
             try:
                 pid, raw = os.wait()
@@ -763,7 +811,8 @@ def run_workers(
             print(f"Citadel: worker {pid} exited with status {code}; starting another", file=sys.stderr, flush=True)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once should not be replaced in a tight loop
-            alive[spawn()] = time.monotonic()
+            if (pid := spawn()) is not None:
+                alive[pid] = time.monotonic()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
