@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine import ensure_wrk, free_port, process_tree, raise_file_limit, rss_kb, tree_cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BODY = b'{"id":"0123456789abcdef","status":"open","amount":1234}'
@@ -71,43 +73,7 @@ def command_of(kind: str, port: int, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
-def tree(pid: int) -> list[int]:
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
-    pids = [pid]
-    for child in found.stdout.split():
-        pids += tree(int(child))
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
-            continue
-        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) if "VmRSS" in status else 0  # type: ignore[union-attr]
-    return total / 1024
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def measure(kind: str, args: argparse.Namespace, script: Path) -> dict[str, Any]:
+def measure(kind: str, args: argparse.Namespace, script: Path, wrk_path: str) -> dict[str, Any]:
     port = free_port()
     server = subprocess.Popen(
         command_of(kind, port, args.workers),
@@ -127,15 +93,14 @@ def measure(kind: str, args: argparse.Namespace, script: Path) -> dict[str, Any]
         time.sleep(1.0)
         url = f"http://127.0.0.1:{port}"
         seconds = args.warmup + args.duration
-        wrk = ["wrk", "-t2", f"-c{args.connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
+        wrk = [wrk_path, "-t2", f"-c{args.connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
         load = subprocess.Popen(wrk, stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
-        pids = tree(server.pid)
-        cpu_before, started, peak = cpu_seconds(pids), time.monotonic(), 0.0
+        cpu_before, started, peak_kb = tree_cpu_seconds(server.pid), time.monotonic(), 0
         while load.poll() is None:
-            peak = max(peak, rss_mb(tree(server.pid)))
+            peak_kb = max(peak_kb, sum(rss_kb(pid) for pid in process_tree(server.pid)))
             time.sleep(0.5)
-        used, elapsed = cpu_seconds(pids) - cpu_before, time.monotonic() - started
+        used, elapsed = tree_cpu_seconds(server.pid) - cpu_before, time.monotonic() - started
         out = load.stdout.read() if load.stdout else ""
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -151,7 +116,7 @@ def measure(kind: str, args: argparse.Namespace, script: Path) -> dict[str, Any]
         "p99": f"{p99.group(1)} {p99.group(2)}" if p99 else "?",
         "server_cores": used / elapsed,
         "ms_per_answer": used / elapsed / rps * 1000,
-        "peak_rss_mb": peak,
+        "peak_rss_mb": peak_kb / 1024,
         "socket_errors": errors.group(1) if errors else "none",
     }
 
@@ -169,6 +134,8 @@ def main() -> None:
     if args.serve:
         serve_citadel(args.serve, args.workers)
         return
+    raise_file_limit()
+    wrk_path = ensure_wrk()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA)
     rows = []
@@ -176,7 +143,7 @@ def main() -> None:
     header = f"{'server':<14}{'req/s':>9}{'avg':>11}{'p99':>11}{'cores':>7}{'ms/answer':>11}{'peak RSS':>10}"
     print(f"{header}  socket errors")
     for kind in args.servers.split(","):
-        row = measure(kind, args, Path(script.name))
+        row = measure(kind, args, Path(script.name), wrk_path)
         rows.append(row)
         print(
             f"{kind:<14}{row['requests_per_s']:>9,.0f}{row['avg']:>11}{row['p99']:>11}{row['server_cores']:>7.2f}"
@@ -186,7 +153,7 @@ def main() -> None:
     Path(script.name).unlink()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))
-    print(f"raw rows written to {args.json.relative_to(ROOT)}")
+    print(f"raw rows written to {args.json}")
 
 
 if __name__ == "__main__":

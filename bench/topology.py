@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from examples.shop import build_app  # noqa: E402
 from examples.shop.content.contract import GetItem, PublishContent  # noqa: E402
 from examples.shop.orders.contract import CreateOrder, OrderItem  # noqa: E402
 from examples.shop.users.contract import RegisterUser  # noqa: E402
+from machine import free_port  # noqa: E402
 
 NATS = "nats://127.0.0.1:4222"
 ADMIN = Actor("bench", frozenset({"admin"}))
@@ -56,12 +56,6 @@ ADMIN = Actor("bench", frozenset({"admin"}))
 
 def admin() -> DispatchContext:
     return DispatchContext(actor=ADMIN)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -35,7 +35,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -49,6 +48,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the server and the seed import `examples`
 
 from citadel.security import issue_token  # noqa: E402
+from machine import (  # noqa: E402
+    cpu_seconds,
+    ensure_wrk,
+    free_port,
+    open_sockets,
+    process_tree,
+    pss_kb,
+    raise_file_limit,
+    rss_kb,
+    tree_cpu_seconds,
+)
 from vu_report import chart, print_profile, print_table, summarize_profile  # noqa: E402
 from vu_seed import Seed, SeedParameters, copy_store, load_or_seed, remove_copy  # noqa: E402
 
@@ -58,54 +68,8 @@ SCRIPT = ROOT / "bench" / "vu" / "shop.lua"
 CITADEL = Path(sys.executable).parent / "citadel"
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 KEEP_RUNS = 5
-FILE_LIMIT = 65_536
-"""Open files wanted for wrk and the server (10,000 sockets each, plus files); at least 20,000 is required."""
 
 Result = dict[str, Any]
-
-
-# -- the machine -----------------------------------------------------------------------------------------
-
-
-def raise_file_limit(wanted: int = FILE_LIMIT, needed: int = 20_000) -> int:
-    """Raise this process's open-file limit (inherited by wrk and the server); return it.
-
-    Raises:
-        SystemExit: the limit stays below ``needed``.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for limit in (max(wanted, hard), hard):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-            break
-        except (ValueError, OSError):
-            continue
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        raise SystemExit(f"the open-file limit is {soft}, below {needed}: raise it (ulimit -Hn) and retry")
-    return soft
-
-
-def ensure_wrk() -> str:
-    """Return wrk's path; install Debian's package first when it is missing."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    print("wrk is missing: installing it with `apt-get install -y wrk`", flush=True)
-    install = ["apt-get", "install", "-y", "-q", "wrk"]
-    if subprocess.run(install, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], check=True)
-        subprocess.run(install, check=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk could not be installed; install it (Debian package `wrk`) and retry")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- what the virtual users know -------------------------------------------------------------------------
@@ -211,75 +175,6 @@ def stop_server(server: Server) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait()
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def rss_kb(pid: int) -> int:
-    """A process's resident set size (VmRSS) in kB; 0 when it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def pss_kb(pid: int) -> int:
-    """A process's proportional set size in kB (shared pages split between the processes sharing them)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def open_sockets(pid: int) -> int:
-    """How many sockets a process holds open."""
-    try:
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return 0
-    count = 0
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            count += os.readlink(fd).startswith("socket:")
-    return count
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time used so far by ``root`` and its descendants that are alive."""
-    return sum(cpu_seconds(pid) for pid in process_tree(root))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

@@ -32,16 +32,30 @@ __all__ = ["asgi_from_environment", "serve", "tls_files"]
 
 
 def asgi_from_environment() -> Any:
-    """Build the ASGI app from ``CITADEL_*`` settings (the factory each worker calls)."""
+    """Build the ASGI app from ``CITADEL_*`` settings (the factory each granian worker calls)."""
     settings = load_settings(path=None)
+    _log_to_stderr(settings)
+    app = _asgi(settings)
+    tune_gc()  # this process is a granian worker: it only serves
+    return app
+
+
+def _backlog(settings: Settings) -> int:
+    """The listen backlog: room for a worker's connections arriving at once (the kernel caps it further)."""
+    return max(1024, min(settings.max_connections, 65535))
+
+
+def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr
     )
+
+
+def _asgi(settings: Settings) -> Any:
+    """The ASGI app of ``settings.app``, configured from ``settings``."""
     if not settings.app:
         raise ConfigurationError("CITADEL_APP is not set; start the server with `citadel serve APP`")
-    app = assemble(load_application(settings.app), settings)
-    tune_gc()  # this process is a granian worker: it only serves
-    return app
+    return assemble(load_application(settings.app), settings)
 
 
 def tls_files(settings: Settings) -> tuple[Path, Path] | None:
@@ -138,7 +152,7 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
     from citadel.http.server import accept_queues, bind, listeners, run_workers, serve_forever
 
     host, port = settings.host, settings.port
-    backlog = max(1024, min(settings.max_connections, 65535))
+    backlog = _backlog(settings)
     queues = accept_queues(settings.max_connections)
     try:  # holds the port (and fails here if it is taken); workers listen on sockets of their own
         holder = bind(host, port, backlog=backlog, reuse_port=True, listen=False)
@@ -146,13 +160,10 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         raise ConfigurationError(
             f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
         ) from exc
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr
-    )
+    _log_to_stderr(settings)
 
     def make_app() -> Any:
-        assert settings.app is not None
-        return assemble(load_application(settings.app), settings)
+        return _asgi(settings)
 
     def listen() -> list[socket.socket]:
         return listeners(host, port, queues, backlog=backlog)
@@ -193,7 +204,7 @@ def _serve_granian(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         log_level=LogLevels(settings.log_level),
         # Without backpressure granian serves only backlog // workers connections per worker: keep-alive
         # clients beyond that stay connected but unanswered.
-        backlog=max(1024, min(settings.max_connections, 65535)),
+        backlog=_backlog(settings),
         backpressure=settings.max_connections,
         **tls_options,
     ).serve()

@@ -203,7 +203,6 @@ class _Connection(asyncio.Protocol):
         "running",
         "server",
         "server_address",
-        "too_big",
         "transport",
         "url",
         "writable",
@@ -217,7 +216,6 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.body_size = 0
-        self.too_big = False
         self.refusal = b""
         self.pending: deque[_Request] = deque()
         self.running: _Exchange | None = None
@@ -291,7 +289,6 @@ class _Connection(asyncio.Protocol):
         self.headers = []
         self.body = []
         self.body_size = 0
-        self.too_big = False
         self.refusal = b""
 
     def on_url(self, url: bytes) -> None:

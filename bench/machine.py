@@ -1,0 +1,125 @@
+"""The machine the benchmarks run on: open-file limits, wrk, free ports, and what processes use (CPU, memory,
+sockets), read from /proc. Shared by ``vu.py`` and ``http_server.py``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+FILE_LIMIT = 65_536
+"""Open files wanted for wrk and the server (10,000 sockets each, plus files); at least 20,000 is required."""
+
+
+def raise_file_limit(wanted: int = FILE_LIMIT, needed: int = 20_000) -> int:
+    """Raise this process's open-file limit (inherited by wrk and the server); return it.
+
+    Raises:
+        SystemExit: the limit stays below ``needed``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in (max(wanted, hard), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            break
+        except (ValueError, OSError):
+            continue
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        raise SystemExit(f"the open-file limit is {soft}, below {needed}: raise it (ulimit -Hn) and retry")
+    return soft
+
+
+def ensure_wrk() -> str:
+    """Return wrk's path; install Debian's package first when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: installing it with `apt-get install -y wrk`", flush=True)
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True)
+        subprocess.run(install, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed; install it (Debian package `wrk`) and retry")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def rss_kb(pid: int) -> int:
+    """A process's resident set size (VmRSS) in kB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid: int) -> int:
+    """A process's proportional set size in kB (shared pages split between the processes sharing them)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def open_sockets(pid: int) -> int:
+    """How many sockets a process holds open."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
+    count = 0
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time used so far by ``root`` and its descendants that are alive."""
+    return sum(cpu_seconds(pid) for pid in process_tree(root))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
