@@ -1,5 +1,5 @@
-"""The machine the benchmarks run on: open-file limits, wrk, free ports, and what processes use (CPU, memory,
-sockets), read from /proc. Shared by ``vu.py`` and ``http_server.py``."""
+"""The machine the benchmarks run on: open-file limits, the load generators (wrk, vuload), free ports, and what
+processes use (CPU, memory, sockets), read from /proc. Shared by ``vu.py``, ``http_server.py`` and ``topology.py``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,28 @@ def ensure_wrk() -> str:
     if not found:
         raise SystemExit("wrk could not be installed; install it (Debian package `wrk`) and retry")
     return found
+
+
+def ensure_vuload(root: Path) -> str:
+    """Return the path of ``vuload`` (``bench/vu/vuload.c``), compiling it first when it is missing or older than
+    its source.
+
+    Raises:
+        SystemExit: there is no C compiler, or the source does not compile.
+    """
+    source = root / "bench" / "vu" / "vuload.c"
+    binary = root / "var" / "bench" / "vuload"
+    if binary.exists() and binary.stat().st_mtime >= source.stat().st_mtime:
+        return str(binary)
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("vuload needs a C compiler (Debian package `gcc`); or run with --driver wrk")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    command = [compiler, "-O2", "-pthread", "-o", str(binary), str(source), "-lm"]
+    built = subprocess.run(command, capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise SystemExit(f"cannot compile {source}:\n{built.stderr}")
+    return str(binary)
 
 
 def free_port() -> int:

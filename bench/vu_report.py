@@ -60,8 +60,8 @@ def rows_of(scenario: Result) -> dict[str, str]:
         "server processes (peak RSS each)": ", ".join(_mb(kb) for kb in scenario["rss"]["peak_by_process_kb"]),
         "peak PSS, all server processes": _mb(scenario["rss"]["peak_pss_kb"]),
         "sockets held by the server (peak)": _count(scenario["rss"]["peak_sockets"]),
-        "CPU cores used: server / wrk": (
-            f"{scenario['server_cpu_seconds'] / seconds:.2f} / {run['wrk_cpu_seconds'] / seconds:.2f}"
+        "CPU cores used: server / load generator": (
+            f"{scenario['server_cpu_seconds'] / seconds:.2f} / {run['generator_cpu_seconds'] / seconds:.2f}"
         ),
         "server CPU per answer": f"{1000 * scenario['server_cpu_seconds'] / max(1, run['requests']):.2f} ms",
         "events written in the window": _count(scenario["events"]["written"]),
@@ -82,7 +82,7 @@ def print_table(scenarios: list[Result]) -> str:
 
 
 def _per_second(run: Result) -> tuple[list[int], list[int]]:
-    """Responses per second of a wrk run, as seconds since its first full second and counts; the first and
+    """Responses per second of a load run, as seconds since its first full second and counts; the first and
     last (partial) seconds are left out."""
     counts = sorted((int(k), int(v)) for k, v in run["per_second"].items())[1:-1]
     if not counts:
