@@ -5,7 +5,8 @@ Rows, all with ~300-byte payloads and durable commits (WAL, synchronous=FULL) on
 * ``raw sqlite``: the database's own limit here, one thread inserting 100 events per transaction.
 * ``group commit``: ``SQLiteEventStore.append`` from 1, 10, 100 and 1,000 concurrent writers.
 * ``commit per append``: the same store with group commit off (the naive way).
-* ``command path``: ``Application.dispatch`` (decide + append + inline projection) from 100 and 1,000 dispatchers.
+* ``command path``: ``Application.dispatch`` (decide + append + inline projection) from 100 and 1,000 dispatchers;
+  once more with the batches written on a writer thread (``?writer=thread``) instead of the event loop.
 * ``peer library``: ``eventsourcing`` (create and save an aggregate), when it is installed.
 
 The process runs with the garbage-collector settings of a serving process (``citadel.tuning.tune_gc``, what
@@ -123,8 +124,9 @@ async def bench_store(folder: Path, writers: int, seconds: float, group_commit: 
         await store.close()
 
 
-async def bench_command_path(folder: Path, dispatchers: int, seconds: float) -> Result:
-    app = Application([command_module()], store=f"sqlite:///{folder / f'app-{dispatchers}.db'}")
+async def bench_command_path(folder: Path, dispatchers: int, seconds: float, writer: str = "loop") -> Result:
+    url = f"sqlite:///{folder / f'app-{dispatchers}-{writer}.db'}?writer={writer}"
+    app = Application([command_module()], store=url)
     await app.start()
     try:
 
@@ -137,7 +139,8 @@ async def bench_command_path(folder: Path, dispatchers: int, seconds: float) -> 
         elapsed = time.perf_counter() - started
         store = app.store
         assert isinstance(store, SQLiteEventStore)
-        return _row("command path", dispatchers, events, elapsed, store.writer.transactions, latencies)
+        name = "command path" if writer == "loop" else "command path, writer thread"
+        return _row(name, dispatchers, events, elapsed, store.writer.transactions, latencies)
     finally:
         await app.stop()
 
@@ -259,6 +262,8 @@ async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[
             rows.append(await bench_store(folder, writers, seconds, group_commit=False))
         for dispatchers in dispatcher_counts:
             rows.append(await bench_command_path(folder, dispatchers, seconds))
+        if dispatcher_counts:  # the same, with the batches written on a thread of their own
+            rows.append(await bench_command_path(folder, max(dispatcher_counts), seconds, writer="thread"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows

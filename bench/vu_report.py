@@ -48,6 +48,7 @@ def rows_of(scenario: Result) -> dict[str, str]:
         "requests/s served (all answers)": _count(run["requests"] / seconds),
         "  of which 2xx/s": _count(statuses.get("2xx", 0) / seconds),
         "commands/s answered 2xx": _count(scenario["commands_ok_per_second"]),
+        **_by_operation(run),
         "latency p50": _ms(latency["p50"]),
         "latency p99": _ms(latency["p99"]),
         "latency p99.9": _ms(latency["p999"]),
@@ -66,6 +67,25 @@ def rows_of(scenario: Result) -> dict[str, str]:
         "server CPU per answer": f"{1000 * scenario['server_cpu_seconds'] / max(1, run['requests']):.2f} ms",
         "events written in the window": _count(scenario["events"]["written"]),
     }
+
+
+QUERIES = ("order", "invoice", "item", "access", "pay_exhausted")
+COMMANDS = ("register", "create", "pay")
+
+
+def _by_operation(run: Result) -> dict[str, str]:
+    """Average latency of queries and of commands, and each operation's p99 (vuload reports them; wrk not)."""
+    by_op = run.get("latency_by_op_us")
+    if not by_op:
+        return {"average latency: queries / commands": "", "p99 by operation (ms)": ""}
+
+    def mean(ops: tuple[str, ...]) -> str:
+        answers = sum(by_op[o]["answers"] for o in ops if o in by_op)
+        total = sum(by_op[o]["answers"] * by_op[o]["mean"] for o in ops if o in by_op)
+        return _ms(total / answers) if answers else "-"
+
+    p99 = ", ".join(f"{o} {by_op[o]['p99'] / 1000:,.0f}" for o in (*QUERIES, *COMMANDS) if o in by_op)
+    return {"average latency: queries / commands": f"{mean(QUERIES)} / {mean(COMMANDS)}", "p99 by operation (ms)": p99}
 
 
 def print_table(scenarios: list[Result]) -> str:

@@ -63,6 +63,7 @@ typedef struct conn {
     struct conn *next; /* in a wheel slot */
     int slot;          /* -1: in no slot */
     uint64_t sent_ns;
+    int op; /* what the request in flight is */
     int timed_out;
     char *pending; /* unsent rest of the request */
     int pending_len, pending_off;
@@ -97,6 +98,9 @@ typedef struct {
     uint64_t hist[BUCKETS];
     double sum, sumsq;
     uint64_t min_us, max_us;
+    uint64_t op_hist[OPS][BUCKETS]; /* the same, by operation */
+    uint64_t op_answers[OPS];
+    double op_sum[OPS];
 } thread_t;
 
 static struct sockaddr_in target;
@@ -219,7 +223,7 @@ static void assign(thread_t *t) {
 
 /* -- requests ------------------------------------------------------------------------------------------ */
 
-static int format_request(thread_t *t, char *out) {
+static int format_request(thread_t *t, char *out, int *op_out) {
     t->user_cursor = t->user_cursor % t->nusers + 1;
     user_t *user = t->users[t->user_cursor - 1];
     double r = uniform(t);
@@ -278,6 +282,7 @@ static int format_request(thread_t *t, char *out) {
     }
     if (n <= 0 || n >= REQ_MAX) die("a request does not fit in %d bytes", REQ_MAX);
     t->ops[op]++;
+    *op_out = (int)op;
     return n;
 }
 
@@ -334,7 +339,7 @@ static void reconnect(thread_t *t, conn_t *c) {
 
 static void start_request(thread_t *t, conn_t *c) {
     char buffer[REQ_MAX];
-    int n = format_request(t, buffer);
+    int n = format_request(t, buffer, &c->op);
     c->parse = STATUS_LINE;
     c->line_len = 0;
     c->status = 0;
@@ -380,6 +385,9 @@ static void record(thread_t *t, conn_t *c) {
     }
     if (bucket >= BUCKETS) bucket = BUCKETS - 1;
     t->hist[bucket]++;
+    t->op_hist[c->op][bucket]++;
+    t->op_answers[c->op]++;
+    t->op_sum[c->op] += (double)us;
     int s = c->status;
     int cls = s / 100;
     t->statuses[(cls >= 2 && cls <= 5) ? cls - 2 : 4]++;
@@ -699,7 +707,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nthreads; i++) pthread_join(ids[i], NULL);
     uint64_t duration_us = (now_ns() - started) / 1000;
 
-    thread_t all = {.min_us = UINT64_MAX};
+    static thread_t all;
+    all.min_us = UINT64_MAX;
     static uint64_t hist[BUCKETS];
     for (int i = 0; i < nthreads; i++) {
         thread_t *t = &threads[i];
@@ -719,6 +728,11 @@ int main(int argc, char **argv) {
         for (int k = 0; k < OPS; k++) all.ops[k] += t->ops[k];
         for (int k = 0; k < MAX_SECONDS; k++) all.per_second[k] += t->per_second[k];
         for (int k = 0; k < BUCKETS; k++) hist[k] += t->hist[k];
+        for (int o = 0; o < OPS; o++) {
+            all.op_answers[o] += t->op_answers[o];
+            all.op_sum[o] += t->op_sum[o];
+            for (int k = 0; k < BUCKETS; k++) all.op_hist[o][k] += t->op_hist[o][k];
+        }
     }
     lowest_us = all.requests ? all.min_us : 0;
     highest_us = all.max_us;
@@ -753,6 +767,15 @@ int main(int argc, char **argv) {
         }
     printf("},\"ops\":{");
     for (int k = 0; k < OPS; k++) printf("%s\"%s\":%llu", k ? "," : "", OP_NAMES[k], (unsigned long long)all.ops[k]);
+    printf("},\"latency_by_op_us\":{");
+    first = 1;
+    for (int o = 0; o < OPS; o++) {
+        if (!all.op_answers[o]) continue;
+        printf("%s\"%s\":{\"answers\":%llu,\"mean\":%.1f,\"p50\":%.0f,\"p99\":%.0f}", first ? "" : ",", OP_NAMES[o],
+               (unsigned long long)all.op_answers[o], all.op_sum[o] / (double)all.op_answers[o],
+               percentile(all.op_hist[o], all.op_answers[o], 50), percentile(all.op_hist[o], all.op_answers[o], 99));
+        first = 0;
+    }
     printf("},\"per_second\":{");
     first = 1;
     for (int k = 0; k < MAX_SECONDS; k++)

@@ -18,7 +18,7 @@ from tests.backends import POSTGRES, reset_postgres
 
 __all__ = ["BACKENDS", "ITEMS", "POSTGRES", "Happened", "Noted", "StoreFactory", "make_registry", "open_backend"]
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "sqlite-thread", "postgres"]  # sqlite-thread: batches written on a writer thread
 
 
 class Happened(Event, name="suite.Happened"):
@@ -44,8 +44,9 @@ async def open_backend(
     registry = make_registry()
     for event_type in extra_events:
         registry.register(event_type)
-    if backend == "sqlite":
-        store: EventStore = SQLiteEventStore(directory / "events.db", registry, **options)
+    if backend in ("sqlite", "sqlite-thread"):
+        writer = "thread" if backend == "sqlite-thread" else "loop"
+        store: EventStore = SQLiteEventStore(directory / "events.db", registry, writer=writer, **options)
     elif backend == "postgres":
         if fresh:
             await reset_postgres(POSTGRES)

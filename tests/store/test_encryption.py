@@ -35,7 +35,7 @@ async def sealed_store(
 
 async def raw_bytes(store: EventStore, backend: str, directory: Path) -> bytes:
     """Everything the store wrote, as the disk (or a backup) holds it."""
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         return b"".join(p.read_bytes() for p in directory.iterdir() if p.name.startswith("events.db"))
     connection = await asyncpg.connect(POSTGRES)
     try:
@@ -46,7 +46,7 @@ async def raw_bytes(store: EventStore, backend: str, directory: Path) -> bytes:
 
 
 async def raw_rows(backend: str, directory: Path, stream_id: str) -> list[bytes]:
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         import sqlite3
 
         db = sqlite3.connect(directory / "events.db")
@@ -63,7 +63,7 @@ async def raw_rows(backend: str, directory: Path, stream_id: str) -> list[bytes]
 
 async def overwrite(backend: str, directory: Path, stream_id: str, data: bytes) -> None:
     """Change a stored payload behind the store's back, as an attacker with the disk would."""
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         import sqlite3
 
         db = sqlite3.connect(directory / "events.db")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 from suite import Happened, make_registry
 
 from citadel import NO_STREAM, Application, Command, CommandContext, ConcurrencyError, Event, Module, Projector, View
+from citadel.errors import StoreError
 from citadel.store.sqlite import SQLiteEventStore
 
 
@@ -120,3 +122,45 @@ async def test_a_batch_redone_after_a_failing_job_takes_positions_after_another_
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_write_waits_out_another_process_lock_while_the_loop_keeps_serving(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    store = SQLiteEventStore(path, make_registry())
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)  # another process, as SQLite sees it
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        append = asyncio.ensure_future(store.append("a", [Happened(n=1)], NO_STREAM))
+        ticks = 0
+        for _ in range(30):  # 0.3 s of other work on the loop
+            await asyncio.sleep(0.01)
+            ticks += 1
+            assert not append.done()
+        other.execute("ROLLBACK")
+        result = await asyncio.wait_for(append, 5)
+        assert ticks == 30
+        assert (result.version, result.first_position) == (1, 1)
+        assert [r.event for r in await store.read_stream("a")] == [Happened(n=1)]
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_write_fails_cleanly_when_the_lock_is_held_past_the_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    store = SQLiteEventStore(path, make_registry(), busy_timeout=0.2)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await store.append("kept", [Happened(n=0)], NO_STREAM)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="locked"):
+            await asyncio.wait_for(store.append("a", [Happened(n=1)], NO_STREAM), 5)
+        other.execute("ROLLBACK")
+        await store.append("a", [Happened(n=2)], NO_STREAM)  # the store writes again once the lock is free
+        assert [(r.stream_id, r.position) for r in await store.read_all()] == [("kept", 1), ("a", 2)]
+        assert [r.event for r in await store.read_stream("a")] == [Happened(n=2)]
+    finally:
+        other.close()
+        await store.close()

@@ -322,10 +322,15 @@ class Inbox:
             await asyncio.sleep(0.01)
 
     async def _run(self, subscription: Any) -> None:
-        while True:
+        while self.running:
             try:
                 messages = await subscription.fetch(batch=200, timeout=1.0)
             except (NatsTimeout, TimeoutError):  # nothing new within the second (raised as either)
+                # A cancellation that lands as the fetch times out surfaces as the timeout (the fetch's
+                # wait_for swallows it): stop here rather than fetch again with the task still "cancelling".
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
                 continue
             except asyncio.CancelledError:
                 raise

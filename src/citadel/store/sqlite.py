@@ -57,6 +57,7 @@ from citadel.views import View
 __all__ = ["SQLiteEventStore"]
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_WRITERS = ("loop", "thread")
 
 
 _PAGE_END = (
@@ -73,6 +74,8 @@ class SQLiteEventStore:
         registry: the event types this store encodes and decodes.
         synchronous: SQLite's durability mode; ``FULL`` (default) fsyncs every commit.
         group_commit: batch concurrent writes into one transaction (default); False commits each alone.
+        writer: where batches are written: ``loop`` (default), on the event loop between its turns, with no
+            thread to hand work and the interpreter lock to; ``thread``, on a writer thread of its own.
         poll_interval: how often live subscribers look for commits made by other processes, in seconds.
         busy_timeout: how long a write waits for another process's lock, in seconds.
     """
@@ -84,12 +87,15 @@ class SQLiteEventStore:
         *,
         synchronous: str = "FULL",
         group_commit: bool = True,
+        writer: str = "loop",
         poll_interval: float = 0.25,
         busy_timeout: float = 30.0,
         keyring: Keyring | None = None,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}")
+        if writer not in _WRITERS:
+            raise ConfigurationError(f"writer must be one of {', '.join(_WRITERS)}, got {writer!r}")
         if str(path) == ":memory:" or str(path).startswith("file::memory:"):
             raise ConfigurationError(
                 "an in-memory SQLite database cannot be shared by the writer and readers; give a file path"
@@ -114,6 +120,7 @@ class SQLiteEventStore:
             writers=self._writer_for,
             on_commit=self._on_commit,
             group_commit=group_commit,
+            on_loop=writer == "loop",
         )
 
     @property
@@ -163,7 +170,10 @@ class SQLiteEventStore:
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close connections."""
-        await asyncio.to_thread(self._writer.stop)
+        if self._writer.on_loop:
+            self._writer.stop()
+        else:
+            await asyncio.to_thread(self._writer.stop)
         if self._reader is not None:
             self._reader.close()
             self._reader = None

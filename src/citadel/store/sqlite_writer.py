@@ -1,15 +1,21 @@
-"""Group commit for SQLite: one writer thread, one durable transaction per batch of pending writes.
+"""Group commit for SQLite: one durable transaction per batch of pending writes.
 
-Callers on the event loop submit jobs and await a future. The writer thread takes every job waiting in its
-queue, opens one ``BEGIN IMMEDIATE`` transaction, runs each job inside its own savepoint (so a job that fails,
-such as an append with a stale expected version, rolls back alone), commits once, and then resolves all the
-futures with one wake-up of the event loop. With ``synchronous=FULL`` that commit is one fsync for the whole
-batch: the disk's fsync rate stops being the event rate.
+Callers on the event loop submit jobs and await a future. The writer takes every job waiting, opens one
+``BEGIN IMMEDIATE`` transaction, runs the jobs (a job that fails, such as an append with a stale expected
+version, rolls back alone), commits once, and then resolves all the futures. With ``synchronous=FULL`` that
+commit is one fsync for the whole batch: the disk's fsync rate stops being the event rate. Jobs submitted
+during one turn of the event loop become one batch.
 
-Between batches the thread does not wait: while one batch commits, the next one queues up, so batches grow
-with load and shrink to one job when the system is idle (no added latency). Jobs submitted during one turn
-of the event loop are handed over together at the end of that turn, so a burst of concurrent commands
-becomes one batch and the thread is woken once for it, not once per job.
+Where batches run:
+
+* on the event loop (the default): at the end of the turn that submitted the jobs. Nothing is handed to
+  another thread, so no turn of the loop waits for the interpreter lock held by a writer thread and no
+  thread is woken per batch; the loop does the writing, and while it commits the next batch queues up in
+  the sockets. When another process holds the write lock the loop does not sleep on it: it serves and tries
+  again 0.5 ms later (giving up after the busy timeout). Measured on the command path: about 20% less CPU
+  per command than the thread (``bench/store.py``).
+* on a writer thread of its own (``on_loop=False``): while one batch commits, the next one queues up, and
+  the thread is woken once per batch.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = ["GroupCommitWriter", "WriteJob", "WriteTransaction"]
 
 _VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
 _VERSION_CACHE = 100_000
+_LOCKED_RETRY = 0.0005  # seconds before a writer on the event loop tries the lock again
 
 
 class WriteTransaction:
@@ -64,10 +71,12 @@ class WriteTransaction:
                 version = self.db.execute(_VERSION, (stream_id,)).fetchone()[0]
         return version
 
-    def begin(self) -> None:
-        """Start the batch's transaction and load what other processes may have changed."""
+    def begin(self, *, started: bool = False) -> None:
+        """Start the batch's transaction (unless ``started``: already begun) and load what other processes may
+        have changed."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        if not started:
+            db.execute("BEGIN IMMEDIATE")
         data_version = db.execute("PRAGMA data_version").fetchone()[0]
         if data_version != self.data_version or len(self.versions) > _VERSION_CACHE:
             self.versions.clear()
@@ -153,6 +162,7 @@ class GroupCommitWriter:
         on_commit: Callable[[int], None],
         group_commit: bool = True,
         max_batch: int = 2000,
+        on_loop: bool = False,
     ) -> None:
         self._connect = connect
         self._writers = writers
@@ -167,6 +177,11 @@ class GroupCommitWriter:
         self._start_error: BaseException | None = None
         self.transactions = 0
         self.jobs = 0
+        self._on_loop = on_loop
+        self._tx: WriteTransaction | None = None
+        self._flushing: asyncio.Handle | None = None
+        self._busy_ms = 0
+        self._locked_since: float | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the writer thread; jobs' futures resolve on ``loop``.
@@ -175,6 +190,15 @@ class GroupCommitWriter:
             StoreError: the writer's connection could not be opened.
         """
         self._loop = loop
+        if self._on_loop:
+            try:
+                db = self._connect()
+            except BaseException as exc:
+                raise StoreError(f"cannot open the SQLite writer: {exc}") from exc
+            self._busy_ms = db.execute("PRAGMA busy_timeout").fetchone()[0]
+            db.execute("PRAGMA busy_timeout = 0")  # the loop never sleeps on the lock: it tries again later
+            self._tx = WriteTransaction(db, lambda view: self._writers(db, view))
+            return
         self._thread = threading.Thread(target=self._main, name="citadel-sqlite-writer", daemon=True)
         self._thread.start()
         self._started.wait()
@@ -183,6 +207,14 @@ class GroupCommitWriter:
 
     def submit(self, job: WriteJob) -> asyncio.Future[Any]:
         """Queue a job; the returned future resolves with its result after its transaction commits."""
+        if self._on_loop:
+            if self._loop is None or self._tx is None:
+                raise StoreError("the event store is not open; call `await store.open()` first")
+            job.future = self._loop.create_future()
+            self._pending.append(job)
+            if self._flushing is None:
+                self._flushing = self._loop.call_soon(self._flush)
+            return job.future
         if self._loop is None or self._thread is None or not self._thread.is_alive():
             raise StoreError("the event store is not open; call `await store.open()` first")
         job.future = self._loop.create_future()
@@ -191,12 +223,63 @@ class GroupCommitWriter:
         self._pending.append(job)
         return job.future
 
+    def _flush(self) -> None:
+        """Write the pending jobs in one transaction on the event loop, or try again soon when another process
+        holds the write lock."""
+        self._flushing = None
+        tx, loop = self._tx, self._loop
+        if not self._pending or tx is None or loop is None:
+            return
+        try:
+            tx.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            now = time.monotonic()
+            if "locked" in str(exc) and self._locked_since is None:
+                self._locked_since = now
+            if "locked" in str(exc) and now - self._locked_since < self._busy_ms / 1000:  # type: ignore[operator]
+                self._flushing = loop.call_later(_LOCKED_RETRY, self._flush)
+                return
+            self._locked_since = None
+            error = StoreError(f"SQLite write failed: {exc}")
+            error.__cause__ = exc
+            jobs, self._pending = self._pending, []
+            for job in jobs:
+                job.result, job.error = None, error
+            self._resolve(jobs, None)
+            return
+        self._locked_since = None
+        size = self._max_batch if self._group_commit else 1
+        jobs, self._pending = self._pending[:size], self._pending[size:]
+        self._run_batch(tx, jobs, begun=True)
+        if self._pending and self._flushing is None:
+            self._flushing = loop.call_soon(self._flush)
+
     def _hand_over(self) -> None:
         jobs, self._pending = self._pending, []
         self._queue.put(jobs)
 
+    @property
+    def on_loop(self) -> bool:
+        """Whether jobs run on the event loop (else on the writer thread)."""
+        return self._on_loop
+
     def stop(self) -> None:
         """Finish queued jobs and stop the thread (blocks until it has)."""
+        if self._on_loop:
+            tx = self._tx
+            if tx is None:
+                return
+            if self._flushing is not None:
+                self._flushing.cancel()
+                self._flushing = None
+            tx.db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            while self._pending:
+                size = self._max_batch if self._group_commit else 1
+                jobs, self._pending = self._pending[:size], self._pending[size:]
+                self._run_batch(tx, jobs)
+            tx.db.close()
+            self._tx = None
+            return
         if self._thread is not None and self._thread.is_alive():
             self._queue.put([_Stop()])
             self._thread.join()
@@ -237,11 +320,11 @@ class GroupCommitWriter:
                 break
         return jobs
 
-    def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
+    def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
         db = tx.db
         head = tx.head
         try:
-            if not self._attempt(tx, jobs, careful=False):
+            if not self._attempt(tx, jobs, careful=False, begun=begun):
                 # A job failed after writing: undo the batch and redo it with a savepoint per job, so that
                 # only that job fails. Rare (a broken unique field, a failing projection), hence not the default.
                 db.execute("ROLLBACK")
@@ -249,7 +332,14 @@ class GroupCommitWriter:
                 # Reload everything at the next BEGIN: restoring the head read before the first attempt would
                 # reuse positions another process wrote in between (that attempt's BEGIN had loaded them).
                 tx.forget()
-                self._attempt(tx, jobs, careful=True)
+                if self._on_loop:  # rare: wait for the lock here rather than give the batch up
+                    db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                    try:
+                        self._attempt(tx, jobs, careful=True)
+                    finally:
+                        db.execute("PRAGMA busy_timeout = 0")
+                else:
+                    self._attempt(tx, jobs, careful=True)
             if db.in_transaction:
                 db.execute("COMMIT")
                 tx.committed()
@@ -273,10 +363,10 @@ class GroupCommitWriter:
         self.jobs += len(jobs)
         self._deliver(jobs, tx.head)
 
-    def _attempt(self, tx: WriteTransaction, jobs: list[WriteJob], *, careful: bool) -> bool:
-        """Run the batch's jobs in a new transaction; False when one failed after writing and others ran
-        without a savepoint (the batch must be redone carefully)."""
-        tx.begin()
+    def _attempt(self, tx: WriteTransaction, jobs: list[WriteJob], *, careful: bool, begun: bool = False) -> bool:
+        """Run the batch's jobs in a new transaction (``begun``: already started); False when one failed after
+        writing and others ran without a savepoint (the batch must be redone carefully)."""
+        tx.begin(started=begun)
         for job in jobs:
             job.result, job.error, job.writing = None, None, False
             job.prepare(tx)
@@ -336,6 +426,9 @@ class GroupCommitWriter:
     def _deliver(self, jobs: list[WriteJob], head: int | None) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
+            return
+        if self._on_loop:
+            self._resolve(jobs, head)
             return
         with contextlib.suppress(RuntimeError):  # the loop closed while we committed
             loop.call_soon_threadsafe(self._resolve, jobs, head)

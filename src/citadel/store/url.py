@@ -25,7 +25,8 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
     """Build (without opening) the event store a URL names.
 
     ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` select SQLite (query parameters
-    ``synchronous`` and ``group_commit`` tune it); ``postgresql://user@host:5432/database`` selects PostgreSQL.
+    ``synchronous``, ``group_commit`` and ``writer`` tune it); ``postgresql://user@host:5432/database`` selects
+    PostgreSQL.
 
     Raises:
         ConfigurationError: the URL's scheme is unknown or its path is missing.
@@ -42,6 +43,8 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
             options.setdefault("synchronous", query["synchronous"])
         if "group_commit" in query:
             options.setdefault("group_commit", query["group_commit"].lower() not in ("0", "false", "off"))
+        if "writer" in query:
+            options.setdefault("writer", query["writer"])
         return SQLiteEventStore(path, registry, **options)
     if parts.scheme in ("postgresql", "postgres"):
         from citadel.store.postgres import PostgresEventStore
