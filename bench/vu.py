@@ -2,17 +2,19 @@
 
 Each scenario serves a fresh copy of a seeded shop with ``citadel serve`` and drives it with a load generator in
 C: every connection is a virtual user that thinks 0.5-1.5 s between requests (so about 10,000 requests/s are
-offered), 70% queries and 30% commands about its own orders, invoices and access. A warm-up run comes first,
-then the measured run; meanwhile the resident memory of the server's processes is sampled every 0.5 s, and the
-store's head is read before and after the measured run.
+offered), 70% queries and 30% commands about its own orders, invoices and access. The warm-up comes first, then
+the measured window on the same connections (the steady state: the 10,000 connections are opened during the
+warm-up); meanwhile the resident memory of the server's processes is sampled every 0.5 s, and the store's head
+is read when the measured window begins and ends.
 
 Load generators (``--driver``), the same virtual users and the same data file:
 
 * ``vuload`` (the default): ``bench/vu/vuload.c``, compiled here on first use; think times in a timing wheel,
-  so a request costs it little more than its system calls;
+  so a request costs it little more than its system calls; one run, warm-up then measured window;
 * ``wrk`` with ``bench/vu/shop.lua`` (Debian's package, installed when missing): wrk walks a list of every
   pending timer on each turn of its loop, so with 10,000 virtual users thinking it takes about 0.1 ms of CPU
-  per request, over half of this machine at the offered load: CPU the server does not get.
+  per request, over half of this machine at the offered load: CPU the server does not get. A warm-up run, then
+  a measured run on new connections.
 
 Scenarios:
 
@@ -48,6 +50,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,6 +325,39 @@ def run_load(load: Load, url: str, seconds: float, data: Path, phase: str, log: 
     )
 
 
+def run_vuload(load: Load, url: str, data: Path, log: Path, on_measuring: Callable[[], None]) -> Result:
+    """Run vuload once: ``load.warmup`` seconds of warm-up, then (after ``on_measuring()``) ``load.duration``
+    seconds measured on the same connections; return what it reported about the measured window.
+
+    Raises:
+        SystemExit: it failed or reported nothing (with its output).
+    """
+    command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-w", f"{load.warmup:g}"]
+    command += ["-d", f"{load.duration:g}", "--timeout", f"{load.timeout:g}", url, str(data), "m"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    lines, warmup_cpu = [], 0.0
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.strip() == "MEASURING":
+            warmup_cpu = cpu_seconds(process.pid)
+            on_measuring()
+    errors = process.stderr.read()
+    process.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) - warmup_cpu
+    log.write_text(f"$ {' '.join(command)}\n" + "\n".join(lines) + f"\n{errors}")
+    for line in lines:
+        if line.startswith("VU-RESULT "):
+            result: Result = json.loads(line.removeprefix("VU-RESULT "))
+            result["generator_cpu_seconds"] = round(cpu, 2)
+            result["generator_summary"] = [ln for ln in lines if not ln.startswith("VU-RESULT")]
+            return result
+    raise SystemExit(f"vuload reported nothing (exit {process.returncode}):\n" + "\n".join(lines) + errors)
+
+
 def profile(pid: int, seconds: float, output: Path, gil: bool = False) -> subprocess.Popen[bytes] | None:
     """Start py-spy on ``pid`` for ``seconds`` (raw collapsed stacks to ``output``; with ``gil``, only the thread
     holding the GIL, i.e. Python's CPU time); None without py-spy."""
@@ -363,19 +399,36 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
     spy = None
     try:
         idle_kb = sum(rss_kb(pid) for pid in process_tree(server.process.pid))
-        if load.warmup > 0:
+        if load.driver == "vuload":  # one run: the warm-up, then the measured window on the same connections
+            marks: dict[str, Any] = {}
+
+            def measuring() -> None:
+                marks["head_before"] = store_head(store_url)
+                if args.profile and scenario.group_commit:
+                    worker = busiest_worker(server.process.pid)
+                    seconds = min(args.profile_seconds, load.duration)
+                    marks["spy"] = profile(worker, seconds, profile_file(slug), args.profile_gil)
+                print(f"  measured: {load.duration:g} s", flush=True)
+                marks["cpu_before"] = tree_cpu_seconds(server.process.pid)
+
             print(f"  warm-up: {load.warmup:g} s, {load.connections:,} connections", flush=True)
-            warm = run_load(load, server.url, load.warmup, files["warmup"], "w", folder / f"{slug}-warmup.txt")
-        else:
-            warm = None
-        head_before = store_head(store_url)
-        if args.profile and scenario.group_commit:
-            worker = busiest_worker(server.process.pid)
-            spy = profile(worker, min(args.profile_seconds, load.duration), profile_file(slug), args.profile_gil)
-        print(f"  measured: {load.duration:g} s", flush=True)
-        cpu_before = tree_cpu_seconds(server.process.pid)
-        measured = run_load(load, server.url, load.duration, files["measure"], "m", folder / f"{slug}-measure.txt")
-        server_cpu = tree_cpu_seconds(server.process.pid) - cpu_before
+            measured = run_vuload(load, server.url, files["all"], folder / f"{slug}-run.txt", measuring)
+            server_cpu = tree_cpu_seconds(server.process.pid) - marks["cpu_before"]
+            head_before, spy, warm = marks["head_before"], marks.get("spy"), None
+        else:  # wrk: a warm-up run, then a measured run on new connections
+            if load.warmup > 0:
+                print(f"  warm-up: {load.warmup:g} s, {load.connections:,} connections", flush=True)
+                warm = run_load(load, server.url, load.warmup, files["warmup"], "w", folder / f"{slug}-warmup.txt")
+            else:
+                warm = None
+            head_before = store_head(store_url)
+            if args.profile and scenario.group_commit:
+                worker = busiest_worker(server.process.pid)
+                spy = profile(worker, min(args.profile_seconds, load.duration), profile_file(slug), args.profile_gil)
+            print(f"  measured: {load.duration:g} s", flush=True)
+            cpu_before = tree_cpu_seconds(server.process.pid)
+            measured = run_load(load, server.url, load.duration, files["measure"], "m", folder / f"{slug}-measure.txt")
+            server_cpu = tree_cpu_seconds(server.process.pid) - cpu_before
         head_after = store_head(store_url)
         written = events_between(store_url, head_before, head_after)
     finally:
@@ -419,7 +472,8 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
 
 
 def prepare_files(seed: Seed, load: Load) -> dict[str, Path]:
-    """The run folder: the token secret and the two data files (warm-up and measured invoices apart)."""
+    """The run folder: the token secret and the data files (wrk's warm-up and measured runs take apart invoices;
+    vuload's one run takes both)."""
     folder = RUNS / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     for old in sorted(RUNS.iterdir())[:-KEEP_RUNS]:  # the data files are ~5 MB each: keep the last few runs
@@ -430,8 +484,10 @@ def prepare_files(seed: Seed, load: Load) -> dict[str, Path]:
     tokens = mint_tokens(seed, secret.read_text(), ttl=4 * 3600)
     warm, measure = split_invoices(seed, load.warmup, load.duration)
     files = {"folder": folder, "secret": secret, "warmup": folder / "warmup.txt", "measure": folder / "measure.txt"}
+    files["all"] = folder / "all.txt"  # vuload's single run: warm-up and measured invoices, each paid once
     write_data_file(files["warmup"], seed, tokens, warm)
     write_data_file(files["measure"], seed, tokens, measure)
+    write_data_file(files["all"], seed, tokens, warm + measure)
     print(
         f"{len(tokens):,} tokens minted, {len(warm):,} + {len(measure):,} payable invoices "
         f"({time.perf_counter() - started:.1f} s); run files in {folder}",

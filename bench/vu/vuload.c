@@ -1,7 +1,7 @@
 /*
  * vuload: the shop's virtual users at C speed, for bench/vu.py.
  *
- *   vuload -t THREADS -c CONNECTIONS -d SECONDS [--timeout SECONDS] http://HOST:PORT DATA_FILE PHASE
+ *   vuload -t THREADS -c CONNECTIONS [-w WARMUP_SECONDS] -d SECONDS [--timeout SECONDS] http://HOST:PORT DATA_FILE PHASE
  *
  * The same virtual users as bench/vu/shop.lua (wrk): every connection is a keep-alive virtual user that sends
  * one request, waits for the whole answer, thinks 500-1500 ms (uniform, whole milliseconds), and sends the
@@ -13,6 +13,10 @@
  * CPU (1.1 of this machine's 2 cores at 9,000 requests/s, against 0.4 core with 1,000 connections at the
  * same rate). Here think times sit in a timing wheel (one slot per millisecond): a request costs the
  * generator its system calls and little else, and the CPU stays with the server being measured.
+ *
+ * With -w, the same connections first run WARMUP_SECONDS unmeasured; then vuload prints "MEASURING" on a line
+ * of its own, forgets what it counted, and measures for -d seconds: the measured window is the steady state,
+ * without the opening of 10,000 connections (or the closing of a warm-up's).
  *
  * Counting: every answer's latency (first byte of the request written to last byte of the answer read) goes
  * into a log-linear histogram (< 1% error), slow answers included. A request older than --timeout counts
@@ -101,7 +105,26 @@ typedef struct {
     uint64_t op_hist[OPS][BUCKETS]; /* the same, by operation */
     uint64_t op_answers[OPS];
     double op_sum[OPS];
+    int measuring;
 } thread_t;
+
+/* Forget what the warm-up counted (the thread's own counters: no other thread writes them). */
+static void start_measuring(thread_t *t) {
+    t->requests = t->bytes = t->err_connect = t->err_read = t->err_write = t->err_status = t->err_timeout = 0;
+    memset(t->statuses, 0, sizeof t->statuses);
+    memset(t->by_status, 0, sizeof t->by_status);
+    memset(t->ops, 0, sizeof t->ops);
+    memset(t->per_second, 0, sizeof t->per_second);
+    memset(t->hist, 0, sizeof t->hist);
+    memset(t->op_hist, 0, sizeof t->op_hist);
+    memset(t->op_answers, 0, sizeof t->op_answers);
+    memset(t->op_sum, 0, sizeof t->op_sum);
+    t->sum = t->sumsq = 0;
+    t->min_us = UINT64_MAX;
+    t->max_us = 0;
+    for (int i = 0; i < t->nconns; i++) t->conns[i].timed_out = 0;
+    t->measuring = 1;
+}
 
 static struct sockaddr_in target;
 static char host_header[128];
@@ -115,6 +138,8 @@ static int nall_users;
 static invoice_t *all_invoices;
 static int nall_invoices;
 static volatile int stopping;
+static volatile uint64_t measure_from_ns; /* 0 until the warm-up is over */
+static double warmup_s;
 static time_t start_second;
 
 static void die(const char *fmt, ...) {
@@ -609,6 +634,7 @@ static void *run(void *arg) {
     while (!stopping) {
         int n = epoll_wait(t->epfd, events, 512, 1);
         uint64_t now = now_ns();
+        if (!t->measuring && measure_from_ns && now >= measure_from_ns) start_measuring(t);
         uint64_t now_ms = now / 1000000;
         for (int i = 0; i < n; i++) {
             conn_t *c = events[i].data.ptr;
@@ -662,6 +688,8 @@ int main(int argc, char **argv) {
             nthreads = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "-c") && i + 1 < argc) {
             nconnections = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "-w") && i + 1 < argc) {
+            warmup_s = atof(argv[++i]);
         } else if (!strcmp(argv[i], "-d") && i + 1 < argc) {
             seconds = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
@@ -669,13 +697,14 @@ int main(int argc, char **argv) {
         } else if (npositional < 3 && argv[i][0] != '-') {
             positional[npositional++] = argv[i];
         } else {
-            die("unknown argument %s\nusage: vuload -t THREADS -c CONNECTIONS -d SECONDS [--timeout SECONDS] "
+            die("unknown argument %s\nusage: vuload -t THREADS -c CONNECTIONS [-w WARMUP] -d SECONDS [--timeout SECONDS] "
                 "http://HOST:PORT DATA_FILE PHASE",
                 argv[i]);
         }
     }
-    if (npositional != 3 || nthreads < 1 || nconnections < nthreads || seconds <= 0 || seconds >= MAX_SECONDS)
-        die("usage: vuload -t THREADS -c CONNECTIONS -d SECONDS [--timeout SECONDS] http://HOST:PORT DATA_FILE PHASE");
+    if (npositional != 3 || nthreads < 1 || nconnections < nthreads || seconds <= 0 || seconds >= MAX_SECONDS ||
+        warmup_s < 0)
+        die("usage: vuload -t THREADS -c CONNECTIONS [-w WARMUP] -d SECONDS [--timeout SECONDS] http://HOST:PORT DATA_FILE PHASE");
     char host[64];
     int port;
     if (sscanf(positional[0], "http://%63[^:/]:%d", host, &port) != 2) die("the URL must be http://HOST:PORT");
@@ -700,6 +729,16 @@ int main(int argc, char **argv) {
         assign(t);
         if (pthread_create(&ids[i], NULL, run, t)) die("cannot start a thread");
     }
+    if (warmup_s > 0) {
+        struct timespec warm = {(time_t)warmup_s, (long)((warmup_s - (time_t)warmup_s) * 1e9)};
+        while (nanosleep(&warm, &warm) < 0 && errno == EINTR) {
+        }
+    }
+    started = now_ns();
+    start_second = time(NULL);
+    measure_from_ns = started;
+    printf("MEASURING\n");
+    fflush(stdout);
     struct timespec pause = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
     while (nanosleep(&pause, &pause) < 0 && errno == EINTR) {
     }

@@ -173,3 +173,21 @@ def test_unregistered_subject_fields_are_refused() -> None:
             who: str
 
     assert EventRegistry([Confided]).of(Confided).name == "suite.Confided"
+
+
+async def test_many_subjects_keep_few_ciphers_and_every_payload_still_opens(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Keyring, "CIPHERS", 3)
+    keyring = Keyring(MasterKeys.generate())
+    async with open_backend(backend, tmp_path, keyring=keyring, extra_events=[Confided]) as store:
+        people = [f"person-{i}" for i in range(20)]
+        await store.commit(
+            Commit([StreamAppend(f"p-{p}", [Confided(person=p, secret=f"{SECRET} of {p}")]) for p in people])
+        )
+        for p in reversed(people):  # every key's cipher rebuilt from its kept bytes, in another order
+            (record,) = await store.read_stream(f"p-{p}")
+            assert record.event == Confided(person=p, secret=f"{SECRET} of {p}")
+        await store.append("p-person-0", [Confided(person="person-0", secret="more")], 1)
+        assert len(keyring._ciphers) <= 3
+        assert all(keyring.known(f"subject:{p}") for p in people)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import secrets
@@ -147,33 +148,51 @@ class MasterKeys:
 
 
 class Keyring:
-    """Data keys by id: ciphers of the keys already opened, and the master keys to open or make more.
+    """Data keys by id: the keys already opened, and the master keys to open or make more.
 
     A store asks it for ciphers, and tells it which wrapped keys it read or must write; the keyring never
-    touches the database itself.
+    touches the database itself. Opened keys are kept as their 32 bytes; the ciphers built from them (about
+    2.5 KB each) are kept for the ``CIPHERS`` most recently built only, so that memory grows by bytes, not
+    kilobytes, per subject (one key per person: millions of them).
     """
+
+    CIPHERS = 4096
+    """How many ciphers are kept ready; another key's cipher is rebuilt on use (about 1.5 us)."""
 
     def __init__(self, master: MasterKeys) -> None:
         self.master = master
+        self._keys: dict[str, bytes] = {}
         self._ciphers: dict[str, AESGCM] = {}
         self.forgotten: set[str] = set()
 
     def cipher(self, key_id: str) -> AESGCM | None:
         """The cipher of an opened data key, or None when it must be read (or was forgotten)."""
-        return self._ciphers.get(key_id)
+        cipher = self._ciphers.get(key_id)
+        if cipher is not None:
+            return cipher
+        key = self._keys.get(key_id)
+        if key is None:
+            return None
+        ciphers = self._ciphers
+        if len(ciphers) >= self.CIPHERS:
+            with contextlib.suppress(RuntimeError, StopIteration):  # changed by another thread: next time
+                ciphers.pop(next(iter(ciphers)), None)  # the oldest built
+        cipher = ciphers[key_id] = AESGCM(key)
+        return cipher
 
     def open(self, key_id: str, master_id: str, wrapped: bytes) -> AESGCM | None:
-        """Unwrap a stored data key and keep its cipher; an empty ``wrapped`` is the tombstone of a forgotten
-        key (None)."""
+        """Unwrap a stored data key and keep it; an empty ``wrapped`` is the tombstone of a forgotten key
+        (None)."""
         if not wrapped:
             self.forgotten.add(key_id)
             return None
-        cipher = self._ciphers[key_id] = AESGCM(self.master.unwrap(master_id, key_id, wrapped))
-        return cipher
+        self._keys[key_id] = self.master.unwrap(master_id, key_id, wrapped)
+        self._ciphers.pop(key_id, None)
+        return self.cipher(key_id)
 
     def known(self, key_id: str) -> bool:
         """Whether the key was opened or found forgotten (nothing to read from the store about it)."""
-        return key_id in self._ciphers or key_id in self.forgotten
+        return key_id in self._keys or key_id in self.forgotten
 
     def create(self, key_id: str) -> tuple[str, bytes]:
         """Make a new data key; return ``(master key id, wrapped key)`` for the store to write. Its cipher is
@@ -183,16 +202,19 @@ class Keyring:
     def mark_forgotten(self, key_ids: Any) -> None:
         """Record that ``key_ids`` were shredded (for good: a tombstone never becomes a key again)."""
         for key_id in key_ids:
+            self._keys.pop(key_id, None)
             self._ciphers.pop(key_id, None)
             self.forgotten.add(key_id)
 
     def drop(self, key_ids: Any) -> None:
         """Forget what is known of ``key_ids`` (they were deleted, or never committed)."""
         for key_id in key_ids:
+            self._keys.pop(key_id, None)
             self._ciphers.pop(key_id, None)
             self.forgotten.discard(key_id)
 
     def clear(self) -> None:
-        """Forget every cipher (another process deleted keys)."""
+        """Forget every key (another process deleted keys)."""
+        self._keys.clear()
         self._ciphers.clear()
         self.forgotten.clear()
