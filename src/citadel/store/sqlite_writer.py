@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -35,6 +36,7 @@ __all__ = ["GroupCommitWriter", "WriteJob", "WriteTransaction"]
 
 _VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
 _VERSION_CACHE = 100_000
+log = logging.getLogger("citadel.store")
 _LOCKED_RETRY = 0.0005  # seconds before a writer on the event loop tries the lock again
 
 
@@ -166,8 +168,12 @@ class _Checkpointer:
             self._thread = None
 
     def _run(self) -> None:
-        db = self._connect()
-        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            db = self._connect()
+            db.execute("PRAGMA busy_timeout = 0")
+        except sqlite3.Error as exc:  # the log then waits for the next connection to close: nothing is lost
+            log.warning("the SQLite checkpointer cannot open the database: %s", exc)
+            return
         try:
             while not self._stopping.wait(self.INTERVAL):
                 with contextlib.suppress(sqlite3.Error):  # busy (another checkpoint runs): next time
@@ -177,14 +183,16 @@ class _Checkpointer:
 
 
 class GroupCommitWriter:
-    """Runs write jobs on a dedicated thread and connection, in batches that commit together.
+    """Runs write jobs on a connection of their own, in batches that commit together: on the event loop at the
+    end of the turn that submitted them (``on_loop``), or on a dedicated thread.
 
     Args:
-        connect: opens the writer's connection (called on the writer thread).
+        connect: opens the writer's connection (on the writer thread when there is one).
         writers: returns the view writer for a view, bound to the writer connection.
         on_commit: called on the event loop after every successful commit with the new head position.
         group_commit: when False, every job gets its own transaction (the naive way, for comparison).
         max_batch: most jobs in one transaction.
+        on_loop: write on the event loop (checkpoints then run on a thread of their own) instead of a thread.
     """
 
     def __init__(
@@ -218,7 +226,7 @@ class GroupCommitWriter:
         self._checkpointer: _Checkpointer | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the writer thread; jobs' futures resolve on ``loop``.
+        """Open the writer (and start its thread, or the checkpointer's); jobs' futures resolve on ``loop``.
 
         Raises:
             StoreError: the writer's connection could not be opened.
@@ -270,12 +278,12 @@ class GroupCommitWriter:
         try:
             tx.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            now = time.monotonic()
-            if "locked" in str(exc) and self._locked_since is None:
-                self._locked_since = now
-            if "locked" in str(exc) and now - self._locked_since < self._busy_ms / 1000:  # type: ignore[operator]
-                self._flushing = loop.call_later(_LOCKED_RETRY, self._flush)
-                return
+            if "locked" in str(exc):  # another process writes: serve meanwhile, for up to the busy timeout
+                now = time.monotonic()
+                since = self._locked_since = self._locked_since or now
+                if now - since < self._busy_ms / 1000:
+                    self._flushing = loop.call_later(_LOCKED_RETRY, self._flush)
+                    return
             self._locked_since = None
             error = StoreError(f"SQLite write failed: {exc}")
             error.__cause__ = exc
@@ -301,7 +309,7 @@ class GroupCommitWriter:
         return self._on_loop
 
     def stop(self) -> None:
-        """Finish queued jobs and stop the thread (blocks until it has)."""
+        """Finish queued jobs, close the writer and stop its thread (blocks until it has)."""
         if self._on_loop:
             tx = self._tx
             if tx is None:
