@@ -10,6 +10,12 @@ A conflict the check could not see (another connection appended to the same stre
 that fails, or a broken unique field abort the fast path; the batch is then redone with one savepoint per
 commit, so that only the offending commit fails.
 
+Writers on other connections or nodes may update the same view rows at once. Each transaction sends its
+inline projections' writes sorted by view and key, so they lock rows in one order and wait for each other
+rather than deadlock; where that order cannot be used (a view with a unique field, a clear), PostgreSQL may
+still undo one of two transactions for a deadlock, and the batch (or the one commit, on the savepoint path)
+is done again, up to ``TRANSIENT_RETRIES`` times: the caller sees only the delay.
+
 Positions are ``(transaction id << 20) + index``, which orders them by transaction id; see ``postgres`` for
 why subscribers can never skip an event.
 """
@@ -21,6 +27,7 @@ import collections
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -198,6 +205,10 @@ class _Batch:
         return self.base + self.index
 
 
+TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+"""Errors after which PostgreSQL has undone the transaction (or savepoint) and the same work may succeed."""
+TRANSIENT_RETRIES = 5
+
 BROKEN = (
     OSError,
     asyncpg.InterfaceError,
@@ -236,6 +247,7 @@ class PostgresWriter:
         self._writing = 0
         self._idle = asyncio.Event()
         self.transactions = 0
+        self.retried = 0  # transactions or savepoints PostgreSQL undid (deadlocks) and that were done again
 
     def start(self) -> None:
         """Start the writer tasks."""
@@ -308,15 +320,24 @@ class PostgresWriter:
         async with self._pool.acquire() as connection:
             if self._sealer is not None:
                 await ensure_keys(connection, self._sealer, {k for job in jobs for a in job.appends for k in a.keys})
-            try:
-                async with connection.transaction():
-                    outcomes, last = await self._fast(connection, jobs)
-            except BROKEN:
-                raise
-            except Exception as exc:
-                log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
-                async with connection.transaction():
-                    outcomes, last = await self._careful(connection, jobs)
+            for attempt in range(TRANSIENT_RETRIES + 1):
+                try:
+                    async with connection.transaction():
+                        outcomes, last = await self._fast(connection, jobs)
+                    break
+                except BROKEN:
+                    raise
+                except TRANSIENT as exc:  # a deadlock with another writer: PostgreSQL undid us; do it again
+                    if attempt == TRANSIENT_RETRIES:
+                        log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
+                        outcomes, last = await self._careful_transaction(connection, jobs)
+                        break
+                    self.retried += 1
+                    await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+                except Exception as exc:
+                    log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
+                    outcomes, last = await self._careful_transaction(connection, jobs)
+                    break
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.future.done():
                 continue
@@ -350,17 +371,30 @@ class PostgresWriter:
         await batch.write(connection)
         return outcomes, batch.last_position if batch.index else 0
 
+    async def _careful_transaction(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
+        async with connection.transaction():
+            return await self._careful(connection, jobs)
+
     async def _careful(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
         batch = await self._begin(connection)
         outcomes: list[Any] = []
         for job in jobs:
-            try:
-                async with connection.transaction():  # a savepoint: this commit fails alone
-                    outcomes.append(await self._one(connection, job, batch))
-            except BROKEN:
-                raise
-            except Exception as exc:
-                outcomes.append(await self._explain(connection, job, exc))
+            for attempt in range(TRANSIENT_RETRIES + 1):
+                try:
+                    async with connection.transaction():  # a savepoint: this commit fails alone
+                        outcomes.append(await self._one(connection, job, batch))
+                    break
+                except BROKEN:
+                    raise
+                except TRANSIENT as exc:  # rolled back to the savepoint; the other writer went on: again
+                    if attempt == TRANSIENT_RETRIES:
+                        outcomes.append(StoreError(f"PostgreSQL kept refusing this commit: {exc}"))
+                        break
+                    self.retried += 1
+                    await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+                except Exception as exc:
+                    outcomes.append(await self._explain(connection, job, exc))
+                    break
         return outcomes, batch.last_position if batch.index else 0
 
     async def _one(self, connection: Any, job: PgCommit, batch: _Batch) -> CommitResult:
