@@ -1,9 +1,10 @@
 """Group commit for PostgreSQL: batches of commits, one transaction each, pipelined across connections.
 
-Commits wait in one queue; each of ``connections`` writer tasks takes everything queued, writes it in one
-transaction with a handful of round trips (the version check of every stream in one query, every event in
-one ``unnest`` insert, the idempotency records and snapshots likewise, the inline projections' writes
-pipelined), and commits. While one writer waits for its commit to be flushed, the next takes the next batch.
+Commits wait in one queue; each of ``connections`` writer tasks takes its share of what is queued (all of it
+when the other writers are busy or the queue is short), writes it in one transaction with a handful of round
+trips (the version check of every stream in one query, every event in one ``unnest`` insert, the idempotency
+records and snapshots likewise, the inline projections' writes pipelined), and commits. While one writer
+waits for the server, the next takes the next batch.
 
 Optimistic concurrency is checked in the batch before anything is written, so a stale append fails alone.
 A conflict the check could not see (another connection appended to the same stream meanwhile), a projection
@@ -47,6 +48,8 @@ __all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter", "apply_handler"
 INDEX_BITS = 20
 """Positions are ``(xid << INDEX_BITS) + index``: at most 2**20 events per transaction."""
 MAX_BATCH_EVENTS = 50_000
+MIN_SHARE = 128
+"""Commits a writer takes at least when the queue is shared among free writers (shorter queues are not split)."""
 log = logging.getLogger("citadel.store.postgres")
 
 # Everything a batch writes, and its notification, in one statement (one round trip); empty arrays write nothing.
@@ -279,7 +282,11 @@ class PostgresWriter:
         jobs: list[PgCommit] = []
         events = 0
         queue = self._queue
-        while queue and len(jobs) < self._max_batch and events < MAX_BATCH_EVENTS:
+        # A long queue is shared among the writers that are free, so that their transactions run side by side
+        # (the server works on one while this process encodes the next) instead of one writer taking it all.
+        free = max(1, self._connections - self._writing)
+        limit = min(self._max_batch, max(MIN_SHARE, -(-len(queue) // free)))
+        while queue and len(jobs) < limit and events < MAX_BATCH_EVENTS:
             job = queue.popleft()
             jobs.append(job)
             events += sum(len(a.encoded) for a in job.appends)
