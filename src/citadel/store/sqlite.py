@@ -50,7 +50,7 @@ from citadel.store.sqlite_jobs import (
 )
 from citadel.store.sqlite_schema import migrate
 from citadel.store.sqlite_views import SQLiteViewReader, SQLiteViewWriter, view_ddl
-from citadel.store.sqlite_writer import GroupCommitWriter, WriteTransaction
+from citadel.store.sqlite_writer import GroupCommitWriter, LoopWriter, ThreadWriter, WriteTransaction
 from citadel.store.subscription import follow
 from citadel.views import View
 
@@ -115,12 +115,9 @@ class SQLiteEventStore:
         self._view_readers: dict[int, SQLiteViewReader] = {}
         self._head = 0
         self._changed = asyncio.Event()
-        self._writer = GroupCommitWriter(
-            self._connect,
-            writers=self._writer_for,
-            on_commit=self._on_commit,
-            group_commit=group_commit,
-            on_loop=writer == "loop",
+        writer_class: type[GroupCommitWriter] = LoopWriter if writer == "loop" else ThreadWriter
+        self._writer = writer_class(
+            self._connect, writers=self._writer_for, on_commit=self._on_commit, group_commit=group_commit
         )
 
     @property
@@ -170,10 +167,7 @@ class SQLiteEventStore:
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close connections."""
-        if self._writer.on_loop:
-            self._writer.stop()
-        else:
-            await asyncio.to_thread(self._writer.stop)
+        await self._writer.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -8,13 +8,13 @@ during one turn of the event loop become one batch.
 
 Where batches run:
 
-* on the event loop (the default): at the end of the turn that submitted the jobs. Nothing is handed to
+* on the event loop (``LoopWriter``, the default): at the end of the turn that submitted the jobs. Nothing is handed to
   another thread, so no turn of the loop waits for the interpreter lock held by a writer thread and no
   thread is woken per batch; the loop does the writing, and while it commits the next batch queues up in
   the sockets. When another process holds the write lock the loop does not sleep on it: it serves and tries
   again 0.5 ms later (giving up after the busy timeout). Measured on the command path: about 20% less CPU
   per command than the thread (``bench/store.py``).
-* on a writer thread of its own (``on_loop=False``): while one batch commits, the next one queues up, and
+* on a writer thread of its own (``ThreadWriter``): while one batch commits, the next one queues up, and
   the thread is woken once per batch.
 """
 
@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from citadel.errors import LeaseLost, StoreError
 
-__all__ = ["GroupCommitWriter", "WriteJob", "WriteTransaction"]
+__all__ = ["GroupCommitWriter", "LoopWriter", "ThreadWriter", "WriteJob", "WriteTransaction"]
 
 _VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
 _VERSION_CACHE = 100_000
@@ -183,16 +183,15 @@ class _Checkpointer:
 
 
 class GroupCommitWriter:
-    """Runs write jobs on a connection of their own, in batches that commit together: on the event loop at the
-    end of the turn that submitted them (``on_loop``), or on a dedicated thread.
+    """Runs write jobs on a connection of their own, in batches that commit together. Where the batches run is
+    the subclass's: ``LoopWriter`` (on the event loop) or ``ThreadWriter`` (on a thread of their own).
 
     Args:
-        connect: opens the writer's connection (on the writer thread when there is one).
+        connect: opens the writer's connection.
         writers: returns the view writer for a view, bound to the writer connection.
         on_commit: called on the event loop after every successful commit with the new head position.
         group_commit: when False, every job gets its own transaction (the naive way, for comparison).
         max_batch: most jobs in one transaction.
-        on_loop: write on the event loop (checkpoints then run on a thread of their own) instead of a thread.
     """
 
     def __init__(
@@ -203,170 +202,35 @@ class GroupCommitWriter:
         on_commit: Callable[[int], None],
         group_commit: bool = True,
         max_batch: int = 2000,
-        on_loop: bool = False,
     ) -> None:
         self._connect = connect
         self._writers = writers
         self._on_commit = on_commit
         self._group_commit = group_commit
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[list[WriteJob]] = queue.SimpleQueue()
         self._pending: list[WriteJob] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
         self.transactions = 0
         self.jobs = 0
-        self._on_loop = on_loop
-        self._tx: WriteTransaction | None = None
-        self._flushing: asyncio.Handle | None = None
-        self._busy_ms = 0
-        self._locked_since: float | None = None
-        self._checkpointer: _Checkpointer | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the writer (and start its thread, or the checkpointer's); jobs' futures resolve on ``loop``.
+        """Open the writer; jobs' futures resolve on ``loop``.
 
         Raises:
             StoreError: the writer's connection could not be opened.
         """
-        self._loop = loop
-        if self._on_loop:
-            try:
-                db = self._connect()
-            except BaseException as exc:
-                raise StoreError(f"cannot open the SQLite writer: {exc}") from exc
-            self._busy_ms = db.execute("PRAGMA busy_timeout").fetchone()[0]
-            db.execute("PRAGMA busy_timeout = 0")  # the loop never sleeps on the lock: it tries again later
-            db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread copies the log back instead
-            self._tx = WriteTransaction(db, lambda view: self._writers(db, view))
-            self._checkpointer = _Checkpointer(self._connect)
-            self._checkpointer.start()
-            return
-        self._thread = threading.Thread(target=self._main, name="citadel-sqlite-writer", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._start_error is not None:
-            raise StoreError(f"cannot open the SQLite writer: {self._start_error}") from self._start_error
+        raise NotImplementedError
 
     def submit(self, job: WriteJob) -> asyncio.Future[Any]:
         """Queue a job; the returned future resolves with its result after its transaction commits."""
-        if self._on_loop:
-            if self._loop is None or self._tx is None:
-                raise StoreError("the event store is not open; call `await store.open()` first")
-            job.future = self._loop.create_future()
-            self._pending.append(job)
-            if self._flushing is None:
-                self._flushing = self._loop.call_soon(self._flush)
-            return job.future
-        if self._loop is None or self._thread is None or not self._thread.is_alive():
-            raise StoreError("the event store is not open; call `await store.open()` first")
-        job.future = self._loop.create_future()
-        if not self._pending:
-            self._loop.call_soon(self._hand_over)
-        self._pending.append(job)
-        return job.future
+        raise NotImplementedError
 
-    def _flush(self) -> None:
-        """Write the pending jobs in one transaction on the event loop, or try again soon when another process
-        holds the write lock."""
-        self._flushing = None
-        tx, loop = self._tx, self._loop
-        if not self._pending or tx is None or loop is None:
-            return
-        try:
-            tx.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            if "locked" in str(exc):  # another process writes: serve meanwhile, for up to the busy timeout
-                now = time.monotonic()
-                since = self._locked_since = self._locked_since or now
-                if now - since < self._busy_ms / 1000:
-                    self._flushing = loop.call_later(_LOCKED_RETRY, self._flush)
-                    return
-            self._locked_since = None
-            error = StoreError(f"SQLite write failed: {exc}")
-            error.__cause__ = exc
-            jobs, self._pending = self._pending, []
-            for job in jobs:
-                job.result, job.error = None, error
-            self._resolve(jobs, None)
-            return
-        self._locked_since = None
-        size = self._max_batch if self._group_commit else 1
-        jobs, self._pending = self._pending[:size], self._pending[size:]
-        self._run_batch(tx, jobs, begun=True)
-        if self._pending and self._flushing is None:
-            self._flushing = loop.call_soon(self._flush)
+    async def close(self) -> None:
+        """Write the queued jobs, then close the writer."""
+        raise NotImplementedError
 
-    def _hand_over(self) -> None:
-        jobs, self._pending = self._pending, []
-        self._queue.put(jobs)
-
-    @property
-    def on_loop(self) -> bool:
-        """Whether jobs run on the event loop (else on the writer thread)."""
-        return self._on_loop
-
-    def stop(self) -> None:
-        """Finish queued jobs, close the writer and stop its thread (blocks until it has)."""
-        if self._on_loop:
-            tx = self._tx
-            if tx is None:
-                return
-            if self._flushing is not None:
-                self._flushing.cancel()
-                self._flushing = None
-            tx.db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            while self._pending:
-                size = self._max_batch if self._group_commit else 1
-                jobs, self._pending = self._pending[:size], self._pending[size:]
-                self._run_batch(tx, jobs)
-            tx.db.close()
-            self._tx = None
-            if self._checkpointer is not None:
-                self._checkpointer.stop()
-                self._checkpointer = None
-            return
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put([_Stop()])
-            self._thread.join()
-        self._thread = None
-
-    def _main(self) -> None:
-        try:
-            db = self._connect()
-        except BaseException as exc:
-            self._start_error = exc
-            self._started.set()
-            return
-        tx = WriteTransaction(db, lambda view: self._writers(db, view))
-        self._started.set()
-        try:
-            while True:
-                jobs = self._take()
-                stop = isinstance(jobs[-1], _Stop)
-                if stop:
-                    jobs.pop()
-                if not self._group_commit:
-                    for job in jobs:
-                        self._run_batch(tx, [job])
-                elif jobs:
-                    self._run_batch(tx, jobs)
-                if stop:
-                    return
-        finally:
-            db.close()
-
-    def _take(self) -> list[WriteJob]:
-        jobs = self._queue.get()
-        get = self._queue.get_nowait
-        while len(jobs) < self._max_batch and not isinstance(jobs[-1], _Stop):
-            try:
-                jobs.extend(get())
-            except queue.Empty:
-                break
-        return jobs
+    def _new_transaction(self, db: sqlite3.Connection) -> WriteTransaction:
+        return WriteTransaction(db, lambda view: self._writers(db, view))
 
     def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
         db = tx.db
@@ -380,14 +244,7 @@ class GroupCommitWriter:
                 # Reload everything at the next BEGIN: restoring the head read before the first attempt would
                 # reuse positions another process wrote in between (that attempt's BEGIN had loaded them).
                 tx.forget()
-                if self._on_loop:  # rare: wait for the lock here rather than give the batch up
-                    db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-                    try:
-                        self._attempt(tx, jobs, careful=True)
-                    finally:
-                        db.execute("PRAGMA busy_timeout = 0")
-                else:
-                    self._attempt(tx, jobs, careful=True)
+                self._redo_carefully(tx, jobs)
             if db.in_transaction:
                 db.execute("COMMIT")
                 tx.committed()
@@ -401,15 +258,22 @@ class GroupCommitWriter:
             tx.rolled_back()
             tx.forget()
             tx.head = head
-            error = StoreError(f"SQLite write failed: {exc}")
-            error.__cause__ = exc
-            for job in jobs:
-                job.result, job.error = None, error
-            self._deliver(jobs, None)
+            self._fail(jobs, exc)
             return
         self.transactions += 1
         self.jobs += len(jobs)
         self._deliver(jobs, tx.head)
+
+    def _redo_carefully(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
+        self._attempt(tx, jobs, careful=True)
+
+    def _fail(self, jobs: list[WriteJob], exc: BaseException) -> None:
+        """Fail every job of a batch that could not be written."""
+        error = StoreError(f"SQLite write failed: {exc}")
+        error.__cause__ = exc
+        for job in jobs:
+            job.result, job.error = None, error
+        self._deliver(jobs, None)
 
     def _attempt(self, tx: WriteTransaction, jobs: list[WriteJob], *, careful: bool, begun: bool = False) -> bool:
         """Run the batch's jobs in a new transaction (``begun``: already started); False when one failed after
@@ -472,14 +336,10 @@ class GroupCommitWriter:
         db.execute("RELEASE job")
 
     def _deliver(self, jobs: list[WriteJob], head: int | None) -> None:
+        """Resolve the jobs' futures (called on the event loop; ``ThreadWriter`` hands them over to it)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        if self._on_loop:
+        if loop is not None and not loop.is_closed():
             self._resolve(jobs, head)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed while we committed
-            loop.call_soon_threadsafe(self._resolve, jobs, head)
 
     def _resolve(self, jobs: list[WriteJob], head: int | None) -> None:
         for job in jobs:
@@ -492,3 +352,191 @@ class GroupCommitWriter:
                 future.set_result(job.result)
         if head is not None:
             self._on_commit(head)
+
+
+class LoopWriter(GroupCommitWriter):
+    """Writes on the event loop, at the end of the turn that submitted the jobs; checkpoints run on a thread of
+    their own. While another process holds the write lock, the loop keeps serving and tries again every
+    0.5 ms, failing the batch once the connection's busy timeout has passed."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], **options: Any) -> None:
+        super().__init__(connect, **options)
+        self._tx: WriteTransaction | None = None
+        self._flushing: asyncio.Handle | None = None
+        self._busy_ms = 0
+        self._locked_since: float | None = None
+        self._checkpointer: _Checkpointer | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the writer's connection and start the checkpointer; jobs' futures resolve on ``loop``.
+
+        Raises:
+            StoreError: the writer's connection could not be opened.
+        """
+        self._loop = loop
+        try:
+            db = self._connect()
+        except BaseException as exc:
+            raise StoreError(f"cannot open the SQLite writer: {exc}") from exc
+        self._busy_ms = db.execute("PRAGMA busy_timeout").fetchone()[0]
+        db.execute("PRAGMA busy_timeout = 0")  # the loop never sleeps on the lock: it tries again later
+        db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread copies the log back instead
+        self._tx = self._new_transaction(db)
+        self._checkpointer = _Checkpointer(self._connect)
+        self._checkpointer.start()
+
+    def submit(self, job: WriteJob) -> asyncio.Future[Any]:
+        """Queue a job; the returned future resolves with its result after its transaction commits."""
+        if self._loop is None or self._tx is None:
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        job.future = self._loop.create_future()
+        self._pending.append(job)
+        if self._flushing is None:
+            self._flushing = self._loop.call_soon(self._flush)
+        return job.future
+
+    def _take(self) -> list[WriteJob]:
+        size = self._max_batch if self._group_commit else 1
+        jobs, self._pending = self._pending[:size], self._pending[size:]
+        return jobs
+
+    def _flush(self) -> None:
+        """Write pending jobs in one transaction, or try again soon when another process holds the write lock."""
+        self._flushing = None
+        tx, loop = self._tx, self._loop
+        if not self._pending or tx is None or loop is None:
+            return
+        try:
+            tx.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if "locked" in str(exc):  # another process writes: serve meanwhile, for up to the busy timeout
+                now = time.monotonic()
+                since = self._locked_since = self._locked_since or now
+                if now - since < self._busy_ms / 1000:
+                    self._flushing = loop.call_later(_LOCKED_RETRY, self._flush)
+                    return
+            self._locked_since = None
+            jobs, self._pending = self._pending, []
+            self._fail(jobs, exc)
+            return
+        self._locked_since = None
+        self._run_batch(tx, self._take(), begun=True)
+        if self._pending and self._flushing is None:
+            self._flushing = loop.call_soon(self._flush)
+
+    def _redo_carefully(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
+        # Rare: wait for the lock here rather than give the batch up.
+        tx.db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        try:
+            super()._redo_carefully(tx, jobs)
+        finally:
+            tx.db.execute("PRAGMA busy_timeout = 0")
+
+    async def close(self) -> None:
+        """Write the queued jobs (waiting for the lock if need be), close the writer and its checkpointer."""
+        tx = self._tx
+        if tx is None:
+            return
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        tx.db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        while self._pending:
+            self._run_batch(tx, self._take())
+        tx.db.close()
+        self._tx = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+
+
+class ThreadWriter(GroupCommitWriter):
+    """Writes on a thread of its own: while one batch commits, the next one queues up; jobs submitted during
+    one turn of the event loop are handed over together, and the thread is woken once per batch."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], **options: Any) -> None:
+        super().__init__(connect, **options)
+        self._queue: queue.SimpleQueue[list[WriteJob]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the writer thread; jobs' futures resolve on ``loop``.
+
+        Raises:
+            StoreError: the writer's connection could not be opened.
+        """
+        self._loop = loop
+        self._thread = threading.Thread(target=self._main, name="citadel-sqlite-writer", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise StoreError(f"cannot open the SQLite writer: {self._start_error}") from self._start_error
+
+    def submit(self, job: WriteJob) -> asyncio.Future[Any]:
+        """Queue a job; the returned future resolves with its result after its transaction commits."""
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        job.future = self._loop.create_future()
+        if not self._pending:
+            self._loop.call_soon(self._hand_over)
+        self._pending.append(job)
+        return job.future
+
+    def _hand_over(self) -> None:
+        jobs, self._pending = self._pending, []
+        self._queue.put(jobs)
+
+    async def close(self) -> None:
+        """Write the queued jobs and stop the thread."""
+        await asyncio.to_thread(self.stop)
+
+    def stop(self) -> None:
+        """Finish queued jobs and stop the thread (blocks until it has)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put([_Stop()])
+            self._thread.join()
+        self._thread = None
+
+    def _main(self) -> None:
+        try:
+            db = self._connect()
+        except BaseException as exc:
+            self._start_error = exc
+            self._started.set()
+            return
+        tx = self._new_transaction(db)
+        self._started.set()
+        try:
+            while True:
+                jobs = self._take()
+                stop = isinstance(jobs[-1], _Stop)
+                if stop:
+                    jobs.pop()
+                if not self._group_commit:
+                    for job in jobs:
+                        self._run_batch(tx, [job])
+                elif jobs:
+                    self._run_batch(tx, jobs)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _take(self) -> list[WriteJob]:
+        jobs = self._queue.get()
+        get = self._queue.get_nowait
+        while len(jobs) < self._max_batch and not isinstance(jobs[-1], _Stop):
+            try:
+                jobs.extend(get())
+            except queue.Empty:
+                break
+        return jobs
+
+    def _deliver(self, jobs: list[WriteJob], head: int | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed while we committed
+            loop.call_soon_threadsafe(self._resolve, jobs, head)
