@@ -1,10 +1,10 @@
 """The embedded SQLite event store: WAL mode, group commit, views in the same file.
 
-Writes go through one writer thread (see ``sqlite_writer``); reads use a separate connection on the
-event loop's thread, which WAL lets proceed while the writer commits. Positions are assigned by the writer
-under SQLite's write lock, so they become visible strictly in order and a subscriber can never skip one.
-Several processes may share one file: SQLite's lock serialises their batches (``busy_timeout`` absorbs the
-wait) and subscribers notice other processes' commits by polling the head position.
+Writes go through one writer connection (see ``sqlite_writer``: on the event loop by default); reads use a
+separate connection on the event loop's thread, which WAL lets proceed while the writer commits. Positions are
+assigned by the writer under SQLite's write lock, so they become visible strictly in order and a subscriber can
+never skip one. Several processes may share one file: SQLite's lock serialises their batches (waited for up to
+``busy_timeout``) and subscribers notice other processes' commits by polling the head position.
 """
 
 from __future__ import annotations

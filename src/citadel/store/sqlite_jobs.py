@@ -48,7 +48,7 @@ _SNAPSHOT = "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state
 
 
 def run_handler(result: Awaitable[None] | None) -> None:
-    """Finish a projection handler's result on the writer thread.
+    """Finish a projection handler's result inside the writer's transaction.
 
     Async handlers may await their view reads, which complete at once on SQLite; a handler that awaits
     anything else (network, sleep) would stall every writer, so it is refused.
@@ -120,8 +120,8 @@ class CommitJob(WriteJob):
             ensure_keys(tx, self.sealer, self.sealer.missing(needed))
 
     def needs_savepoint(self) -> bool:
-        # Only inline projections can fail once writing has begun. Asked on the writer thread, so a
-        # projection suspended or resumed by an earlier job of the queue is seen as it is now.
+        # Only inline projections can fail once writing has begun. Asked by the writer just before running, so
+        # a projection suspended or resumed by an earlier job of the queue is seen as it is now.
         inline = self.inline
         self.projects = any(inline(name) for append in self.appends for _, name, _, _ in append.encoded)
         # A second append's insert may find its stream taken after the first wrote: undo this job alone.

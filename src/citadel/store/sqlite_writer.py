@@ -111,7 +111,7 @@ class WriteTransaction:
 
 
 class WriteJob:
-    """A unit of work for the writer thread. Subclasses implement ``run``; it must not touch the loop.
+    """A unit of work for the writer. Subclasses implement ``run``, synchronously: it may run on a thread.
 
     A job whose ``run`` may fail after it has begun writing needs a savepoint, so that its failure rolls
     back its own writes only. A job whose ``needs_savepoint`` says False promises to raise expected errors
@@ -130,7 +130,7 @@ class WriteJob:
         self.writing = False
 
     def needs_savepoint(self) -> bool:
-        """Whether ``run`` may fail after writing (asked on the writer thread, just before ``run``)."""
+        """Whether ``run`` may fail after writing (asked by the writer, just before ``run``)."""
         return True
 
     def prepare(self, tx: WriteTransaction) -> None:
