@@ -98,26 +98,25 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
-def rss_kb(pid: int) -> int:
-    """A process's resident set size (VmRSS) in kB; 0 when it is gone."""
+def _proc_kb(path: str, field: str) -> int:
+    """A ``field: <n> kB`` line of a /proc file, in kB; 0 when the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kb(pid: int) -> int:
+    """A process's resident set size (VmRSS) in kB; 0 when it is gone."""
+    return _proc_kb(f"/proc/{pid}/status", "VmRSS:")
 
 
 def pss_kb(pid: int) -> int:
     """A process's proportional set size in kB (shared pages split between the processes sharing them)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def open_sockets(pid: int) -> int:

@@ -297,32 +297,39 @@ class Load:
     timeout: float
 
 
-def run_load(load: Load, url: str, seconds: float, data: Path, phase: str, log: Path) -> Result:
-    """Run the load generator for ``seconds``; return what it reported (the same keys from either).
+def _reported(driver: str, command: list[str], lines: list[str], errors: str, cpu: float, log: Path) -> Result:
+    """What a load generator's ``VU-RESULT`` line reported, with the generator's CPU seconds; the run's output
+    goes to ``log``.
+
+    Raises:
+        SystemExit: it reported nothing (with its output).
+    """
+    log.write_text(f"$ {' '.join(command)}\n" + "\n".join(lines) + f"\n{errors}")
+    for line in lines:
+        if line.startswith("VU-RESULT "):
+            result: Result = json.loads(line.removeprefix("VU-RESULT "))
+            result["generator_cpu_seconds"] = round(cpu, 2)
+            result["generator_summary"] = [ln for ln in lines if not ln.startswith("VU-RESULT")]
+            return result
+    raise SystemExit(f"{driver} reported nothing:\n" + "\n".join(lines) + f"\n{errors}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(load: Load, url: str, seconds: float, data: Path, phase: str, log: Path) -> Result:
+    """Run wrk with ``shop.lua`` for ``seconds`` on new connections; return what the script's done() reported.
 
     Raises:
         SystemExit: it failed or reported nothing (with its output).
     """
-    command = [load.generator, "-t", str(load.threads), "-c", str(load.connections)]
-    if load.driver == "wrk":
-        command += ["-d", f"{seconds:g}s", "--timeout", f"{load.timeout:g}s", "-s", str(SCRIPT), url, "--"]
-        command += [str(data), phase, str(load.threads)]
-    else:
-        command += ["-d", f"{seconds:g}", "--timeout", f"{load.timeout:g}", url, str(data), phase]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-d", f"{seconds:g}s"]
+    command += ["--timeout", f"{load.timeout:g}s", "-s", str(SCRIPT), url, "--", str(data), phase, str(load.threads)]
+    before = _children_cpu()
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    log.write_text(f"$ {' '.join(command)}\n{finished.stdout}\n{finished.stderr}")
-    for line in finished.stdout.splitlines():
-        if line.startswith("VU-RESULT "):
-            result: Result = json.loads(line.removeprefix("VU-RESULT "))
-            result["generator_cpu_seconds"] = round(cpu, 2)
-            result["generator_summary"] = [ln for ln in finished.stdout.splitlines() if not ln.startswith("VU-RESULT")]
-            return result
-    raise SystemExit(
-        f"{load.driver} reported nothing (exit {finished.returncode}):\n{finished.stdout}\n{finished.stderr}"
-    )
+    return _reported("wrk", command, finished.stdout.splitlines(), finished.stderr, _children_cpu() - before, log)
 
 
 def run_vuload(load: Load, url: str, data: Path, log: Path, on_measuring: Callable[[], None]) -> Result:
@@ -334,7 +341,7 @@ def run_vuload(load: Load, url: str, data: Path, log: Path, on_measuring: Callab
     """
     command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-w", f"{load.warmup:g}"]
     command += ["-d", f"{load.duration:g}", "--timeout", f"{load.timeout:g}", url, str(data), "m"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = _children_cpu()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert process.stderr is not None
@@ -346,16 +353,7 @@ def run_vuload(load: Load, url: str, data: Path, log: Path, on_measuring: Callab
             on_measuring()
     errors = process.stderr.read()
     process.wait()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) - warmup_cpu
-    log.write_text(f"$ {' '.join(command)}\n" + "\n".join(lines) + f"\n{errors}")
-    for line in lines:
-        if line.startswith("VU-RESULT "):
-            result: Result = json.loads(line.removeprefix("VU-RESULT "))
-            result["generator_cpu_seconds"] = round(cpu, 2)
-            result["generator_summary"] = [ln for ln in lines if not ln.startswith("VU-RESULT")]
-            return result
-    raise SystemExit(f"vuload reported nothing (exit {process.returncode}):\n" + "\n".join(lines) + errors)
+    return _reported("vuload", command, lines, errors, _children_cpu() - before - warmup_cpu, log)
 
 
 def profile(pid: int, seconds: float, output: Path, gil: bool = False) -> subprocess.Popen[bytes] | None:
@@ -396,44 +394,36 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
     )
     sampler = RssSampler(server.process.pid)
     sampler.start()
-    spy = None
+    marks: dict[str, Any] = {}
+
+    def measuring() -> None:  # the measured window begins
+        marks["head_before"] = store_head(store_url)
+        if args.profile and scenario.group_commit:
+            worker = busiest_worker(server.process.pid)
+            seconds = min(args.profile_seconds, load.duration)
+            marks["spy"] = profile(worker, seconds, profile_file(slug), args.profile_gil)
+        print(f"  measured: {load.duration:g} s", flush=True)
+        marks["cpu_before"] = tree_cpu_seconds(server.process.pid)
+
     try:
         idle_kb = sum(rss_kb(pid) for pid in process_tree(server.process.pid))
+        print(f"  warm-up: {load.warmup:g} s, {load.connections:,} connections", flush=True)
+        warm = None
         if load.driver == "vuload":  # one run: the warm-up, then the measured window on the same connections
-            marks: dict[str, Any] = {}
-
-            def measuring() -> None:
-                marks["head_before"] = store_head(store_url)
-                if args.profile and scenario.group_commit:
-                    worker = busiest_worker(server.process.pid)
-                    seconds = min(args.profile_seconds, load.duration)
-                    marks["spy"] = profile(worker, seconds, profile_file(slug), args.profile_gil)
-                print(f"  measured: {load.duration:g} s", flush=True)
-                marks["cpu_before"] = tree_cpu_seconds(server.process.pid)
-
-            print(f"  warm-up: {load.warmup:g} s, {load.connections:,} connections", flush=True)
             measured = run_vuload(load, server.url, files["all"], folder / f"{slug}-run.txt", measuring)
-            server_cpu = tree_cpu_seconds(server.process.pid) - marks["cpu_before"]
-            head_before, spy, warm = marks["head_before"], marks.get("spy"), None
         else:  # wrk: a warm-up run, then a measured run on new connections
             if load.warmup > 0:
-                print(f"  warm-up: {load.warmup:g} s, {load.connections:,} connections", flush=True)
-                warm = run_load(load, server.url, load.warmup, files["warmup"], "w", folder / f"{slug}-warmup.txt")
-            else:
-                warm = None
-            head_before = store_head(store_url)
-            if args.profile and scenario.group_commit:
-                worker = busiest_worker(server.process.pid)
-                spy = profile(worker, min(args.profile_seconds, load.duration), profile_file(slug), args.profile_gil)
-            print(f"  measured: {load.duration:g} s", flush=True)
-            cpu_before = tree_cpu_seconds(server.process.pid)
-            measured = run_load(load, server.url, load.duration, files["measure"], "m", folder / f"{slug}-measure.txt")
-            server_cpu = tree_cpu_seconds(server.process.pid) - cpu_before
+                warm = run_wrk(load, server.url, load.warmup, files["warmup"], "w", folder / f"{slug}-warmup.txt")
+            measuring()
+            measured = run_wrk(load, server.url, load.duration, files["measure"], "m", folder / f"{slug}-measure.txt")
+        server_cpu = tree_cpu_seconds(server.process.pid) - marks["cpu_before"]
+        head_before = marks["head_before"]
         head_after = store_head(store_url)
         written = events_between(store_url, head_before, head_after)
     finally:
         rss = sampler.stop()
         stop_server(server)
+        spy = marks.get("spy")
         if spy is not None:
             spy.wait()
             profiled = profile_file(slug)
