@@ -334,16 +334,13 @@ class PostgresWriter:
                     break
                 except BROKEN:
                     raise
-                except TRANSIENT as exc:  # a deadlock with another writer: PostgreSQL undid us; do it again
-                    if attempt == TRANSIENT_RETRIES:
-                        log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
-                        outcomes, last = await self._careful_transaction(connection, jobs)
-                        break
-                    self.retried += 1
-                    await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
                 except Exception as exc:
+                    if isinstance(exc, TRANSIENT) and attempt < TRANSIENT_RETRIES:  # PostgreSQL undid us: again
+                        await self._pause(attempt)
+                        continue
                     log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
-                    outcomes, last = await self._careful_transaction(connection, jobs)
+                    async with connection.transaction():
+                        outcomes, last = await self._careful(connection, jobs)
                     break
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.future.done():
@@ -378,9 +375,10 @@ class PostgresWriter:
         await batch.write(connection)
         return outcomes, batch.last_position if batch.index else 0
 
-    async def _careful_transaction(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
-        async with connection.transaction():
-            return await self._careful(connection, jobs)
+    async def _pause(self, attempt: int) -> None:
+        """Wait a little before doing again what PostgreSQL undid (the other side of the deadlock goes on)."""
+        self.retried += 1
+        await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
 
     async def _careful(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
         batch = await self._begin(connection)
@@ -393,12 +391,12 @@ class PostgresWriter:
                     break
                 except BROKEN:
                     raise
-                except TRANSIENT as exc:  # rolled back to the savepoint; the other writer went on: again
-                    if attempt == TRANSIENT_RETRIES:
-                        outcomes.append(StoreError(f"PostgreSQL kept refusing this commit: {exc}"))
-                        break
-                    self.retried += 1
-                    await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+                except TRANSIENT as exc:  # rolled back to the savepoint
+                    if attempt < TRANSIENT_RETRIES:
+                        await self._pause(attempt)
+                        continue
+                    outcomes.append(StoreError(f"PostgreSQL kept refusing this commit: {exc}"))
+                    break
                 except Exception as exc:
                     outcomes.append(await self._explain(connection, job, exc))
                     break
