@@ -51,6 +51,9 @@
 #define SUB (1 << SUB_BITS)
 #define BUCKETS (40 * SUB)
 #define MAX_SECONDS 4096
+#define USAGE                                                                                                     \
+    "usage: vuload -t THREADS -c CONNECTIONS [-w WARMUP_SECONDS] -d SECONDS [--timeout SECONDS] http://HOST:PORT " \
+    "DATA_FILE PHASE"
 
 enum op { OP_ORDER, OP_INVOICE, OP_ITEM, OP_ACCESS, OP_REGISTER, OP_CREATE, OP_PAY, OP_PAY_EXHAUSTED, OPS };
 static const char *OP_NAMES[OPS] = {"order", "invoice", "item", "access", "register", "create", "pay", "pay_exhausted"};
@@ -150,6 +153,12 @@ static void die(const char *fmt, ...) {
     fprintf(stderr, "\n");
     va_end(ap);
     exit(2);
+}
+
+static void sleep_for(double seconds) {
+    struct timespec left = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
+    while (nanosleep(&left, &left) < 0 && errno == EINTR) {
+    }
 }
 
 static uint64_t now_ns(void) {
@@ -697,14 +706,12 @@ int main(int argc, char **argv) {
         } else if (npositional < 3 && argv[i][0] != '-') {
             positional[npositional++] = argv[i];
         } else {
-            die("unknown argument %s\nusage: vuload -t THREADS -c CONNECTIONS [-w WARMUP] -d SECONDS [--timeout SECONDS] "
-                "http://HOST:PORT DATA_FILE PHASE",
-                argv[i]);
+            die("unknown argument %s\n%s", argv[i], USAGE);
         }
     }
     if (npositional != 3 || nthreads < 1 || nconnections < nthreads || seconds <= 0 || seconds >= MAX_SECONDS ||
         warmup_s < 0)
-        die("usage: vuload -t THREADS -c CONNECTIONS [-w WARMUP] -d SECONDS [--timeout SECONDS] http://HOST:PORT DATA_FILE PHASE");
+        die("%s", USAGE);
     char host[64];
     int port;
     if (sscanf(positional[0], "http://%63[^:/]:%d", host, &port) != 2) die("the URL must be http://HOST:PORT");
@@ -729,19 +736,13 @@ int main(int argc, char **argv) {
         assign(t);
         if (pthread_create(&ids[i], NULL, run, t)) die("cannot start a thread");
     }
-    if (warmup_s > 0) {
-        struct timespec warm = {(time_t)warmup_s, (long)((warmup_s - (time_t)warmup_s) * 1e9)};
-        while (nanosleep(&warm, &warm) < 0 && errno == EINTR) {
-        }
-    }
+    sleep_for(warmup_s);
     started = now_ns();
     start_second = time(NULL);
     measure_from_ns = started;
     printf("MEASURING\n");
     fflush(stdout);
-    struct timespec pause = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
-    while (nanosleep(&pause, &pause) < 0 && errno == EINTR) {
-    }
+    sleep_for(seconds);
     stopping = 1;
     for (int i = 0; i < nthreads; i++) pthread_join(ids[i], NULL);
     uint64_t duration_us = (now_ns() - started) / 1000;
