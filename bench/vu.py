@@ -404,6 +404,7 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
             marks["spy"] = profile(worker, seconds, profile_file(slug), args.profile_gil)
         print(f"  measured: {load.duration:g} s", flush=True)
         marks["cpu_before"] = tree_cpu_seconds(server.process.pid)
+        marks["cpu_by_process"] = {pid: cpu_seconds(pid) for pid in process_tree(server.process.pid)}
 
     try:
         idle_kb = sum(rss_kb(pid) for pid in process_tree(server.process.pid))
@@ -417,6 +418,9 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
             measuring()
             measured = run_wrk(load, server.url, load.duration, files["measure"], "m", folder / f"{slug}-measure.txt")
         server_cpu = tree_cpu_seconds(server.process.pid) - marks["cpu_before"]
+        cpu_by_process = sorted(
+            (cpu_seconds(pid) - before for pid, before in marks["cpu_by_process"].items()), reverse=True
+        )
         head_before = marks["head_before"]
         head_after = store_head(store_url)
         written = events_between(store_url, head_before, head_after)
@@ -442,6 +446,7 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
         "warmup": warm,
         "measured": measured,
         "server_cpu_seconds": round(server_cpu, 2),
+        "server_cpu_seconds_by_process": [round(cpu, 2) for cpu in cpu_by_process],
         "rss": rss | {"idle_kb": idle_kb},
         "events": {
             "head_before": head_before,

@@ -64,6 +64,9 @@ def rows_of(scenario: Result) -> dict[str, str]:
         "CPU cores used: server / load generator": (
             f"{scenario['server_cpu_seconds'] / seconds:.2f} / {run['generator_cpu_seconds'] / seconds:.2f}"
         ),
+        "CPU cores by server process": ", ".join(
+            f"{cpu / seconds:.2f}" for cpu in scenario.get("server_cpu_seconds_by_process", [])
+        ),
         "server CPU per answer": f"{1000 * scenario['server_cpu_seconds'] / max(1, run['requests']):.2f} ms",
         "events written in the window": _count(scenario["events"]["written"]),
     }

@@ -12,6 +12,7 @@ from suite import Happened, make_registry
 from citadel import NO_STREAM, Application, Command, CommandContext, ConcurrencyError, Event, Module, Projector, View
 from citadel.errors import StoreError
 from citadel.store.sqlite import SQLiteEventStore
+from citadel.store.sqlite_writer import LoopWriter
 
 
 async def open_two(path: Path) -> tuple[SQLiteEventStore, SQLiteEventStore]:
@@ -145,6 +146,38 @@ async def test_a_write_waits_out_another_process_lock_while_the_loop_keeps_servi
     finally:
         other.close()
         await store.close()
+
+
+def test_on_uvloop_a_write_waiting_for_the_lock_tries_again_every_millisecond_not_every_turn(tmp_path: Path) -> None:
+    # uvloop runs timers shorter than a millisecond on the next turn of the loop: a retry delay below that made
+    # the waiting writer spin, taking the CPU that the lock holder (another process) needed to finish.
+    uvloop = pytest.importorskip("uvloop")
+    path = tmp_path / "shared.db"
+
+    async def main() -> tuple[int, int]:
+        store = SQLiteEventStore(path, make_registry())
+        await store.open()
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            append = asyncio.ensure_future(store.append("a", [Happened(n=1)], NO_STREAM))
+            turns = 0
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 0.2
+            while loop.time() < until:  # the loop keeps turning meanwhile, as a busy server's does
+                await asyncio.sleep(0)
+                turns += 1
+            other.execute("ROLLBACK")
+            await asyncio.wait_for(append, 5)
+            assert isinstance(store.writer, LoopWriter)
+            return store.writer.lock_retries, turns
+        finally:
+            other.close()
+            await store.close()
+
+    retries, turns = uvloop.run(main())
+    assert 50 <= retries <= 300  # about one try per millisecond of the 0.2 s
+    assert turns > 10 * retries  # where a spinning writer tries on every turn
 
 
 async def test_a_write_fails_cleanly_when_the_lock_is_held_past_the_busy_timeout(tmp_path: Path) -> None:

@@ -37,7 +37,10 @@ __all__ = ["GroupCommitWriter", "LoopWriter", "ThreadWriter", "WriteJob", "Write
 _VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
 _VERSION_CACHE = 100_000
 log = logging.getLogger("citadel.store")
-_LOCKED_RETRY = 0.0005  # seconds before a writer on the event loop tries the lock again
+_LOCKED_RETRY = 0.001
+"""Seconds before a writer on the event loop tries the write lock again. Not less: uvloop counts timers in whole
+milliseconds and runs a shorter one on the next turn, so the loop would spin on the lock, taking the CPU its
+holder needs to finish."""
 
 
 class WriteTransaction:
@@ -366,6 +369,8 @@ class LoopWriter(GroupCommitWriter):
         self._busy_ms = 0
         self._locked_since: float | None = None
         self._checkpointer: _Checkpointer | None = None
+        self.lock_retries = 0
+        """How often a batch found the write lock taken by another process and was tried again later."""
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open the writer's connection and start the checkpointer; jobs' futures resolve on ``loop``.
@@ -413,6 +418,7 @@ class LoopWriter(GroupCommitWriter):
                 now = time.monotonic()
                 since = self._locked_since = self._locked_since or now
                 if now - since < self._busy_ms / 1000:
+                    self.lock_retries += 1
                     self._flushing = loop.call_later(_LOCKED_RETRY, self._flush)
                     return
             self._locked_since = None
