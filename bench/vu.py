@@ -248,6 +248,7 @@ def busiest_worker(root: int) -> int:
 
 _HEAD_SQL = "SELECT coalesce(max(position), 0) FROM {table}"
 _COUNT_SQL = "SELECT count(*) FROM {table} WHERE position > {after:d} AND position <= {upto:d}"
+_SLOWEST_SQL = "SELECT coalesce(min(position), 0) FROM {checkpoints}"
 
 
 async def _postgres_value(url: str, sql: str) -> int:
@@ -267,13 +268,20 @@ def _store_value(url: str, sql: str, **values: int) -> int:
 
         path = url.removeprefix("sqlite:///").split("?", 1)[0]
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            return int(db.execute(sql.format(table="citadel_events", **values)).fetchone()[0])
-    return asyncio.run(_postgres_value(url, sql.format(table="citadel.events", **values)))
+            query = sql.format(table="citadel_events", checkpoints="citadel_checkpoints", **values)
+            return int(db.execute(query).fetchone()[0])
+    query = sql.format(table="citadel.events", checkpoints="citadel.checkpoints", **values)
+    return asyncio.run(_postgres_value(url, query))
 
 
 def store_head(url: str) -> int:
     """The store's last committed position."""
     return _store_value(url, _HEAD_SQL)
+
+
+def slowest_checkpoint(url: str) -> int:
+    """The position of the consumer (async projection, process manager) furthest behind, as last saved."""
+    return _store_value(url, _SLOWEST_SQL)
 
 
 def events_between(url: str, after: int, upto: int) -> int:
@@ -423,6 +431,7 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
         )
         head_before = marks["head_before"]
         head_after = store_head(store_url)
+        behind = events_between(store_url, slowest_checkpoint(store_url), head_after)
         written = events_between(store_url, head_before, head_after)
     finally:
         rss = sampler.stop()
@@ -452,6 +461,7 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
             "head_before": head_before,
             "head_after": head_after,
             "written": written,
+            "consumers_behind": behind,
             "per_second": written / seconds,
         },
         # commands sent minus every non-2xx answer: a lower bound of the commands that succeeded

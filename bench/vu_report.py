@@ -69,6 +69,7 @@ def rows_of(scenario: Result) -> dict[str, str]:
         ),
         "server CPU per answer": f"{1000 * scenario['server_cpu_seconds'] / max(1, run['requests']):.2f} ms",
         "events written in the window": _count(scenario["events"]["written"]),
+        "consumers' lag at the end (events)": f"{scenario['events'].get('consumers_behind', 0):,}",
     }
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 
 from mini import GetRevenue, InvoiceOpened, OrderPlaced, PayInvoice, PlaceOrder, build, open_invoices
 from test_commands import invoice_for
 
 from citadel import Application, RetryPolicy
+from citadel.messaging.consumer import Consumer
+from citadel.store.base import RecordedEvent
+from citadel.store.sqlite import SQLiteEventStore
 from citadel.testing import running, settle
 
 
@@ -130,3 +135,31 @@ async def test_a_reaction_that_keeps_failing_is_parked_once_and_later_events_sti
             assert sorted(e.amount for e in opened if isinstance(e, InvoiceOpened)) == [12, 13, 14]
     finally:
         open_invoices._reactions.pop()
+
+
+async def test_a_consumer_of_some_types_scans_a_window_of_positions_per_page(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteEventStore(tmp_path / "log.db", build().registry)
+    await store.open()
+
+    class Pages(Consumer):
+        types = frozenset({"orders.OrderPlaced"})
+        window = 10
+        seen: list[tuple[int, int]] = []
+
+        async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
+            self.seen.append((len(records), upto))
+
+    try:
+        for n in range(24):  # every other event is of the consumer's type
+            await store.append(f"order-{n}", [OrderPlaced(order_id=str(n), customer="x", amount=n)])
+            await store.append(f"invoice-{n}", [InvoiceOpened(order_id=str(n), amount=n)])
+        consumer = Pages("test.pages", store, owner="test")
+        await consumer.start()
+        assert await consumer.wait_for(48, 5)
+        await consumer.stop()
+        # 10 positions per page, 5 of them wanted, up to the head
+        assert consumer.seen == [(5, 10), (5, 20), (5, 30), (5, 40), (4, 48)]
+    finally:
+        await store.close()

@@ -58,6 +58,11 @@ class Consumer:
     """
 
     page_size = 500
+    """Events read per page by a consumer of every event."""
+    window = 5000
+    """Events of the log scanned per page by a consumer that names its ``types``: it is given only those of its
+    types (a fraction of them), so it scans further per page than ``page_size``, and saves its checkpoint less
+    often per event it processes."""
     persist_interval = 0.2
     types: Collection[str] | None = None
     """The stored names of the events ``process`` needs; None: every event."""
@@ -164,7 +169,7 @@ class Consumer:
                     records = await store.read_all(self.position + 1, self.page_size)
                     upto = records[-1].position if records else self.position
                 else:
-                    records, upto = await store.read_all_of(self.types, self.position + 1, self.page_size)
+                    records, upto = await store.read_all_of(self.types, self.position + 1, self.window)
                 if upto <= self.position:
                     # caught up: make the position visible to other processes (they wait on the checkpoint)
                     await self._persist(force=True)
