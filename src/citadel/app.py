@@ -120,6 +120,9 @@ class Application:
         self._managers: list[ProcessManagerConsumer] = []
         self._by_module: dict[str, list[Consumer]] = {}
         self.node_id = ""  # this process, as the owner of consumer leases: new at every start
+        self.runs_consumers = True
+        """Whether ``start()`` (and ``async with``) runs the async projections and process managers here, unless
+        its ``consumers`` says otherwise; False where another process runs them (``citadel consume``)."""
         self.topology = Topology(self, None, None)
         self._deployment: tuple[list[str] | None, str | None] = (None, None)
         self._started = False
@@ -287,12 +290,13 @@ class Application:
         self,
         *,
         store: str | EventStore | None = None,
-        consumers: bool = True,
+        consumers: bool | None = None,
         modules: Sequence[str] | None = None,
         broker: str | None = None,
     ) -> None:
         """Open the store (``store`` overrides the constructor's), create views, and unless ``consumers`` is
-        False (tools that only read or rebuild), start async projections and process managers.
+        False (tools that only read or rebuild; None: ``runs_consumers``), start async projections and process
+        managers.
 
         With ``modules``, run only those here and reach the others through ``broker`` (a NATS URL), where
         other services run them (see ``citadel.topology``).
@@ -318,7 +322,7 @@ class Application:
             for module in self.dependency_order():
                 if module.migrations and module.name in local:
                     await self._store.migrate_module(module.name, module.migrations)
-            if consumers:
+            if self.runs_consumers if consumers is None else consumers:
                 await self._start_consumers()
                 await self.topology.start()
         except BaseException:

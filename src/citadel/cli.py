@@ -124,6 +124,13 @@ def serve(
         str | None, typer.Option(help="PEM certificate chain: serve HTTPS, TLS 1.3 only (needs --tls-key)")
     ] = None,
     tls_key: Annotated[str | None, typer.Option(help="the certificate's unencrypted PEM private key")] = None,
+    consumers: Annotated[
+        str | None,
+        typer.Option(
+            help="where async projections and process managers run: workers (the default), process (one of "
+            "their own, forked by the server) or none (left to `citadel consume`)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the application over HTTP.
 
@@ -142,9 +149,31 @@ def serve(
         tls_key=tls_key,
         modules=modules,
         broker=broker,
+        consumers=consumers,
     )
     try:
         run_server(settings)
+    except CitadelError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+def consume(
+    app: AppArg = None,
+    store: StoreOpt = None,
+    modules: ModulesOpt = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Run the application's async projections and process managers, without HTTP, until interrupted.
+
+    The process that servers started with --consumers none leave them to; several may run (on one node or
+    many): each consumer runs in one of them at a time, and another takes over when it stops.
+    """
+    from citadel.server import consume as run_consumers
+
+    settings = _settings(app, store=store, modules=modules, broker=broker)
+    try:
+        run_consumers(settings)
     except CitadelError as exc:
         _fail(str(exc))
 

@@ -45,6 +45,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     answers 503 and closes; granian keeps them waiting to be accepted."""
     log_level: str = "info"
     lease_ttl: float = 5.0
+    consumers: str = "workers"
+    """Where async projections and process managers run: ``workers`` (in the serving processes, which compete
+    for each one's lease), ``process`` (``citadel serve`` forks a process of their own, so the workers only
+    serve requests), or ``none`` (not with the server: ``citadel consume`` runs them, here or on another node)."""
     tls_cert: str | None = None
     """PEM certificate chain to serve HTTPS with (TLS 1.3 only); needs ``tls_key``. Relative to the working
     directory."""

@@ -11,11 +11,14 @@ or older fails the handshake.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,7 +31,7 @@ from citadel.loading import load_application
 from citadel.setup import assemble, environment_of, prepare
 from citadel.tuning import tune_gc
 
-__all__ = ["asgi_from_environment", "serve", "tls_files"]
+__all__ = ["CONSUMER_PLACES", "asgi_from_environment", "consume", "serve", "tls_files"]
 
 
 def asgi_from_environment() -> Any:
@@ -99,6 +102,8 @@ def tls_files(settings: Settings) -> tuple[Path, Path] | None:
 
 
 SERVERS = ("citadel", "granian")
+CONSUMER_PLACES = ("workers", "process", "none")
+"""Where async projections and process managers run (``Settings.consumers``)."""
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -126,26 +131,82 @@ def serve(settings: Settings) -> None:
         )
     if settings.workers < 1:
         raise ConfigurationError(f"workers must be at least 1, not {settings.workers}")
+    if settings.server == "granian" and settings.consumers == "process":
+        raise ConfigurationError(
+            "consumers = process needs Citadel's server: with granian, set consumers = none and run "
+            "`citadel consume` beside it"
+        )
     tls = tls_files(settings)
-    application = load_application(settings.app)  # fail here, with a clear message, not in every worker
-    store = settings.store or application.store_spec
-    if not isinstance(store, str):
-        raise ConfigurationError("`citadel serve` needs a store URL; pass --store or set store in citadel.toml")
-    for warning in prepare(settings):
-        print(f"Citadel: WARNING: {warning}", file=sys.stderr, flush=True)
-    setup.master_keys(settings)  # fail here, with a clear message, not in every worker
-    setup.verifier(settings)
-    settings = msgspec.structs.replace(settings, store=store)
+    settings = _checked(settings, "serve")
     url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(
         f"Citadel: serving {settings.app} on {url} with {settings.server} "
-        f"(docs: {url}/docs, store: {store}, workers: {settings.workers}{', TLS 1.3 only' if tls else ''})",
+        f"(docs: {url}/docs, store: {settings.store}, workers: {settings.workers}"
+        f"{', consumers in a process of their own' if settings.consumers == 'process' else ''}"
+        f"{', no consumers' if settings.consumers == 'none' else ''}{', TLS 1.3 only' if tls else ''})",
         flush=True,
     )
     if settings.server == "granian":
         _serve_granian(settings, tls)
     else:
         _serve_citadel(settings, tls)
+
+
+def _checked(settings: Settings, command: str) -> Settings:
+    """``settings`` with the store named, once the application loads and the keys and secrets are usable (fail
+    here, with a clear message, not in every worker)."""
+    if settings.consumers not in CONSUMER_PLACES:
+        raise ConfigurationError(
+            f"unknown consumers {settings.consumers!r}: choose one of {', '.join(CONSUMER_PLACES)} (--consumers, "
+            "or consumers in citadel.toml, or CITADEL_CONSUMERS)"
+        )
+    application = load_application(settings.app or "")
+    store = settings.store or application.store_spec
+    if not isinstance(store, str):
+        raise ConfigurationError(f"`citadel {command}` needs a store URL; pass --store or set store in citadel.toml")
+    for warning in prepare(settings):
+        print(f"Citadel: WARNING: {warning}", file=sys.stderr, flush=True)
+    setup.master_keys(settings)
+    setup.verifier(settings)
+    return msgspec.structs.replace(settings, store=store)
+
+
+def consume(settings: Settings) -> None:
+    """Run ``settings.app``'s async projections and process managers, and nothing else (no HTTP), until SIGTERM
+    or SIGINT: the process that serving processes started with ``consumers = none`` leave them to.
+
+    Raises:
+        ConfigurationError: the settings cannot be run (the message says which and how to fix it).
+    """
+    if not settings.app:
+        raise ConfigurationError("no application given: pass APP (e.g. examples.shop:app) or set app in citadel.toml")
+    settings = _checked(settings, "consume")
+    _log_to_stderr(settings)
+    print(f"Citadel: running the consumers of {settings.app} (store: {settings.store})", flush=True)
+    _consume(settings, lambda: None)
+
+
+def _consume(settings: Settings, started: Callable[[], None]) -> None:
+    from citadel.http.server import new_event_loop
+
+    application = load_application(settings.app or "")
+    setup.configure(application, settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await application.start(consumers=True)
+        try:
+            started()
+            tune_gc()
+            await stop.wait()
+        finally:
+            await application.stop()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
 
 
 def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
@@ -173,10 +234,16 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         "backlog": backlog,
         "max_connections": settings.max_connections,
     }
+    background = None
+    if settings.consumers == "process":
+
+        def background(started: Callable[[], None]) -> None:
+            _consume(settings, started)
+
     with holder:
-        if settings.workers == 1:
+        if settings.workers == 1 and background is None:
             serve_forever(make_app, listen(), **options)
-        elif run_workers(settings.workers, make_app, listen, **options):
+        elif run_workers(settings.workers, make_app, listen, background=background, **options):
             raise ConfigurationError("a worker could not start the application; its message is above")
 
 

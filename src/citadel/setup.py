@@ -102,13 +102,19 @@ def place(application: Application, settings: Settings) -> None:
         application.deploy(modules=modules or None, broker=settings.broker)
 
 
-def assemble(application: Application, settings: Settings) -> Any:
-    """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys)."""
+def configure(application: Application, settings: Settings) -> None:
+    """Configure ``application`` from settings: its placement, keys, leases, and whether it runs consumers."""
     place(application, settings)
     application.lease_ttl = settings.lease_ttl
+    application.runs_consumers = settings.consumers == "workers"
     keys = master_keys(settings)
     if keys is not None:
         application.keyring = Keyring(keys)
+
+
+def assemble(application: Application, settings: Settings) -> Any:
+    """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys)."""
+    configure(application, settings)
     limiter = open_rate_limiter(settings.redis_url, fail_open=settings.rate_limit_fail_open)
     rule = RateRule(rate=settings.rate_limit_rate, burst=settings.rate_limit_burst)
     return create_asgi(

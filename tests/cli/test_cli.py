@@ -40,6 +40,7 @@ def assert_fails_with(result: CompletedProcess[str], *fragments: str) -> None:
     [
         ([], "Run, check and operate Citadel applications."),
         (["serve"], "Serve the application over HTTP."),
+        (["consume"], "Run the application's async projections and process managers, without HTTP, until"),
         (["check"], "Check module boundaries: contracts only, declared dependencies, no cycles."),
         (["projections"], "Inspect and rebuild projections."),
         (["projections", "status"], "Show each projection's mode, position and lag."),
@@ -61,7 +62,7 @@ def test_help_of_every_command_exits_0_and_describes_it(citadel: Citadel, comman
 def test_help_of_the_program_lists_every_command(citadel: Citadel) -> None:
     listed = citadel("--help").stdout
 
-    for command in ("serve", "check", "projections", "events"):
+    for command in ("serve", "consume", "check", "projections", "events"):
         assert f"│ {command} " in listed
 
 
@@ -157,6 +158,22 @@ def test_a_port_that_is_not_a_number_is_rejected_naming_the_setting(citadel: Cit
         citadel("serve", SHOP, CITADEL_PORT="notanumber"),
         "invalid setting: Expected `int`, got `str` - at `$.port`",
         "CITADEL_* variables",
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "consume"])
+def test_an_unknown_place_for_consumers_is_rejected_listing_the_places(citadel: Citadel, command: str) -> None:
+    assert_fails_with(
+        citadel(command, SHOP, CITADEL_CONSUMERS="sometimes"),
+        "unknown consumers 'sometimes': choose one of workers, process, none",
+    )
+
+
+def test_consumers_in_a_process_of_their_own_need_citadels_server(citadel: Citadel) -> None:
+    assert_fails_with(
+        citadel("serve", SHOP, "--server", "granian", "--consumers", "process"),
+        "consumers = process needs Citadel's server",
+        "run `citadel consume` beside it",
     )
 
 

@@ -66,7 +66,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(folder: Path, store_url: str, workers: int = 1, kind: str = "citadel") -> Iterator[Server]:
+def serving(
+    folder: Path, store_url: str, workers: int = 1, kind: str = "citadel", consumers: str = "workers"
+) -> Iterator[Server]:
     """Run ``citadel serve examples.shop:app`` until the block ends, then stop it as Ctrl-C would.
 
     A failed assertion in the block carries the server's output.
@@ -74,14 +76,8 @@ def serving(folder: Path, store_url: str, workers: int = 1, kind: str = "citadel
     port = free_port()
     server = Server(f"http://127.0.0.1:{port}", folder / f"server-{port}.log")
     command = [CITADEL, "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
-    command += ["--workers", str(workers), "--server", kind]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    env |= {
-        "CITADEL_AUTH_SECRET": SECRET,  # the tests' tokens (shopper.token) verify on the server
-        "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"),
-        "CITADEL_RATE_LIMIT_RATE": "100000",  # the tests poll hard; the limits have their own tests
-        "CITADEL_RATE_LIMIT_BURST": "100000",
-    }
+    command += ["--workers", str(workers), "--server", kind, "--consumers", consumers]
+    env = environment(folder)
     with server.output.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -95,6 +91,30 @@ def serving(folder: Path, store_url: str, workers: int = 1, kind: str = "citadel
             raise AssertionError(f"{exc}\n--- server output ---\n{server.log()}") from exc
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def consuming(folder: Path, store_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``citadel consume examples.shop:app`` (output in ``consume.log``) until the block ends, then stop it
+    as Ctrl-C would."""
+    command = [CITADEL, "consume", "examples.shop:app", "--store", store_url]
+    with (folder / "consume.log").open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment(folder), stdout=output, stderr=output)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def environment(folder: Path) -> dict[str, str]:
+    """The environment of a ``citadel`` process of these tests (their token secret, their master keys)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    return env | {
+        "CITADEL_AUTH_SECRET": SECRET,  # the tests' tokens (shopper.token) verify on the server
+        "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"),
+        "CITADEL_RATE_LIMIT_RATE": "100000",  # the tests poll hard; the limits have their own tests
+        "CITADEL_RATE_LIMIT_BURST": "100000",
+    }
 
 
 def wait_until_healthy(process: subprocess.Popen[bytes], server: Server) -> None:
@@ -236,6 +256,43 @@ async def test_a_killed_worker_is_replaced_and_the_shop_keeps_serving(tmp_path: 
         assert before[0] not in now
         await place_and_pay_through_two_workers(server, orders=2, paid=1)
         assert "exited with status -9; starting another" in server.log()
+
+
+async def test_with_consumers_in_a_process_of_their_own_the_shop_settles_and_that_process_is_replaced(
+    tmp_path: Path,
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    with serving(tmp_path, store_url, workers=2, consumers="process") as server:
+        children = workers_of(server.pid)
+        assert len(children) == 3  # two workers and the consumers' process
+        await place_and_pay_through_two_workers(server, orders=2, paid=1)
+        background = children[-1]  # forked last
+        os.kill(background, signal.SIGKILL)
+        deadline = time.monotonic() + STARTUP
+        while time.monotonic() < deadline and (background in workers_of(server.pid) or len(workers_of(server.pid)) < 3):
+            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:  # the replacement works
+            customer, guide = await register(client, "grace@example.com"), await publish(client, 300)
+            placed = await order(client, customer, guide)
+            ok(await pay(client, await invoice(client, placed.order_id)))  # billing's process manager opened it
+            assert await order_status(client, placed.order_id, "paid") == "paid"
+        assert "consumers in a process of their own" in server.log()
+        assert f"background process {background} exited with status -9; starting another" in server.log()
+
+
+async def test_servers_without_consumers_leave_them_to_citadel_consume(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    with serving(tmp_path, store_url, consumers="none") as server:
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
+            customer, guide = await register(client), await publish(client, 500)
+            placed = await order(client, customer, guide)
+            await asyncio.sleep(1.0)  # nothing here opens its invoice
+            assert (await client.get("/billing/invoice", params={"order_id": placed.order_id})).status_code == 404
+            with consuming(tmp_path, store_url) as consumer:
+                bill = await invoice(client, placed.order_id)
+                assert bill["amount"] == 500
+            assert consumer.returncode == 0
+            assert "running the consumers of examples.shop:app" in (tmp_path / "consume.log").read_text()
 
 
 async def test_granian_serves_the_same_shop(tmp_path: Path) -> None:

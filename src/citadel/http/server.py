@@ -677,7 +677,8 @@ def listeners(host: str, port: int, count: int, *, backlog: int = 2048) -> list[
     return found
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when it is installed, else asyncio's."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
@@ -713,7 +714,7 @@ def serve_forever(
         await stop.wait()
         await server.stop()
 
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())
 
 
@@ -729,6 +730,7 @@ def run_workers(
     *,
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
+    background: Callable[[Callable[[], None]], None] | None = None,
     **options: Any,
 ) -> int:
     """Serve in ``workers`` forked processes; replace a worker that dies; return the exit status.
@@ -737,11 +739,15 @@ def run_workers(
     connections evenly, where one shared socket lets the least busy worker take most of them) and builds
     its own app with ``make_app`` after the fork. SIGTERM or SIGINT stops the workers gracefully, then this
     returns 0. A worker whose application fails to start stops them all (status 3).
+
+    ``background``, when given, runs in one more forked process that serves no requests (the application's
+    consumers, say), replaced like a worker when it dies; it calls the function it is given once it has
+    started, and returns on SIGTERM.
     """
 
     signals = {signal.SIGTERM, signal.SIGINT}
 
-    def child() -> None:
+    def child(serves: bool) -> None:
         code = 0
         up = False
 
@@ -753,28 +759,35 @@ def run_workers(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-            serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, started=mark, **options)
+            if serves:
+                serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, started=mark, **options)
+            elif background is not None:
+                background(mark)
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt | SystemExit):
                 what = "failed" if up else "failed to start"
-                print(f"Citadel: worker {os.getpid()} {what}: {exc}", file=sys.stderr, flush=True)
+                kind = "worker" if serves else "background process"
+                print(f"Citadel: {kind} {os.getpid()} {what}: {exc}", file=sys.stderr, flush=True)
                 code = 1 if up else _FAILED_TO_START
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
 
-    def spawn() -> int | None:
-        """Fork a worker (none once stopping); signals wait until both sides have their own handlers."""
+    def spawn(serves: bool = True) -> int | None:
+        """Fork a worker, or the background process (none once stopping); signals wait until both sides have
+        their own handlers."""
         if stopping:
             return None
         signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         try:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                child()
+                child(serves)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        if not serves:
+            background_pid.add(pid)
         return pid
 
     stopping = False
@@ -787,12 +800,15 @@ def run_workers(
                 os.kill(pid, signal.SIGTERM)
 
     alive: dict[int, float] = {}
+    background_pid: set[int] = set()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
         for _ in range(workers):
             if (pid := spawn()) is not None:
                 alive[pid] = time.monotonic()
+        if background is not None and (pid := spawn(serves=False)) is not None:
+            alive[pid] = time.monotonic()
         while alive:
             try:
                 pid, raw = os.wait()
@@ -808,10 +824,13 @@ def run_workers(
                 status = _FAILED_TO_START
                 stop(signal.SIGTERM, None)
                 continue
-            print(f"Citadel: worker {pid} exited with status {code}; starting another", file=sys.stderr, flush=True)
+            serves = pid not in background_pid
+            background_pid.discard(pid)
+            kind = "worker" if serves else "background process"
+            print(f"Citadel: {kind} {pid} exited with status {code}; starting another", file=sys.stderr, flush=True)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once should not be replaced in a tight loop
-            if (pid := spawn()) is not None:
+            if (pid := spawn(serves)) is not None:
                 alive[pid] = time.monotonic()
     finally:
         for signum, handler in previous.items():

@@ -120,14 +120,16 @@ class ProcessManagerConsumer(Consumer):
                 by_stream.setdefault(record.stream_id, []).append(record)
         if not by_stream:
             return
-        gate = asyncio.Semaphore(self._concurrency)
+        streams = iter(by_stream.values())
 
-        async def run_stream(stream: list[RecordedEvent]) -> None:
-            async with gate:
+        async def run_streams() -> None:
+            # One of ``concurrency`` runners sharing the page's streams: done with one, a runner starts the next
+            # in the same step (a semaphore would wake the next waiter a turn of the loop later).
+            for stream in streams:
                 for record in stream:
                     await self.attempt(record, lambda record=record: self.react(record))  # type: ignore[misc]
 
-        await asyncio.gather(*(run_stream(s) for s in by_stream.values()))
+        await asyncio.gather(*(run_streams() for _ in range(min(self._concurrency, len(by_stream)))))
         await self.store.save_checkpoint(self.name, upto, self.lease)
         self.saved(upto)
 
