@@ -22,7 +22,10 @@ Scenarios:
   (a popular ASGI server) with one worker;
 * ``citadel``: the defaults (group commit on, Citadel's own HTTP server), with ``--workers`` worker processes
   (several: one column each); ``--server granian`` serves it with granian instead, ``--server citadel,granian``
-  with each (one column each).
+  with each (one column each); the async projections and process managers run in the workers and, in a column
+  of its own, in a process of their own (``--consumers workers,process``). The report says how far the slowest
+  of them is behind when the measured window ends: a node that answers fast by leaving its process managers
+  behind has not done its work.
 
 The seed (10,000 customers, 100,000 orders with open invoices, 20 items) is made once in process and cached in
 ``var/bench/``. Output: the table in the seed's shape, ``bench/results/vu.json`` and ``bench/results/vu.png``.
@@ -135,13 +138,21 @@ class Server:
 
 
 def start_server(
-    store_url: str, workers: int, server_kind: str, secret: str, seed: Seed, log: Path, backpressure: int
+    store_url: str,
+    workers: int,
+    server_kind: str,
+    secret: str,
+    seed: Seed,
+    log: Path,
+    backpressure: int,
+    consumers: str = "workers",
 ) -> Server:
     """Start ``citadel serve examples.shop:app`` on a free port with the benchmark's settings (``backpressure``:
-    connections each worker serves, ``max_connections``; 0 keeps Citadel's default)."""
+    connections each worker serves, ``max_connections``; 0 keeps Citadel's default; ``consumers``: where the
+    projections and process managers run)."""
     port = free_port()
     command = [str(CITADEL), "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
-    command += ["--workers", str(workers), "--server", server_kind]
+    command += ["--workers", str(workers), "--server", server_kind, "--consumers", consumers]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     env |= {
         "CITADEL_AUTH_SECRET": secret,
@@ -387,18 +398,26 @@ class Scenario:
     workers: int
     group_commit: bool
     server: str
+    consumers: str = "workers"
 
 
 def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Path], args: Any) -> Result:
     """Serve a fresh copy of the seed, warm it up, measure it; return the scenario's results."""
     folder = files["folder"]
-    slug = scenario.label.split()[0].lower() + f"-{scenario.workers}w-{scenario.server}"
+    slug = scenario.label.split()[0].lower() + f"-{scenario.workers}w-{scenario.server}-{scenario.consumers}"
     store_url = copy_store(seed, folder, slug)
     served_url = store_url if scenario.group_commit else f"{store_url}?group_commit=0"
     print(f"\n== {scenario.label}: {served_url}, {scenario.server}, {scenario.workers} worker(s)", flush=True)
     secret = files["secret"].read_text()
     server = start_server(
-        served_url, scenario.workers, scenario.server, secret, seed, folder / f"{slug}.log", args.backpressure
+        served_url,
+        scenario.workers,
+        scenario.server,
+        secret,
+        seed,
+        folder / f"{slug}.log",
+        args.backpressure,
+        scenario.consumers,
     )
     sampler = RssSampler(server.process.pid)
     sampler.start()
@@ -451,6 +470,7 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
         "workers": scenario.workers,
         "group_commit": scenario.group_commit,
         "server": scenario.server,
+        "consumers": scenario.consumers,
         "backpressure": args.backpressure or None,
         "warmup": warm,
         "measured": measured,
@@ -520,6 +540,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server", default="citadel", help="the Citadel scenario's server: citadel, granian, or both (citadel,granian)"
     )
+    parser.add_argument(
+        "--consumers",
+        default="workers,process",
+        help="where the Citadel scenario runs projections and process managers: workers, process, or both",
+    )
     parser.add_argument("--store", default="sqlite", help="sqlite, or a PostgreSQL URL (a database per run)")
     parser.add_argument("--users", type=int, default=10_000, help="seeded customers")
     parser.add_argument("--orders", type=int, default=100_000, help="seeded orders with open invoices")
@@ -546,11 +571,13 @@ def scenarios_of(args: argparse.Namespace) -> list[Scenario]:
     found = [Scenario("baseline (granian, group commit off)", 1, False, "granian")] if "baseline" in wanted else []
     if "citadel" in wanted:
         for server in args.server.split(","):
-            suffix = "" if server == "citadel" else f", {server}"
-            found += [
-                Scenario(f"Citadel ({w} worker{'s' if w != '1' else ''}{suffix})", int(w), True, server)
-                for w in args.workers.split(",")
-            ]
+            for consumers in args.consumers.split(","):
+                suffix = "" if server == "citadel" else f", {server}"
+                suffix += " + consumers' process" if consumers == "process" else ""
+                found += [
+                    Scenario(f"Citadel ({w} worker{'s' if w != '1' else ''}{suffix})", int(w), True, server, consumers)
+                    for w in args.workers.split(",")
+                ]
     return found
 
 
