@@ -787,7 +787,7 @@ def run_workers(
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         if not serves:
-            background_pid.add(pid)
+            background_pids.add(pid)
         return pid
 
     stopping = False
@@ -800,7 +800,7 @@ def run_workers(
                 os.kill(pid, signal.SIGTERM)
 
     alive: dict[int, float] = {}
-    background_pid: set[int] = set()
+    background_pids: set[int] = set()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
@@ -824,8 +824,8 @@ def run_workers(
                 status = _FAILED_TO_START
                 stop(signal.SIGTERM, None)
                 continue
-            serves = pid not in background_pid
-            background_pid.discard(pid)
+            serves = pid not in background_pids
+            background_pids.discard(pid)
             kind = "worker" if serves else "background process"
             print(f"Citadel: {kind} {pid} exited with status {code}; starting another", file=sys.stderr, flush=True)
             if time.monotonic() - started < 1.0:
