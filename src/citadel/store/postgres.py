@@ -69,6 +69,14 @@ _CHANNEL = "citadel_events"
 _KEYS_CHANNEL = "citadel_keys"
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is. The store leaves no session state on pooled connections (its
+    advisory locks are transaction-scoped, it listens on a connection of its own, it sets nothing), so asyncpg's
+    default reset query would cost a round trip on every release for nothing; the pool still rolls back a
+    transaction left open. Code that borrows ``pool`` must not change session state either (``SET LOCAL``
+    is fine)."""
+
+
 class PostgresEventStore:
     """Event store in a PostgreSQL database (schema ``citadel``; module views in one schema per module).
 
@@ -118,7 +126,7 @@ class PostgresEventStore:
             StoreError: the server cannot be reached or refuses the connection.
         """
         try:
-            self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size)
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size, reset=_keep_session)
             async with self._pool.acquire() as connection:
                 await migrate(connection)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
