@@ -19,7 +19,7 @@ from typing import Any, Self
 from citadel.bus import CallNext, CommandBus, Middleware, QueryBus
 from citadel.context import SYSTEM, DispatchContext
 from citadel.errors import AccessDenied, ConfigurationError, NotFound, StoreError
-from citadel.handling import QueryContext, Receipt, current_receipt
+from citadel.handling import QueryContext, Receipt, current_receipt, reads_shared
 from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query
 from citadel.messaging.consumer import Consumer
@@ -198,6 +198,9 @@ class Application:
         async def authorize(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
             if type(message) in self.topology.remote:  # the service that runs it checks, with its own data
                 return await call_next(message, context)
+            if isinstance(message, Query):  # its owner check and its handler read the same row once
+                with reads_shared():
+                    return await guard(message, context, call_next)
             return await guard(message, context, call_next)
 
         return authorize

@@ -92,6 +92,52 @@ class _Context:
         return await self._runtime.query_from(self.module, query, self.context.child().replace(actor=SYSTEM))
 
 
+_shared_reads: contextvars.ContextVar[dict[tuple[int, str], Any] | None] = contextvars.ContextVar(
+    "citadel_shared_reads", default=None
+)
+
+
+class reads_shared:
+    """Within the block, view documents read by key are read once: a query's owner check and its handler, which
+    usually read the same row, share it (one read instead of two, and both decide on the same version of it).
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _shared_reads.set({})
+
+    def __exit__(self, *exc_info: object) -> None:
+        _shared_reads.reset(self._token)
+
+
+class _SharedReader:
+    """A view reader whose ``get`` answers from the documents already read in the same ``reads_shared`` block."""
+
+    __slots__ = ("_reader", "_reads", "_view")
+
+    def __init__(self, reader: Any, reads: dict[tuple[int, str], Any], view: int) -> None:
+        self._reader = reader
+        self._reads = reads
+        self._view = view
+
+    async def get(self, key: str) -> Any:
+        slot = (self._view, key)
+        try:
+            return self._reads[slot]
+        except KeyError:
+            found = self._reads[slot] = await self._reader.get(key)
+            return found
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
+        found: list[Any] = await self._reader.find(limit=limit, **where)
+        return found
+
+    async def count(self, **where: Any) -> int:
+        found: int = await self._reader.count(**where)
+        return found
+
+
 class QueryContext(_Context):
     """What a query handler receives: its module's views and the queries of its dependencies."""
 
@@ -105,6 +151,10 @@ class QueryContext(_Context):
         """
         view.check_owner(self.module.name)
         reader: ViewReader[D] = self._runtime.store.view_reader(view)
+        reads = _shared_reads.get()
+        if reads is not None:
+            shared: ViewReader[D] = _SharedReader(reader, reads, id(view))
+            return shared
         return reader
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from citadel import (
@@ -13,9 +14,12 @@ from citadel import (
     CommandContext,
     ConfigurationError,
     DispatchContext,
+    Event,
     Module,
+    Projector,
     Query,
     QueryContext,
+    View,
 )
 from citadel.errors import Unauthenticated
 from citadel.security import Policy
@@ -123,3 +127,69 @@ def test_how_far_roles_reach_depends_on_their_grants_and_anonymous_ones() -> Non
     assert policy.reach(frozenset({"writer", "editor"}), "notes.Write") == "all"
     assert policy.reach(frozenset(), "notes.Read") == "all"
     assert policy.reach(frozenset({"writer"}), "notes.admin") == "none"
+
+
+class Pinned(Event, name="pins.Pinned"):
+    pin: str
+    author: str
+
+
+class PinRow(msgspec.Struct):
+    author: str
+
+
+class PinRows(Projector):
+    pins = View("pins", PinRow)
+
+    def handle_pinned(self, event: Pinned) -> None:
+        self.pins[event.pin] = PinRow(event.author)
+
+
+class Pin(Command, name="pins.Pin"):
+    pin: str
+    author: str
+
+
+class ReadPin(Query, name="pins.ReadPin"):
+    pin: str
+
+
+async def test_a_querys_owner_check_and_its_handler_read_the_row_once_and_see_the_same_version(
+    store_url: str,
+) -> None:
+    seen: list[object] = []
+
+    async def pin(command: Pin, ctx: CommandContext) -> None:
+        ctx.append(f"pin-{command.pin}", [Pinned(pin=command.pin, author=command.author)])
+
+    async def pinner(message: ReadPin, ctx: QueryContext) -> str | None:
+        row = await ctx.view(PinRows.pins).get(message.pin)
+        seen.append(row)
+        return None if row is None else row.author
+
+    async def read_pin(query: ReadPin, ctx: QueryContext) -> str:
+        row = await ctx.view(PinRows.pins).get(query.pin)
+        seen.append(row)
+        assert row is not None
+        return row.author
+
+    pins = Module(
+        "pins",
+        commands={Pin: pin},
+        queries={ReadPin: read_pin},
+        owners={ReadPin: pinner},
+        events=[Pinned],
+        projections=[PinRows()],
+    )
+    app = Application([pins], policy=Policy().allow("writer", ReadPin, own=True))
+    async with running(app, store=store_url):
+        await app.dispatch(Pin(pin="p1", author="ann"), DispatchContext(actor=SYSTEM))
+        assert await app.query(ReadPin(pin="p1"), ANN) == "ann"
+        assert await app.query(ReadPin(pin="p1"), ANN) == "ann"
+        with pytest.raises(AccessDenied):
+            await app.query(ReadPin(pin="p1"), BOB)
+    first, second, third, fourth, _ = seen
+    assert first is not None
+    assert first is second  # one read, shared by the owner check and the handler of one query
+    assert third is fourth
+    assert third is not first  # the next query reads afresh
