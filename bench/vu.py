@@ -430,8 +430,8 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
             seconds = min(args.profile_seconds, load.duration)
             marks["spy"] = profile(worker, seconds, profile_file(slug), args.profile_gil)
         print(f"  measured: {load.duration:g} s", flush=True)
-        marks["cpu_before"] = tree_cpu_seconds(server.process.pid)
         marks["cpu_by_process"] = {pid: cpu_seconds(pid) for pid in process_tree(server.process.pid)}
+        marks["cpu_before"] = sum(marks["cpu_by_process"].values())
 
     try:
         idle_kb = sum(rss_kb(pid) for pid in process_tree(server.process.pid))

@@ -325,7 +325,9 @@ class Application:
             for module in self.dependency_order():
                 if module.migrations and module.name in local:
                     await self._store.migrate_module(module.name, module.migrations)
-            if self.runs_consumers if consumers is None else consumers:
+            if consumers is None:
+                consumers = self.runs_consumers
+            if consumers:
                 await self._start_consumers()
                 await self.topology.start()
         except BaseException:

@@ -111,31 +111,28 @@ class reads_shared:
         _shared_reads.reset(self._token)
 
 
-class _SharedReader:
+class _SharedReader(Generic[D]):
     """A view reader whose ``get`` answers from the documents already read in the same ``reads_shared`` block."""
 
     __slots__ = ("_reader", "_reads", "_view")
 
-    def __init__(self, reader: Any, reads: dict[tuple[int, str], Any], view: int) -> None:
+    def __init__(self, reader: ViewReader[D], reads: dict[tuple[int, str], Any], view: int) -> None:
         self._reader = reader
         self._reads = reads
         self._view = view
 
-    async def get(self, key: str) -> Any:
+    async def get(self, key: str) -> D | None:
         slot = (self._view, key)
-        try:
-            return self._reads[slot]
-        except KeyError:
-            found = self._reads[slot] = await self._reader.get(key)
-            return found
-
-    async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
-        found: list[Any] = await self._reader.find(limit=limit, **where)
+        if slot not in self._reads:
+            self._reads[slot] = await self._reader.get(key)
+        found: D | None = self._reads[slot]
         return found
+
+    async def find(self, *, limit: int = 100, **where: Any) -> list[D]:
+        return await self._reader.find(limit=limit, **where)
 
     async def count(self, **where: Any) -> int:
-        found: int = await self._reader.count(**where)
-        return found
+        return await self._reader.count(**where)
 
 
 class QueryContext(_Context):
@@ -152,10 +149,7 @@ class QueryContext(_Context):
         view.check_owner(self.module.name)
         reader: ViewReader[D] = self._runtime.store.view_reader(view)
         reads = _shared_reads.get()
-        if reads is not None:
-            shared: ViewReader[D] = _SharedReader(reader, reads, id(view))
-            return shared
-        return reader
+        return reader if reads is None else _SharedReader(reader, reads, id(view))
 
 
 class CommandContext(_Context):

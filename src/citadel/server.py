@@ -11,10 +11,9 @@ or older fails the handshake.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import os
-import signal
 import socket
 import ssl
 import sys
@@ -104,6 +103,7 @@ def tls_files(settings: Settings) -> tuple[Path, Path] | None:
 SERVERS = ("citadel", "granian")
 CONSUMER_PLACES = ("workers", "process", "none")
 """Where async projections and process managers run (``Settings.consumers``)."""
+_CONSUMERS_SAID = {"workers": "", "process": ", consumers in a process of their own", "none": ", no consumers"}
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -142,8 +142,7 @@ def serve(settings: Settings) -> None:
     print(
         f"Citadel: serving {settings.app} on {url} with {settings.server} "
         f"(docs: {url}/docs, store: {settings.store}, workers: {settings.workers}"
-        f"{', consumers in a process of their own' if settings.consumers == 'process' else ''}"
-        f"{', no consumers' if settings.consumers == 'none' else ''}{', TLS 1.3 only' if tls else ''})",
+        f"{_CONSUMERS_SAID[settings.consumers]}{', TLS 1.3 only' if tls else ''})",
         flush=True,
     )
     if settings.server == "granian":
@@ -187,26 +186,11 @@ def consume(settings: Settings) -> None:
 
 
 def _consume(settings: Settings, started: Callable[[], None]) -> None:
-    from citadel.http.server import new_event_loop
+    from citadel.http.server import run_until_stopped
 
     application = load_application(settings.app or "")
     setup.configure(application, settings)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await application.start(consumers=True)
-        try:
-            started()
-            tune_gc()
-            await stop.wait()
-        finally:
-            await application.stop()
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main())
+    run_until_stopped(lambda: application.start(consumers=True), application.stop, started)
 
 
 def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
@@ -234,11 +218,7 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         "backlog": backlog,
         "max_connections": settings.max_connections,
     }
-    background = None
-    if settings.consumers == "process":
-
-        def background(started: Callable[[], None]) -> None:
-            _consume(settings, started)
+    background = functools.partial(_consume, settings) if settings.consumers == "process" else None
 
     with holder:
         if settings.workers == 1 and background is None:

@@ -46,7 +46,17 @@ import httptools
 
 from citadel.tuning import tune_gc
 
-__all__ = ["ASGIApp", "HttpServer", "accept_queues", "bind", "listeners", "run_workers", "serve_forever"]
+__all__ = [
+    "ASGIApp",
+    "HttpServer",
+    "accept_queues",
+    "bind",
+    "listeners",
+    "new_event_loop",
+    "run_until_stopped",
+    "run_workers",
+    "serve_forever",
+]
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 Message = MutableMapping[str, Any]
@@ -700,19 +710,41 @@ def serve_forever(
     Once the application has started (then ``started`` is called), the garbage collector is tuned for serving
     (``citadel.tuning``): this process is the server's. ``options`` go to ``HttpServer``.
     """
+    server: HttpServer | None = None
+
+    async def start() -> None:  # the app is built on the loop that serves it
+        nonlocal server
+        server = HttpServer(make_app(), tls=ssl_context is not None, **options)
+        await server.start(*socks, ssl_context=ssl_context, backlog=backlog)
+
+    async def stop() -> None:
+        assert server is not None
+        await server.stop()
+
+    run_until_stopped(start, stop, started)
+
+
+def run_until_stopped(
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+    started: Callable[[], None] | None = None,
+) -> None:
+    """This process's life on a new event loop: ``start``, then wait for SIGTERM or SIGINT, then ``stop``.
+
+    Once started (then ``started`` is called), the garbage collector is tuned for serving (``citadel.tuning``).
+    """
 
     async def main() -> None:
-        server = HttpServer(make_app(), tls=ssl_context is not None, **options)
-        stop = asyncio.Event()
+        stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await server.start(*socks, ssl_context=ssl_context, backlog=backlog)
+            loop.add_signal_handler(signum, stopping.set)
+        await start()
         if started is not None:
             started()
         tune_gc()
-        await stop.wait()
-        await server.stop()
+        await stopping.wait()
+        await stop()
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())
@@ -774,7 +806,7 @@ def run_workers(
             sys.stderr.flush()
             os._exit(code)
 
-    def spawn(serves: bool = True) -> int | None:
+    def spawn(serves: bool) -> int | None:
         """Fork a worker, or the background process (none once stopping); signals wait until both sides have
         their own handlers."""
         if stopping:
@@ -786,8 +818,6 @@ def run_workers(
                 child(serves)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-        if not serves:
-            background_pids.add(pid)
         return pid
 
     stopping = False
@@ -799,16 +829,13 @@ def run_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    alive: dict[int, float] = {}
-    background_pids: set[int] = set()
+    alive: dict[int, tuple[float, bool]] = {}  # pid: when it started, whether it serves requests
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
-        for _ in range(workers):
-            if (pid := spawn()) is not None:
-                alive[pid] = time.monotonic()
-        if background is not None and (pid := spawn(serves=False)) is not None:
-            alive[pid] = time.monotonic()
+        for serves in [True] * workers + ([False] if background is not None else []):
+            if (pid := spawn(serves)) is not None:
+                alive[pid] = (time.monotonic(), serves)
         while alive:
             try:
                 pid, raw = os.wait()
@@ -816,22 +843,21 @@ def run_workers(
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries os.wait
                 continue
-            started = alive.pop(pid, None)
-            if started is None or stopping:
+            found = alive.pop(pid, None)
+            if found is None or stopping:
                 continue
+            started, serves = found
             code = os.waitstatus_to_exitcode(raw)
             if code == _FAILED_TO_START:
                 status = _FAILED_TO_START
                 stop(signal.SIGTERM, None)
                 continue
-            serves = pid not in background_pids
-            background_pids.discard(pid)
             kind = "worker" if serves else "background process"
             print(f"Citadel: {kind} {pid} exited with status {code}; starting another", file=sys.stderr, flush=True)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once should not be replaced in a tight loop
             if (pid := spawn(serves)) is not None:
-                alive[pid] = time.monotonic()
+                alive[pid] = (time.monotonic(), serves)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
