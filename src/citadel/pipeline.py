@@ -1,6 +1,7 @@
 """The terminal steps of the buses inside an application: run a handler in its module's context.
 
-For commands this is the unit of work: idempotency lookup, handler, one atomic commit, conflict retries.
+For commands this is the unit of work: handler, one atomic commit that also stores the idempotency key (a key
+already stored answers as the first time did), conflict retries.
 """
 
 from __future__ import annotations
@@ -62,12 +63,10 @@ def command_step(
     async def step(command: Command, context: DispatchContext) -> Any:
         store = runtime.store
         key = context.idempotency_key
-        request_hash = ""
-        if key is not None:
-            request_hash = hashlib.sha256(name + b"\0" + encode_json(command)).hexdigest()
-            record = await store.idempotency_record(key)
-            if record is not None:
-                return replay(record, request_hash)
+        # A key is not looked up before the handler runs: the commit stores it, and refuses the commit when it is
+        # taken, so a retry that got here after its twin (rare) is answered from the stored record below. Fresh
+        # commands, nearly all of them, so save a read.
+        request_hash = "" if key is None else hashlib.sha256(name + b"\0" + encode_json(command)).hexdigest()
         metadata = Metadata(
             correlation_id=context.correlation_id,
             causation_id=context.causation_id or context.message_id,
@@ -79,8 +78,8 @@ def command_step(
             try:
                 result = await call(command, ctx)
             except Exception:
-                # A twin with the same key may have committed between our lookup and our load (its effects
-                # then refuse us, e.g. "already paid"): it answered first, so answer as it did.
+                # A twin with the same key may have committed before (its effects then refuse us, e.g. "already
+                # paid"): it answered first, so answer as it did.
                 record = None if key is None else await store.idempotency_record(key)
                 if record is not None:
                     return replay(record, request_hash)
@@ -93,7 +92,7 @@ def command_step(
             try:
                 written = await store.commit(Commit(ctx.staged, metadata, idempotency, ctx.snapshots, ctx.forgotten))
             except ConcurrencyError:
-                if key is not None:  # a concurrent retry with the same key may have committed first
+                if key is not None:  # a twin with the same key may have committed first
                     record = await store.idempotency_record(key)
                     if record is not None:
                         return replay(record, request_hash)
@@ -102,7 +101,7 @@ def command_step(
                     raise
                 continue
             except IdempotencyConflict:
-                # A concurrent retry with the same key committed first: answer as it did.
+                # A twin with the same key committed first: answer as it did.
                 record = None if key is None else await store.idempotency_record(key)
                 if record is None:
                     raise

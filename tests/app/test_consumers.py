@@ -163,3 +163,35 @@ async def test_a_consumer_of_some_types_scans_a_window_of_positions_per_page(
         assert consumer.seen == [(5, 10), (5, 20), (5, 30), (5, 40), (4, 48)]
     finally:
         await store.close()
+
+
+async def test_a_process_manager_following_live_commits_saves_its_checkpoint_now_and_then_not_per_page(
+    app: Application,
+) -> None:
+    # Saving after every page cost a write per commit. Now it saves at most every ``visible_within`` seconds
+    # when caught up, and still gets the head stored for other processes soon after.
+    manager = app.consumers["billing.open_invoices"]
+    saves: list[int] = []
+    store = app.store
+    save = store.save_checkpoint
+
+    async def counted(name: str, position: int, lease: object = None) -> None:
+        if name == manager.name:
+            saves.append(position)
+        await save(name, position, lease)  # type: ignore[arg-type]
+
+    store.save_checkpoint = counted  # type: ignore[method-assign]
+    try:
+        for amount in range(1, 31):  # one commit at a time: the manager reads a page for each
+            await app.dispatch(PlaceOrder(customer="x", amount=amount))
+            await asyncio.sleep(0.002)
+        await settle(app)
+        head = await store.head_position()
+        assert await stored_checkpoint(app, manager.name, manager.position) == manager.position
+        assert manager.position == head
+    finally:
+        del store.save_checkpoint
+    assert 1 <= len(saves) < 15
+    assert saves == sorted(saves)
+    opened = [r for r in await store.read_all(limit=1000) if r.type == "billing.InvoiceOpened"]
+    assert len(opened) == 30

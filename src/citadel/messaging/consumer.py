@@ -64,6 +64,10 @@ class Consumer:
     types (a fraction of them), so it scans further per page than ``page_size``, and saves its checkpoint less
     often per event it processes."""
     persist_interval = 0.2
+    """Seconds between checkpoint saves while the consumer works through the log."""
+    visible_within = 0.05
+    """Seconds within which a caught-up consumer saves its position, for processes that wait on the stored
+    checkpoint (they look every 50 ms). Saving at every page instead would cost a write per commit."""
     types: Collection[str] | None = None
     """The stored names of the events ``process`` needs; None: every event."""
 
@@ -172,8 +176,9 @@ class Consumer:
                     records, upto = await store.read_all_of(self.types, self.position + 1, self.window)
                 if upto <= self.position:
                     # caught up: make the position visible to other processes (they wait on the checkpoint)
-                    await self._persist(force=True)
-                    await store.wait_for_events(self.position, self.lease.ttl / 5)
+                    # soon, and wake up to save it if new events do not come first
+                    pending = await self._persist(interval=self.visible_within)
+                    await store.wait_for_events(self.position, pending or self.lease.ttl / 5)
                     continue
                 if records:
                     await self.process(records, upto)
@@ -192,13 +197,19 @@ class Consumer:
                 log.warning("consumer %s failed, retrying: %s", self.name, self.last_error)
                 await asyncio.sleep(self.retry.max_delay / 5)
 
-    async def _persist(self, *, force: bool = False) -> None:
+    async def _persist(self, *, interval: float | None = None) -> float:
+        """Save the position when the last save is ``interval`` seconds old (``persist_interval`` by default);
+        return the seconds until a save is due, 0 when nothing is left to save."""
+        if self.position <= self.saved_position:
+            return 0.0
         now = asyncio.get_running_loop().time()
-        due = force or now - self._saved_at >= self.persist_interval
-        if self.position > self.saved_position and due:
-            await self.store.save_checkpoint(self.name, self.position, self.lease)
-            self.saved_position = self.position
-            self._saved_at = now
+        wait = (self.persist_interval if interval is None else interval) - (now - self._saved_at)
+        if wait > 0:
+            return wait
+        await self.store.save_checkpoint(self.name, self.position, self.lease)
+        self.saved_position = self.position
+        self._saved_at = now
+        return 0.0
 
     def saved(self, position: int) -> None:
         """Record that ``position`` was persisted as the checkpoint by a subclass's own write."""

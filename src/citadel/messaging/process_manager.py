@@ -130,8 +130,8 @@ class ProcessManagerConsumer(Consumer):
                     await self.attempt(record, lambda record=record: self.react(record))  # type: ignore[misc]
 
         await asyncio.gather(*(run_streams() for _ in range(min(self._concurrency, len(by_stream)))))
-        await self.store.save_checkpoint(self.name, upto, self.lease)
-        self.saved(upto)
+        # The checkpoint is saved by the base class, every ``persist_interval``: after a crash the reactions
+        # since then run again, and their idempotency keys answer them from the first time.
 
     async def react(self, record: RecordedEvent) -> None:
         """Dispatch the commands this process manager's reactions return for ``record``."""

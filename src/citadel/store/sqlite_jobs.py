@@ -40,7 +40,6 @@ EVENT_COLUMNS = (
     "correlation_id, causation_id, actor"
 )
 _INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608 - validated identifiers, bound values
-_IDEMPOTENCY_TAKEN = "SELECT 1 FROM citadel_idempotency WHERE key = ?"
 _IDEMPOTENCY_INSERT = (
     "INSERT INTO citadel_idempotency (key, request_hash, result, position, recorded_at) VALUES (?, ?, ?, ?, ?)"
 )
@@ -124,12 +123,13 @@ class CommitJob(WriteJob):
         # a projection suspended or resumed by an earlier job of the queue is seen as it is now.
         inline = self.inline
         self.projects = any(inline(name) for append in self.appends for _, name, _, _ in append.encoded)
-        # A second append's insert may find its stream taken after the first wrote: undo this job alone.
-        return self.projects or len(self.appends) > 1
+        # A second append's insert may find its stream taken after the first wrote, and the idempotency key is
+        # stored (and found taken) after the events: undo this job alone.
+        return self.projects or len(self.appends) > 1 or (self.idempotency is not None and bool(self.appends))
 
     def run(self, tx: WriteTransaction) -> CommitResult:
         db = tx.db
-        # Check everything first, writing nothing: a refused commit needs no rollback.
+        # Check the versions first, writing nothing: a refused commit needs no rollback.
         versions: dict[str, int] = {}
         presumed_new: set[str] = set()
         for append in self.appends:
@@ -145,9 +145,6 @@ class CommitJob(WriteJob):
             if expected is not None and expected != current:
                 raise ConcurrencyError(append.stream_id, expected, current)
             versions[append.stream_id] = current + len(append.encoded)
-        record = self.idempotency
-        if record is not None and db.execute(_IDEMPOTENCY_TAKEN, (record.key,)).fetchone() is not None:
-            raise IdempotencyConflict(record.key)
         meta = self.metadata
         results: list[AppendResult] = []
         for append in self.appends:
@@ -191,8 +188,16 @@ class CommitJob(WriteJob):
             if self.projects:
                 self._project(tx, append, rows)
         result = CommitResult(tuple(results))
+        record = self.idempotency
         if record is not None:  # position 0 when the command wrote no event: nothing to wait for
-            db.execute(_IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, result.position, tx.now))
+            # The insert is the check (a taken key is rare: a retry racing its twin). Refused after the events
+            # were written, the job is undone by the writer's careful redo, in a savepoint of its own.
+            try:
+                db.execute(
+                    _IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, result.position, tx.now)
+                )
+            except sqlite3.IntegrityError:
+                raise IdempotencyConflict(record.key) from None
         for snap in self.snapshots:
             if self.sealer is not None:
                 key = self.sealer.snapshot_key(self.appends, snap.stream_id)

@@ -8,12 +8,12 @@ during one turn of the event loop become one batch.
 
 Where batches run:
 
-* on the event loop (``LoopWriter``, the default): at the end of the turn that submitted the jobs. Nothing is handed to
-  another thread, so no turn of the loop waits for the interpreter lock held by a writer thread and no
-  thread is woken per batch; the loop does the writing, and while it commits the next batch queues up in
-  the sockets. When another process holds the write lock the loop does not sleep on it: it serves and tries
-  again 0.5 ms later (giving up after the busy timeout). Measured on the command path: about 20% less CPU
-  per command than the thread (``bench/store.py``).
+* on the event loop (``LoopWriter``, the default): at the end of the turn that submitted the jobs. The jobs run
+  on the loop (they need the interpreter lock anyway, so no thread waits for it and none is woken per job),
+  and only the ``COMMIT`` goes to a thread of its own: with ``synchronous=FULL`` it waits for the disk, and the
+  loop serves meanwhile while the next batch queues up. On the command path the loop-run jobs take about 20%
+  less CPU per command than a writer thread (``bench/store.py``). When another process holds the write lock the loop does not sleep on it: it serves and tries again 1 ms later
+  (giving up after the busy timeout).
 * on a writer thread of its own (``ThreadWriter``): while one batch commits, the next one queues up, and
   the thread is woken once per batch.
 """
@@ -236,33 +236,44 @@ class GroupCommitWriter:
         return WriteTransaction(db, lambda view: self._writers(db, view))
 
     def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
-        db = tx.db
         head = tx.head
         try:
-            if not self._attempt(tx, jobs, careful=False, begun=begun):
-                # A job failed after writing: undo the batch and redo it with a savepoint per job, so that
-                # only that job fails. Rare (a broken unique field, a failing projection), hence not the default.
-                db.execute("ROLLBACK")
-                tx.rolled_back()
-                # Reload everything at the next BEGIN: restoring the head read before the first attempt would
-                # reuse positions another process wrote in between (that attempt's BEGIN had loaded them).
-                tx.forget()
-                self._redo_carefully(tx, jobs)
-            if db.in_transaction:
-                db.execute("COMMIT")
-                tx.committed()
+            self._run_jobs(tx, jobs, begun=begun)
+            if tx.db.in_transaction:
+                tx.db.execute("COMMIT")
             else:  # the only job failed and rolled everything back
                 tx.rolled_back()
-                tx.committed()
         except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            tx.rolled_back()
-            tx.forget()
-            tx.head = head
-            self._fail(jobs, exc)
+            self._abort(tx, jobs, head, exc)
             return
+        self._done(tx, jobs)
+
+    def _run_jobs(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
+        """Run the jobs in the batch's transaction, leaving it open for the commit (unless every job failed
+        and rolled it back)."""
+        if not self._attempt(tx, jobs, careful=False, begun=begun):
+            # A job failed after writing: undo the batch and redo it with a savepoint per job, so that
+            # only that job fails. Rare (a broken unique field, a failing projection), hence not the default.
+            tx.db.execute("ROLLBACK")
+            tx.rolled_back()
+            # Reload everything at the next BEGIN: restoring the head read before the first attempt would
+            # reuse positions another process wrote in between (that attempt's BEGIN had loaded them).
+            tx.forget()
+            self._redo_carefully(tx, jobs)
+
+    def _abort(self, tx: WriteTransaction, jobs: list[WriteJob], head: int, exc: BaseException) -> None:
+        """Roll the batch back and fail its jobs with ``exc``."""
+        with contextlib.suppress(sqlite3.Error):
+            if tx.db.in_transaction:
+                tx.db.execute("ROLLBACK")
+        tx.rolled_back()
+        tx.forget()
+        tx.head = head
+        self._fail(jobs, exc)
+
+    def _done(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
+        """The batch committed (or its only job failed and rolled it back): resolve the jobs."""
+        tx.committed()
         self.transactions += 1
         self.jobs += len(jobs)
         self._deliver(jobs, tx.head)
@@ -357,23 +368,61 @@ class GroupCommitWriter:
             self._on_commit(head)
 
 
+class _Committer:
+    """Runs the ``COMMIT`` of the event loop's batches on a thread of its own: with ``synchronous=FULL`` the
+    commit waits for the disk (an fsync of the log), and the loop serves meanwhile instead of waiting with it.
+    The interpreter lock is free while SQLite commits, so the handover costs two thread wake-ups a batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: queue.SimpleQueue[tuple[sqlite3.Connection, Callable[[BaseException | None], None]] | None]
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="citadel-sqlite-commit", daemon=True)
+        self._thread.start()
+
+    def commit(self, db: sqlite3.Connection, done: Callable[[BaseException | None], None]) -> None:
+        """Commit ``db``'s transaction, then call ``done(error)`` on the loop (``error`` None on success)."""
+        self._queue.put((db, done))
+
+    def stop(self) -> None:
+        """Stop the thread once it has finished the commit in hand."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (work := self._queue.get()) is not None:
+            db, done = work
+            error: BaseException | None = None
+            try:
+                db.execute("COMMIT")
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for the answer
+                self._loop.call_soon_threadsafe(done, error)
+
+
 class LoopWriter(GroupCommitWriter):
-    """Writes on the event loop, at the end of the turn that submitted the jobs; checkpoints run on a thread of
-    their own. While another process holds the write lock, the loop keeps serving and tries again every
-    0.5 ms, failing the batch once the connection's busy timeout has passed."""
+    """Writes on the event loop, at the end of the turn that submitted the jobs, and commits on a thread: the
+    loop runs the jobs (they need the interpreter lock anyway) and hands the ``COMMIT`` (the fsync) over,
+    serving meanwhile, while the next batch queues up; checkpoints run on a thread of their own. While another
+    process holds the write lock, the loop keeps serving and tries again every millisecond, failing the batch
+    once the connection's busy timeout has passed."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], **options: Any) -> None:
         super().__init__(connect, **options)
         self._tx: WriteTransaction | None = None
         self._flushing: asyncio.Handle | None = None
+        self._committing: asyncio.Future[None] | None = None
         self._busy_ms = 0
         self._locked_since: float | None = None
         self._checkpointer: _Checkpointer | None = None
+        self._committer: _Committer | None = None
         self.lock_retries = 0
         """How often a batch found the write lock taken by another process and was tried again later."""
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the writer's connection and start the checkpointer; jobs' futures resolve on ``loop``.
+        """Open the writer's connection and start the checkpointer and committer; jobs' futures resolve on
+        ``loop``.
 
         Raises:
             StoreError: the writer's connection could not be opened.
@@ -389,6 +438,7 @@ class LoopWriter(GroupCommitWriter):
         self._tx = self._new_transaction(db)
         self._checkpointer = _Checkpointer(self._connect)
         self._checkpointer.start()
+        self._committer = _Committer(loop)
 
     def submit(self, job: WriteJob) -> asyncio.Future[Any]:
         """Queue a job; the returned future resolves with its result after its transaction commits."""
@@ -396,7 +446,7 @@ class LoopWriter(GroupCommitWriter):
             raise StoreError("the event store is not open; call `await store.open()` first")
         job.future = self._loop.create_future()
         self._pending.append(job)
-        if self._flushing is None:
+        if self._flushing is None and self._committing is None:
             self._flushing = self._loop.call_soon(self._flush)
         return job.future
 
@@ -406,10 +456,11 @@ class LoopWriter(GroupCommitWriter):
         return jobs
 
     def _flush(self) -> None:
-        """Write pending jobs in one transaction, or try again soon when another process holds the write lock."""
+        """Run pending jobs in one transaction and hand its commit over, or try again soon when another process
+        holds the write lock."""
         self._flushing = None
-        tx, loop = self._tx, self._loop
-        if not self._pending or tx is None or loop is None:
+        tx, loop, committer = self._tx, self._loop, self._committer
+        if not self._pending or tx is None or loop is None or committer is None or self._committing is not None:
             return
         try:
             tx.db.execute("BEGIN IMMEDIATE")
@@ -426,9 +477,36 @@ class LoopWriter(GroupCommitWriter):
             self._fail(jobs, exc)
             return
         self._locked_since = None
-        self._run_batch(tx, self._take(), begun=True)
-        if self._pending and self._flushing is None:
-            self._flushing = loop.call_soon(self._flush)
+        jobs = self._take()
+        head = tx.head
+        try:
+            self._run_jobs(tx, jobs, begun=True)
+        except BaseException as exc:
+            self._abort(tx, jobs, head, exc)
+            self._flush_soon()
+            return
+        if not tx.db.in_transaction:  # the only job failed and rolled everything back
+            tx.rolled_back()
+            self._done(tx, jobs)
+            self._flush_soon()
+            return
+        self._committing = loop.create_future()
+
+        def committed(error: BaseException | None) -> None:
+            waiting, self._committing = self._committing, None
+            if error is None:
+                self._done(tx, jobs)
+            else:
+                self._abort(tx, jobs, head, error)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+            self._flush_soon()
+
+        committer.commit(tx.db, committed)
+
+    def _flush_soon(self) -> None:
+        if self._pending and self._flushing is None and self._committing is None and self._loop is not None:
+            self._flushing = self._loop.call_soon(self._flush)
 
     def _redo_carefully(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
         # Rare: wait for the lock here rather than give the batch up.
@@ -439,13 +517,22 @@ class LoopWriter(GroupCommitWriter):
             tx.db.execute("PRAGMA busy_timeout = 0")
 
     async def close(self) -> None:
-        """Write the queued jobs (waiting for the lock if need be), close the writer and its checkpointer."""
+        """Write the queued jobs (waiting for the lock if need be), close the writer, its committer and its
+        checkpointer."""
         tx = self._tx
         if tx is None:
             return
         if self._flushing is not None:
             self._flushing.cancel()
             self._flushing = None
+        while self._committing is not None:  # the commit in hand finishes first
+            await asyncio.shield(self._committing)
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        if self._committer is not None:
+            self._committer.stop()
+            self._committer = None
         tx.db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
         while self._pending:
             self._run_batch(tx, self._take())
