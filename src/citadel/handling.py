@@ -155,21 +155,33 @@ class QueryContext(_Context):
 class CommandContext(_Context):
     """What a command handler receives: load state, stage appends; the framework commits afterwards."""
 
-    __slots__ = ("forgotten", "snapshots", "staged")
+    __slots__ = ("_presume_new", "forgotten", "presumed", "snapshots", "staged")
 
-    def __init__(self, runtime: Runtime, module: Module, context: DispatchContext) -> None:
+    def __init__(self, runtime: Runtime, module: Module, context: DispatchContext, *, presume_new: bool = True) -> None:
         super().__init__(runtime, module, context)
         self.staged: list[StreamAppend] = []
         self.snapshots: list[Snapshot] = []
         self.forgotten: list[str] = []
+        self._presume_new = presume_new
+        self.presumed = False
+        """Whether a stream loaded with ``new=True`` was presumed new without reading it."""
 
     @staticmethod
     def new_id() -> str:
         """Return a new unique, time-ordered id (for new entities)."""
         return new_id()
 
-    async def load(self, decider: Decider[Any, S, Any], stream_id: str) -> Loaded[S]:
-        """Fold a stream into the decider's state, starting from its snapshot when one is usable."""
+    async def load(self, decider: Decider[Any, S, Any], stream_id: str, *, new: bool = False) -> Loaded[S]:
+        """Fold a stream into the decider's state, starting from its snapshot when one is usable.
+
+        With ``new`` (the stream's id was just made, or is one a stream rarely has yet), the stream is presumed
+        not to exist: the decider's initial state at version 0, without a read. Appending at that version
+        commits only if the stream is still empty; if it is not, the framework runs the command again and
+        this time reads it.
+        """
+        if new and self._presume_new:
+            self.presumed = True
+            return Loaded(decider.fold(()), 0)
         store = self._runtime.store
         state: S | None = None
         version = 0
@@ -196,13 +208,16 @@ class CommandContext(_Context):
         """Stage events for ``stream_id``; they are written when the handler returns, atomically."""
         self.staged.append(StreamAppend(stream_id, events, expected_version))
 
-    async def execute(self, decider: Decider[Any, Any, E], stream_id: str, command: Command) -> list[E]:
+    async def execute(
+        self, decider: Decider[Any, Any, E], stream_id: str, command: Command, *, new: bool = False
+    ) -> list[E]:
         """Load the stream, decide on ``command``, stage the events at the loaded version; return them.
+        ``new``: the stream is presumed not to exist yet (see ``load``).
 
         Raises:
             DomainError: the decider refused the command.
         """
-        loaded = await self.load(decider, stream_id)
+        loaded = await self.load(decider, stream_id, new=new)
         events = list(decider.decide(command, loaded.state))
         if not events:
             return events

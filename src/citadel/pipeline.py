@@ -73,8 +73,9 @@ def command_step(
             actor=context.actor.subject,
         )
         attempt = 0
+        presume_new = True
         while True:
-            ctx = CommandContext(runtime, module, context)
+            ctx = CommandContext(runtime, module, context, presume_new=presume_new)
             try:
                 result = await call(command, ctx)
             except Exception:
@@ -96,6 +97,9 @@ def command_step(
                     record = await store.idempotency_record(key)
                     if record is not None:
                         return replay(record, request_hash)
+                if ctx.presumed:  # a stream presumed new exists: run again, reading it (not a retry of a race)
+                    presume_new = False
+                    continue
                 attempt += 1
                 if attempt > conflict_retries:
                     raise

@@ -20,9 +20,10 @@ from examples.shop.orders.contract import MarkOrderPaid, MarkOrderRefunded, Orde
 
 async def open_invoice(command: OpenInvoice, ctx: CommandContext) -> None:
     # The invoice id derives from the order id and the stream must be new: however often the order is
-    # replayed, it gets one invoice. An existing invoice decides no events, which counts as success.
+    # replayed, it gets one invoice. It nearly always is new, so it is presumed so (no read); an existing
+    # invoice refuses the append, and the second run, which reads it, decides no events: success.
     stream = f"invoice-{invoice_id_for(command.order_id)}"
-    loaded = await ctx.load(INVOICE, stream)
+    loaded = await ctx.load(INVOICE, stream, new=True)
     events = INVOICE.decide(command, loaded.state)
     if events:
         ctx.append(stream, list(events), NO_STREAM)

@@ -30,7 +30,7 @@ async def create_order(command: CreateOrder, ctx: CommandContext) -> NewOrder:
     catalog: PriceList = await ctx.query(GetPrices(content_ids=[item.content_id for item in command.items]))
     order_id = ctx.new_id()
     place = PlaceOrder(order_id=order_id, customer_id=command.customer_id, items=command.items, prices=catalog.prices)
-    await ctx.execute(ORDER, f"order-{order_id}", place)
+    await ctx.execute(ORDER, f"order-{order_id}", place, new=True)  # a new id: no stream to read
     return NewOrder(order_id=order_id, total=order_total(command.items, catalog.prices))
 
 

@@ -12,7 +12,8 @@ from examples.shop.users.projections import Users
 
 async def register_user(command: RegisterUser, ctx: CommandContext) -> NewUser:
     user_id = ctx.new_id()
-    await ctx.execute(USER, f"user-{user_id}", CreateUser(user_id=user_id, email=command.email, name=command.name))
+    created = CreateUser(user_id=user_id, email=command.email, name=command.name)
+    await ctx.execute(USER, f"user-{user_id}", created, new=True)  # a new id: no stream to read
     return NewUser(user_id=user_id)
 
 
