@@ -12,8 +12,8 @@ Where batches run:
   on the loop (they need the interpreter lock anyway, so no thread waits for it and none is woken per job),
   and only the ``COMMIT`` goes to a thread of its own: with ``synchronous=FULL`` it waits for the disk, and the
   loop serves meanwhile while the next batch queues up. On the command path the loop-run jobs take about 20%
-  less CPU per command than a writer thread (``bench/store.py``). When another process holds the write lock the loop does not sleep on it: it serves and tries again 1 ms later
-  (giving up after the busy timeout).
+  less CPU per command than a writer thread (``bench/store.py``). When another process holds the write lock
+  the loop does not sleep on it: it serves and tries again 1 ms later (giving up after the busy timeout).
 * on a writer thread of its own (``ThreadWriter``): while one batch commits, the next one queues up, and
   the thread is woken once per batch.
 """
