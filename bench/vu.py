@@ -16,6 +16,14 @@ Load generators (``--driver``), the same virtual users and the same data file:
   per request, over half of this machine at the offered load: CPU the server does not get. A warm-up run, then
   a measured run on new connections.
 
+The generator runs as ``SCHED_BATCH`` (``--policy batch``, the default): on this 2-core machine each answer the
+server writes wakes the generator, and under the default policy that wake-up preempted the server in the middle
+of its write (its time then went to the generator's scheduling, not to serving). As a batch task the generator
+runs when the server yields a core. Its latencies can only grow by that (a response read later), never shrink.
+Measured side by side (10 + 25 s runs, same build): 7,820 / 7,583 requests/s at 279 / 316 ms average with
+``--policy normal``, 8,752 / 8,587 at 139 / 157 ms with ``batch``; the generator's own CPU went from 0.23 to
+0.13 cores.
+
 Scenarios:
 
 * ``baseline``: the common way: group commit off (``?group_commit=0``: one transaction per command), granian
@@ -314,6 +322,14 @@ class Load:
     warmup: float
     duration: float
     timeout: float
+    policy: str = "batch"
+    """The generator's scheduling policy: ``batch`` (SCHED_BATCH) or ``normal``."""
+
+    def preexec(self) -> Callable[[], None] | None:
+        """What the generator's child runs before it starts: its scheduling policy."""
+        if self.policy != "batch":
+            return None
+        return lambda: os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def _reported(driver: str, command: list[str], lines: list[str], errors: str, cpu: float, log: Path) -> Result:
@@ -347,7 +363,7 @@ def run_wrk(load: Load, url: str, seconds: float, data: Path, phase: str, log: P
     command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-d", f"{seconds:g}s"]
     command += ["--timeout", f"{load.timeout:g}s", "-s", str(SCRIPT), url, "--", str(data), phase, str(load.threads)]
     before = _children_cpu()
-    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    finished = subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=load.preexec())
     return _reported("wrk", command, finished.stdout.splitlines(), finished.stderr, _children_cpu() - before, log)
 
 
@@ -361,7 +377,9 @@ def run_vuload(load: Load, url: str, data: Path, log: Path, on_measuring: Callab
     command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-w", f"{load.warmup:g}"]
     command += ["-d", f"{load.duration:g}", "--timeout", f"{load.timeout:g}", url, str(data), "m"]
     before = _children_cpu()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=load.preexec()
+    )
     assert process.stdout is not None
     assert process.stderr is not None
     lines, warmup_cpu = [], 0.0
@@ -526,6 +544,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=10_000, help="virtual users")
     parser.add_argument("--threads", type=int, default=2, help="the load generator's threads")
     parser.add_argument("--driver", choices=["vuload", "wrk"], default="vuload", help="the load generator")
+    parser.add_argument(
+        "--policy",
+        choices=["batch", "normal"],
+        default="batch",
+        help="the load generator's scheduling policy: batch (SCHED_BATCH: its wake-ups do not preempt the server"
+        " mid-write) or normal",
+    )
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds of warm-up before measuring")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds measured")
     parser.add_argument(
@@ -586,7 +611,9 @@ def main() -> None:
     os.chdir(ROOT)
     limit = raise_file_limit()
     generator = ensure_wrk() if args.driver == "wrk" else ensure_vuload(ROOT)
-    load = Load(args.driver, generator, args.connections, args.threads, args.warmup, args.duration, args.timeout)
+    load = Load(
+        args.driver, generator, args.connections, args.threads, args.warmup, args.duration, args.timeout, args.policy
+    )
     machine = f"Python {platform.python_version()}, {os.cpu_count()} CPUs, open-file limit {limit:,}"
     print(f"{machine}, load generator {generator}", flush=True)
     seed = load_or_seed(SeedParameters(args.users, args.orders, args.items), args.store)
