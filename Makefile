@@ -39,7 +39,7 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
 	@touch $(BENCH_STAMP)
 
-# Every scenario, one after the other (about 7½ minutes): the event store, modules in other services, the HTTP
+# Every scenario, one after the other (about 8½ minutes): the event store, modules in other services, the HTTP
 # server alone and the shop under 10,000 virtual users. Each also runs alone: make bench-store,
 # make bench-topology, make bench-http, make vu.
 bench: bench-store bench-topology bench-http vu
