@@ -197,3 +197,30 @@ async def test_a_write_fails_cleanly_when_the_lock_is_held_past_the_busy_timeout
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_reader_of_some_types_pages_through_its_own_and_another_stores_events_without_skipping(
+    tmp_path: Path,
+) -> None:
+    # A page ends at the head this store knows, without a query; past it the store looks at the file, where
+    # another process may have written more.
+    first, second = await open_two(tmp_path / "shared.db")
+    try:
+        for i in range(10):
+            await first.append(f"one-{i}", [Happened(n=i)], NO_STREAM)
+        for i in range(10, 15):
+            await second.append(f"two-{i}", [Happened(n=i)], NO_STREAM)
+        seen: list[int] = []
+        position = 0
+        while True:
+            records, upto = await first.read_all_of(["suite.Happened"], position + 1, 4)
+            if upto <= position:
+                break
+            assert upto - position <= 4
+            seen += [r.event.n for r in records]
+            position = upto
+        assert seen == list(range(15))
+        assert position == 15
+    finally:
+        await first.close()
+        await second.close()

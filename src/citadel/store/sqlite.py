@@ -287,9 +287,15 @@ class SQLiteEventStore:
         Positions only grow with commits, so no event can appear later below the bound read here.
         """
         db = self._db
-        upper = db.execute(_PAGE_END, (from_position, limit)).fetchone()[0]
-        if upper is None:
-            return [], from_position - 1
+        head = self._head
+        if head >= from_position:
+            # Positions have no gaps (a commit takes the ones after the head) and every position up to the head
+            # this process has seen is committed: the page's end needs no query.
+            upper = min(head, from_position + limit - 1)
+        else:  # past what this process has seen: another process may have written more
+            upper = db.execute(_PAGE_END, (from_position, limit)).fetchone()[0]
+            if upper is None:
+                return [], from_position - 1
         wanted = tuple(types)
         if not wanted:
             return [], int(upper)
