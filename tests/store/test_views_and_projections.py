@@ -75,6 +75,7 @@ async def test_a_unique_violation_in_an_inline_projection_rolls_back_its_commit_
     assert await store.view_reader(ITEMS).get("item-1") is not None
     await store.append("c", [Happened(n=3)], NO_STREAM)
     assert len(await store.read_all()) == 2
+    assert (await docs(store))["totals"] == {"count": 2}  # the failed commit's first increment is gone too
 
 
 async def test_apply_projection_writes_views_and_checkpoint_together(store: EventStore) -> None:
@@ -143,3 +144,41 @@ async def test_a_commit_whose_projection_fails_in_a_busy_batch_fails_alone(store
     assert await store.read_stream("s-11") == []
     assert len(await store.read_all(limit=100)) == 10
     assert (await docs(store))["totals"] == {"count": 10}
+
+
+class Counts(Projector):
+    """Counts events twice over and notes what it reads back in the middle; fails on event 13."""
+
+    def __init__(self) -> None:
+        super().__init__("suite.counts", views=[ITEMS])
+
+    async def handle_happened(self, event: Happened, ctx: ProjectionContext) -> None:
+        view = ctx.view(ITEMS)
+        view.increment("totals", "count")
+        view.increment("totals", "sum", event.n)
+        if event.n == 3:
+            view.put("middle", {"text": "middle", "seen": await view.get("totals")})
+        if event.n == 13:
+            raise ValueError("thirteen")
+
+
+async def test_increments_are_added_up_and_read_back_as_if_each_had_been_written(store: EventStore) -> None:
+    result = await store.append("a", [Happened(n=n) for n in range(1, 6)])
+    projection = BoundProjection(Counts(), "suite", store.registry)
+    await store.apply_projection(projection, await store.read_all(), result.last_position)
+    assert (await docs(store))["totals"] == {"count": 5, "sum": 15}
+    assert (await docs(store))["middle"]["seen"] == {"count": 3, "sum": 6}
+    assert await store.checkpoint("suite.counts") == result.last_position
+
+
+async def test_the_increments_of_a_failing_handler_are_neither_written_nor_left_to_the_next_job(
+    store: EventStore,
+) -> None:
+    store.add_inline_projection(BoundProjection(Counts(), "suite", store.registry))
+    results = await asyncio.gather(
+        *(store.append(f"s-{n}", [Happened(n=n)], NO_STREAM) for n in (10, 11, 12, 13, 14, 15)),
+        return_exceptions=True,
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert [str(f) for f in failures] == ["thirteen"]
+    assert (await docs(store))["totals"] == {"count": 5, "sum": 10 + 11 + 12 + 14 + 15}
