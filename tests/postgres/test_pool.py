@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from citadel.store.postgres import PostgresEventStore
 from tests.backends import POSTGRES, reset_postgres
 from tests.store.suite import Happened, make_registry
@@ -36,5 +39,32 @@ async def test_a_transaction_left_open_is_rolled_back_when_its_connection_return
         async with store.pool.acquire() as connection:
             assert not connection.is_in_transaction()
             assert await connection.fetchval("SELECT to_regclass('citadel.left_open')") is None
+    finally:
+        await store.close()
+
+
+async def test_a_connection_whose_query_was_cancelled_is_not_lent_again() -> None:
+    # PostgreSQL acts on a cancel request asynchronously: reused, the connection's next query could be the one
+    # cancelled. Without a reset query to absorb it, such a connection must be closed, not returned.
+    await reset_postgres()
+    store = PostgresEventStore(POSTGRES, make_registry(), writers=1, pool_size=2)
+    await store.open()
+    try:
+        pool = store.pool
+        slow = asyncio.ensure_future(pool.fetchval("SELECT pg_backend_pid() FROM pg_sleep(5)"))
+        await asyncio.sleep(0.2)
+        busy = {
+            row[0]
+            for row in await pool.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()"
+            )
+        }
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+        lent = {await pool.fetchval("SELECT pg_backend_pid()") for _ in range(20)}
+        assert busy
+        assert not busy & lent
+        assert await store.read_all() == []  # and the store reads on
     finally:
         await store.close()

@@ -63,10 +63,29 @@ _SAFE = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {INDEX_BITS}
 _READ_ALL = (
     f"SELECT {_COLUMNS} FROM citadel.events WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2"  # nosec B608 - validated identifiers, bound values
 )
+_E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in _COLUMNS.split(","))
+# The page's end (the position of its ``limit``-th readable event), and the page's events of some types: every
+# row carries the end, and a page without such events is one row of the end and NULLs (none: an empty page).
+_READ_ALL_OF = (
+    "WITH page AS (SELECT max(position) AS upto FROM (SELECT position FROM citadel.events "  # nosec B608 - validated identifiers, bound values
+    f"WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2) AS window_) "
+    f"SELECT page.upto, {_E_COLUMNS} FROM page LEFT JOIN citadel.events AS e "
+    "ON e.position >= $1 AND e.position <= page.upto AND e.type = ANY($3::text[]) ORDER BY e.position"
+)
 _HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"  # nosec B608 - validated identifiers, bound values
 _REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608 - constants
 _CHANNEL = "citadel_events"
 _KEYS_CHANNEL = "citadel_keys"
+
+
+class _Connection(asyncpg.Connection):
+    """A pooled connection that remembers whether it ever sent a cancel request."""
+
+    cancel_sent = False
+
+    def _cancel_current_command(self, waiter: Any, cancel_waiter: Any = None) -> None:
+        self.cancel_sent = True
+        super()._cancel_current_command(waiter, cancel_waiter)  # type: ignore[misc]  # asyncpg's own hook
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -74,7 +93,13 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     advisory locks are transaction-scoped, it listens on a connection of its own, it sets nothing), so asyncpg's
     default reset query would cost a round trip on every release for nothing; the pool still rolls back a
     transaction left open. Code that borrows ``pool`` must not change session state either (``SET LOCAL``
-    is fine)."""
+    is fine).
+
+    A connection whose query was cancelled (its task was, say a request whose client left) is closed instead:
+    PostgreSQL acts on a cancel request asynchronously, so a late one would cancel the next borrower's query.
+    """
+    if getattr(connection, "cancel_sent", False):
+        connection.terminate()  # the pool opens a new connection in its place
 
 
 class PostgresEventStore:
@@ -126,7 +151,9 @@ class PostgresEventStore:
             StoreError: the server cannot be reached or refuses the connection.
         """
         try:
-            self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size, reset=_keep_session)
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=2, max_size=self._pool_size, reset=_keep_session, connection_class=_Connection
+            )
             async with self._pool.acquire() as connection:
                 await migrate(connection)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -291,10 +318,15 @@ class PostgresEventStore:
         self, types: Collection[str], from_position: int = 1, limit: int = 1000
     ) -> tuple[list[RecordedEvent], int]:
         """Of the next ``limit`` events at ``from_position`` or later, return those of ``types``, and the position
-        read up to (the page as ``read_all`` reads it, filtered after reading)."""
-        records = await self.read_all(from_position, limit)
-        wanted = set(types)
-        return [r for r in records if r.type in wanted], records[-1].position if records else from_position - 1
+        read up to (the page as ``read_all`` reads it, filtered in SQL: the others are neither sent nor
+        decrypted)."""
+        rows = await self._fetch(_READ_ALL_OF, from_position, limit, list(types))
+        upto = rows[0][0] if rows else None
+        if upto is None:
+            return [], from_position - 1
+        registry = self.registry
+        found = [RecordedEvent(*row[1:], registry=registry) for row in rows if row[1] is not None]  # type: ignore[misc]
+        return await self._open(found), int(upto)
 
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield every event from ``from_position`` on, then new ones as they commit."""
