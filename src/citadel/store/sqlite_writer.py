@@ -237,16 +237,28 @@ class GroupCommitWriter:
 
     def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
         head = tx.head
+        if not self._ready_to_commit(tx, jobs, head, begun=begun):
+            return
         try:
-            self._run_jobs(tx, jobs, begun=begun)
-            if tx.db.in_transaction:
-                tx.db.execute("COMMIT")
-            else:  # the only job failed and rolled everything back
-                tx.rolled_back()
+            tx.db.execute("COMMIT")
         except BaseException as exc:
             self._abort(tx, jobs, head, exc)
             return
         self._done(tx, jobs)
+
+    def _ready_to_commit(self, tx: WriteTransaction, jobs: list[WriteJob], head: int, *, begun: bool) -> bool:
+        """Run the batch's jobs; True when their transaction waits for its ``COMMIT``, False when the batch is
+        settled already (it failed, or its only job failed and rolled everything back)."""
+        try:
+            self._run_jobs(tx, jobs, begun=begun)
+        except BaseException as exc:
+            self._abort(tx, jobs, head, exc)
+            return False
+        if tx.db.in_transaction:
+            return True
+        tx.rolled_back()
+        self._done(tx, jobs)
+        return False
 
     def _run_jobs(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
         """Run the jobs in the batch's transaction, leaving it open for the commit (unless every job failed
@@ -479,15 +491,7 @@ class LoopWriter(GroupCommitWriter):
         self._locked_since = None
         jobs = self._take()
         head = tx.head
-        try:
-            self._run_jobs(tx, jobs, begun=True)
-        except BaseException as exc:
-            self._abort(tx, jobs, head, exc)
-            self._flush_soon()
-            return
-        if not tx.db.in_transaction:  # the only job failed and rolled everything back
-            tx.rolled_back()
-            self._done(tx, jobs)
+        if not self._ready_to_commit(tx, jobs, head, begun=True):
             self._flush_soon()
             return
         self._committing = loop.create_future()
@@ -522,9 +526,6 @@ class LoopWriter(GroupCommitWriter):
         tx = self._tx
         if tx is None:
             return
-        if self._flushing is not None:
-            self._flushing.cancel()
-            self._flushing = None
         while self._committing is not None:  # the commit in hand finishes first
             await asyncio.shield(self._committing)
         if self._flushing is not None:
