@@ -33,6 +33,7 @@ from citadel.security.rbac import Policy, authorization
 from citadel.store.base import DeadLetter, EventStore, RecordedEvent
 from citadel.store.url import open_store
 from citadel.topology import Topology
+from citadel.tuning import worker_slot
 from citadel.views import View
 
 __all__ = ["Application", "Outcome", "ProjectionStatus"]
@@ -344,14 +345,28 @@ class Application:
                     binding, store, owner=self.node_id, lease_ttl=self.lease_ttl
                 )
                 self._by_module.setdefault(binding.module, []).append(runner)
-                await runner.start()
         for module in self.modules.values():
             if module.name not in local:
                 continue
             for consumer in self._process_managers(module):
                 self._managers.append(consumer)
                 self._by_module.setdefault(module.name, []).append(consumer)
-                await consumer.start()
+        consumers: list[Consumer] = [*self._runners.values(), *self._managers]
+        self._spread(consumers)
+        for each in consumers:
+            await each.start()
+
+    def _spread(self, consumers: Sequence[Consumer]) -> None:
+        """In one of several workers of a node, stand by for the consumers another worker comes first for, so
+        the consumers spread over the workers (round robin, in the order every worker builds them) instead
+        of all going to whichever started first."""
+        slot = worker_slot()
+        if slot is None or slot[1] < 2:
+            return
+        index, count = slot
+        for k, consumer in enumerate(consumers):
+            if k % count != index:
+                consumer.defer = self.lease_ttl
 
     async def stop(self) -> None:
         """Stop consumers and close the store."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from mini import GetRevenue, PlaceOrder, build
 
 from citadel import Application
 from citadel.testing import settle
+from citadel.tuning import WORKER_SLOT
 
 CONSUMERS = ("analytics.revenue", "billing.open_invoices")
 
@@ -63,3 +65,31 @@ async def test_when_the_active_node_dies_another_takes_over_within_the_lease_tim
     finally:
         for node in nodes:
             await node.stop()
+
+
+async def test_the_workers_of_a_node_share_out_its_consumers_and_one_alone_takes_them_all(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes = [build(store=store_url, lease_ttl=0.5) for _ in range(2)]
+    for slot in (1, 0):  # the second worker starts first, and still leaves the first its share
+        monkeypatch.setenv(WORKER_SLOT, f"{slot}/2")
+        await nodes[slot].start()
+    try:
+        first = await nodes[0].execute(PlaceOrder(customer="c", amount=1))
+        await settle_nodes(nodes, first.position)
+        await asyncio.sleep(0.6)  # past the stand-by time: a worker would have taken what nobody held
+        assert holders(nodes, "analytics.revenue") == [nodes[0]]
+        assert holders(nodes, "billing.open_invoices") == [nodes[1]]
+    finally:
+        for node in nodes:
+            await node.stop()
+    alone = build(store=store_url, lease_ttl=0.5)
+    monkeypatch.setenv(WORKER_SLOT, "1/2")
+    await alone.start()
+    try:
+        second = await alone.execute(PlaceOrder(customer="c", amount=1))
+        for name in CONSUMERS:  # the first worker is not there: after standing by, this one takes its share
+            assert await alone.consumers[name].wait_for(second.position, timeout=5)
+            assert alone.consumers[name].active
+    finally:
+        await alone.stop()

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -230,9 +231,13 @@ async def test_with_two_workers_the_analytics_count_every_order_exactly_once(tmp
         async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as client:
             counts = await steady(lambda: statuses(client), lambda c: sum(c.values()) >= 4 and c["paid"] >= 2)
             money = await steady(lambda: revenue(client), lambda r: r["paid_orders"] >= 2)
+        with contextlib.closing(sqlite3.connect(tmp_path / "shop.db")) as db:  # the workers shared the consumers out
+            owners = dict(db.execute("SELECT name, owner FROM citadel_leases").fetchall())
 
     assert counts == {"created": 2, "paid": 2, "cancelled": 0, "refunded": 0}
     assert money == {"paid_orders": 2, "revenue": 1000, "refunded": 0}
+    assert len(owners) == 4
+    assert len(set(owners.values())) == 2
 
 
 def workers_of(pid: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""The SQLite writer on the event loop: it runs the batch's jobs on the loop and commits on a thread."""
+"""The SQLite writer on the event loop: it runs the batch's jobs on the loop, and commits there while commits are
+fast and on a thread while they are slow."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from citadel.store.sqlite import SQLiteEventStore
 from citadel.store.sqlite_writer import LoopWriter
 
 
-def slow_commits(store: SQLiteEventStore, seconds: float, seen: list[int]) -> None:
-    """Make each COMMIT of the store's writer take ``seconds`` more, and note the thread that runs it."""
+def slow_commits(store: SQLiteEventStore, seconds: float, seen: list[int], *, known: bool = True) -> None:
+    """Make each COMMIT of the store's writer take ``seconds`` more, and note the thread that runs it; with
+    ``known``, the writer has seen slow commits already."""
     writer = store.writer
     assert isinstance(writer, LoopWriter)
     tx = writer._tx
@@ -27,6 +29,37 @@ def slow_commits(store: SQLiteEventStore, seconds: float, seen: list[int]) -> No
             time.sleep(seconds)
 
     tx.db.set_trace_callback(trace)
+    if known:
+        writer.commit_seconds = seconds
+
+
+async def test_fast_commits_run_on_the_loop_and_slow_ones_on_a_thread_until_they_are_fast_again(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteEventStore(tmp_path / "store.db", make_registry())
+    await store.open()
+    try:
+        writer = store.writer
+        assert isinstance(writer, LoopWriter)
+        loop_thread = threading.get_ident()
+        threads: list[int] = []
+        slow_commits(store, 0.0, threads)
+        await store.append("fast", [Happened(n=0)], NO_STREAM)
+        assert threads == [loop_thread]
+        slow_commits(store, 0.05, threads, known=False)
+        await store.append("first-slow", [Happened(n=1)], NO_STREAM)  # measured on the loop: now known slow
+        assert writer.commit_seconds > writer.slow_commit
+        await store.append("second-slow", [Happened(n=2)], NO_STREAM)
+        assert threads[1] == loop_thread
+        assert threads[2] != loop_thread
+        slow_commits(store, 0.0, threads, known=False)
+        for i in range(40):
+            await store.append(f"fast-{i}", [Happened(n=i)], NO_STREAM)
+        assert writer.commit_seconds < writer.slow_commit
+        assert threads[-1] == loop_thread
+        assert [r.position for r in await store.read_all(limit=100)] == list(range(1, 44))
+    finally:
+        await store.close()
 
 
 async def test_the_loop_serves_while_a_batch_commits_and_what_comes_meanwhile_is_the_next_batch(

@@ -44,7 +44,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from citadel.tuning import tune_gc
+from citadel.tuning import WORKER_SLOT, tune_gc
 
 __all__ = [
     "ASGIApp",
@@ -779,7 +779,8 @@ def run_workers(
 
     signals = {signal.SIGTERM, signal.SIGINT}
 
-    def child(serves: bool) -> None:
+    def child(slot: int | None) -> None:
+        serves = slot is not None
         code = 0
         up = False
 
@@ -792,6 +793,7 @@ def run_workers(
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
             if serves:
+                os.environ[WORKER_SLOT] = f"{slot}/{workers}"
                 serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, started=mark, **options)
             elif background is not None:
                 background(mark)
@@ -806,7 +808,7 @@ def run_workers(
             sys.stderr.flush()
             os._exit(code)
 
-    def spawn(serves: bool) -> int | None:
+    def spawn(slot: int | None) -> int | None:
         """Fork a worker, or the background process (none once stopping); signals wait until both sides have
         their own handlers."""
         if stopping:
@@ -815,7 +817,7 @@ def run_workers(
         try:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                child(serves)
+                child(slot)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         return pid
@@ -829,13 +831,13 @@ def run_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    alive: dict[int, tuple[float, bool]] = {}  # pid: when it started, whether it serves requests
+    alive: dict[int, tuple[float, int | None]] = {}  # pid: when it started, its worker slot (None: background)
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
-        for serves in [True] * workers + ([False] if background is not None else []):
-            if (pid := spawn(serves)) is not None:
-                alive[pid] = (time.monotonic(), serves)
+        for slot in [*range(workers), *([None] if background is not None else [])]:
+            if (pid := spawn(slot)) is not None:
+                alive[pid] = (time.monotonic(), slot)
         while alive:
             try:
                 pid, raw = os.wait()
@@ -846,18 +848,18 @@ def run_workers(
             found = alive.pop(pid, None)
             if found is None or stopping:
                 continue
-            started, serves = found
+            started, slot = found
             code = os.waitstatus_to_exitcode(raw)
             if code == _FAILED_TO_START:
                 status = _FAILED_TO_START
                 stop(signal.SIGTERM, None)
                 continue
-            kind = "worker" if serves else "background process"
+            kind = "worker" if slot is not None else "background process"
             print(f"Citadel: {kind} {pid} exited with status {code}; starting another", file=sys.stderr, flush=True)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once should not be replaced in a tight loop
-            if (pid := spawn(serves)) is not None:
-                alive[pid] = (time.monotonic(), serves)
+            if (pid := spawn(slot)) is not None:
+                alive[pid] = (time.monotonic(), slot)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -70,6 +70,10 @@ class Consumer:
     checkpoint (they look every 50 ms). Saving at every page instead would cost a write per commit."""
     types: Collection[str] | None = None
     """The stored names of the events ``process`` needs; None: every event."""
+    defer = 0.0
+    """Seconds to stand by before competing for the lease the first time: a process that is not the consumer's
+    first choice leaves it to the one that is (``App`` spreads consumers over a node's workers this way); if
+    that process is not there, this one takes the lease after the wait."""
 
     def __init__(
         self, name: str, store: EventStore, *, owner: str, retry: RetryPolicy | None = None, lease_ttl: float = 5.0
@@ -164,6 +168,8 @@ class Consumer:
 
     async def _run(self) -> None:
         store = self.store
+        if self.defer > 0:
+            await asyncio.sleep(self.defer)
         while True:
             try:
                 if not await self._hold_lease():
