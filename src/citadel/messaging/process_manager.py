@@ -93,7 +93,13 @@ def _normalise(reaction: Callable[..., Any]) -> Callable[[RecordedEvent], list[C
 
 
 class ProcessManagerConsumer(Consumer):
-    """Runs a process manager: follows the log and dispatches the commands its reactions return."""
+    """Runs a process manager: follows the log and dispatches the commands its reactions return.
+
+    Up to ``concurrency`` streams of a page react at once (a stream's own events in order). Each reaction waits
+    for its command's commit, so the consumer's rate is about ``concurrency`` per commit cycle; under the
+    10,000-user load here a cycle took 20-60 ms, and with 64 the shop's invoicing fell up to 13,000 events
+    behind in bursts, with 256 never more than 2,000.
+    """
 
     def __init__(
         self,
@@ -104,7 +110,7 @@ class ProcessManagerConsumer(Consumer):
         *,
         owner: str,
         retry: RetryPolicy | None = None,
-        concurrency: int = 64,
+        concurrency: int = 256,
         lease_ttl: float = 5.0,
     ) -> None:
         super().__init__(name, store, owner=owner, retry=retry, lease_ttl=lease_ttl)
