@@ -419,6 +419,15 @@ class Scenario:
     consumers: str = "workers"
 
 
+def settle_disk() -> float:
+    """Write out what the page cache holds for the disk (the previous scenario's files, deleted or not, and this
+    one's fresh copy: hundreds of MB) before the server starts, so that no scenario's commits wait behind the
+    writeback of another's; return the seconds it took."""
+    started = time.monotonic()
+    os.sync()
+    return time.monotonic() - started
+
+
 def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Path], args: Any) -> Result:
     """Serve a fresh copy of the seed, warm it up, measure it; return the scenario's results."""
     folder = files["folder"]
@@ -426,6 +435,7 @@ def run_scenario(scenario: Scenario, seed: Seed, load: Load, files: dict[str, Pa
     store_url = copy_store(seed, folder, slug)
     served_url = store_url if scenario.group_commit else f"{store_url}?group_commit=0"
     print(f"\n== {scenario.label}: {served_url}, {scenario.server}, {scenario.workers} worker(s)", flush=True)
+    print(f"  disk settled in {settle_disk():.1f} s", flush=True)
     secret = files["secret"].read_text()
     server = start_server(
         served_url,
