@@ -4,13 +4,17 @@ fast and on a thread while they are slow."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from suite import Happened, make_registry
 
 from citadel import NO_STREAM
+from citadel.errors import StoreError
 from citadel.store.sqlite import SQLiteEventStore
 from citadel.store.sqlite_writer import LoopWriter
 
@@ -107,3 +111,45 @@ async def test_closing_waits_for_the_commit_in_hand_and_writes_what_is_queued(tm
         assert len(await reopened.read_all(limit=100)) == 10
     finally:
         await reopened.close()
+
+
+class _FailingCommits:
+    """The writer's connection, except that its next COMMIT fails as a full disk would (a test double)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.failures = 1
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+@pytest.mark.parametrize("where", ["loop", "thread"])
+async def test_a_commit_that_fails_fails_its_batch_stores_nothing_and_the_next_batch_commits(
+    tmp_path: Path, where: str
+) -> None:
+    store = SQLiteEventStore(tmp_path / "store.db", make_registry())
+    await store.open()
+    try:
+        writer = store.writer
+        assert isinstance(writer, LoopWriter)
+        tx = writer._tx
+        assert tx is not None
+        real = tx.db
+        tx.db = _FailingCommits(real)  # type: ignore[assignment]
+        writer.commit_seconds = 0.0 if where == "loop" else 1.0
+        failed = await asyncio.gather(
+            *(store.append(f"lost-{i}", [Happened(n=i)], NO_STREAM) for i in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(f, StoreError) and "disk is full" in str(f) for f in failed)
+        assert not real.in_transaction
+        await store.append("kept", [Happened(n=9)], NO_STREAM)
+        assert [(r.stream_id, r.position) for r in await store.read_all(limit=10)] == [("kept", 1)]
+    finally:
+        await store.close()
