@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,60 +38,61 @@ def slow_commits(store: SQLiteEventStore, seconds: float, seen: list[int], *, kn
         writer.commit_seconds = seconds
 
 
-async def test_fast_commits_run_on_the_loop_and_slow_ones_on_a_thread_until_they_are_fast_again(
-    tmp_path: Path,
-) -> None:
-    store = SQLiteEventStore(tmp_path / "store.db", make_registry())
-    await store.open()
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
+    """An open store on a new SQLite file, closed after the test."""
+    opened = SQLiteEventStore(tmp_path / "store.db", make_registry())
+    await opened.open()
     try:
-        writer = store.writer
-        assert isinstance(writer, LoopWriter)
-        loop_thread = threading.get_ident()
-        threads: list[int] = []
-        slow_commits(store, 0.0, threads)
-        await store.append("fast", [Happened(n=0)], NO_STREAM)
-        assert threads == [loop_thread]
-        slow_commits(store, 0.05, threads, known=False)
-        await store.append("first-slow", [Happened(n=1)], NO_STREAM)  # measured on the loop: now known slow
-        assert writer.commit_seconds > writer.slow_commit
-        await store.append("second-slow", [Happened(n=2)], NO_STREAM)
-        assert threads[1] == loop_thread
-        assert threads[2] != loop_thread
-        slow_commits(store, 0.0, threads, known=False)
-        for i in range(40):
-            await store.append(f"fast-{i}", [Happened(n=i)], NO_STREAM)
-        assert writer.commit_seconds < writer.slow_commit
-        assert threads[-1] == loop_thread
-        assert [r.position for r in await store.read_all(limit=100)] == list(range(1, 44))
+        yield opened
     finally:
-        await store.close()
+        await opened.close()
+
+
+async def test_fast_commits_run_on_the_loop_and_slow_ones_on_a_thread_until_they_are_fast_again(
+    store: SQLiteEventStore,
+) -> None:
+    writer = store.writer
+    assert isinstance(writer, LoopWriter)
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    slow_commits(store, 0.0, threads)
+    await store.append("fast", [Happened(n=0)], NO_STREAM)
+    assert threads == [loop_thread]
+    slow_commits(store, 0.05, threads, known=False)
+    await store.append("first-slow", [Happened(n=1)], NO_STREAM)  # measured on the loop: now known slow
+    assert writer.commit_seconds > writer.slow_commit
+    await store.append("second-slow", [Happened(n=2)], NO_STREAM)
+    assert threads[1] == loop_thread
+    assert threads[2] != loop_thread
+    slow_commits(store, 0.0, threads, known=False)
+    for i in range(40):
+        await store.append(f"fast-{i}", [Happened(n=i)], NO_STREAM)
+    assert writer.commit_seconds < writer.slow_commit
+    assert threads[-1] == loop_thread
+    assert [r.position for r in await store.read_all(limit=100)] == list(range(1, 44))
 
 
 async def test_the_loop_serves_while_a_batch_commits_and_what_comes_meanwhile_is_the_next_batch(
-    tmp_path: Path,
+    store: SQLiteEventStore,
 ) -> None:
-    store = SQLiteEventStore(tmp_path / "store.db", make_registry())
-    await store.open()
-    try:
-        threads: list[int] = []
-        slow_commits(store, 0.2, threads)
-        first = asyncio.ensure_future(store.append("a", [Happened(n=1)], NO_STREAM))
-        await asyncio.sleep(0)  # the batch runs at the end of this turn and its commit starts
-        turns = 0
-        loop = asyncio.get_running_loop()
-        until = loop.time() + 0.1
-        while loop.time() < until:  # the loop keeps turning while the commit waits for the disk
-            await asyncio.sleep(0)
-            turns += 1
-        assert not first.done()
-        later = [store.append(f"b-{i}", [Happened(n=i)], NO_STREAM) for i in range(20)]
-        await asyncio.gather(first, *later)
-        assert turns > 100
-        assert threading.get_ident() not in threads
-        assert (store.writer.transactions, store.writer.jobs) == (2, 21)
-        assert [r.position for r in await store.read_all(limit=100)] == list(range(1, 22))
-    finally:
-        await store.close()
+    threads: list[int] = []
+    slow_commits(store, 0.2, threads)
+    first = asyncio.ensure_future(store.append("a", [Happened(n=1)], NO_STREAM))
+    await asyncio.sleep(0)  # the batch runs at the end of this turn and its commit starts
+    turns = 0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 0.1
+    while loop.time() < until:  # the loop keeps turning while the commit waits for the disk
+        await asyncio.sleep(0)
+        turns += 1
+    assert not first.done()
+    later = [store.append(f"b-{i}", [Happened(n=i)], NO_STREAM) for i in range(20)]
+    await asyncio.gather(first, *later)
+    assert turns > 100
+    assert threading.get_ident() not in threads
+    assert (store.writer.transactions, store.writer.jobs) == (2, 21)
+    assert [r.position for r in await store.read_all(limit=100)] == list(range(1, 22))
 
 
 async def test_closing_waits_for_the_commit_in_hand_and_writes_what_is_queued(tmp_path: Path) -> None:
@@ -132,24 +134,19 @@ class _FailingCommits:
 
 @pytest.mark.parametrize("where", ["loop", "thread"])
 async def test_a_commit_that_fails_fails_its_batch_stores_nothing_and_the_next_batch_commits(
-    tmp_path: Path, where: str
+    store: SQLiteEventStore, where: str
 ) -> None:
-    store = SQLiteEventStore(tmp_path / "store.db", make_registry())
-    await store.open()
-    try:
-        writer = store.writer
-        assert isinstance(writer, LoopWriter)
-        tx = writer._tx
-        assert tx is not None
-        real = tx.db
-        tx.db = _FailingCommits(real)  # type: ignore[assignment]
-        writer.commit_seconds = 0.0 if where == "loop" else 1.0
-        failed = await asyncio.gather(
-            *(store.append(f"lost-{i}", [Happened(n=i)], NO_STREAM) for i in range(3)), return_exceptions=True
-        )
-        assert all(isinstance(f, StoreError) and "disk is full" in str(f) for f in failed)
-        assert not real.in_transaction
-        await store.append("kept", [Happened(n=9)], NO_STREAM)
-        assert [(r.stream_id, r.position) for r in await store.read_all(limit=10)] == [("kept", 1)]
-    finally:
-        await store.close()
+    writer = store.writer
+    assert isinstance(writer, LoopWriter)
+    tx = writer._tx
+    assert tx is not None
+    real = tx.db
+    tx.db = _FailingCommits(real)  # type: ignore[assignment]
+    writer.commit_seconds = 0.0 if where == "loop" else 1.0
+    failed = await asyncio.gather(
+        *(store.append(f"lost-{i}", [Happened(n=i)], NO_STREAM) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(f, StoreError) and "disk is full" in str(f) for f in failed)
+    assert not real.in_transaction
+    await store.append("kept", [Happened(n=9)], NO_STREAM)
+    assert [(r.stream_id, r.position) for r in await store.read_all(limit=10)] == [("kept", 1)]
