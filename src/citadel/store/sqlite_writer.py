@@ -238,8 +238,11 @@ class GroupCommitWriter:
 
     def _run_batch(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
         head = tx.head
-        if not self._ready_to_commit(tx, jobs, head, begun=begun):
-            return
+        if self._ready_to_commit(tx, jobs, head, begun=begun):
+            self._commit(tx, jobs, head)
+
+    def _commit(self, tx: WriteTransaction, jobs: list[WriteJob], head: int) -> None:
+        """Commit the batch's transaction here and settle its jobs (``head``: the position before the batch)."""
         try:
             tx.db.execute("COMMIT")
         except BaseException as exc:
@@ -509,12 +512,7 @@ class LoopWriter(GroupCommitWriter):
             return
         if self.commit_seconds < self.slow_commit:
             started = time.perf_counter()
-            try:
-                tx.db.execute("COMMIT")
-            except BaseException as exc:
-                self._abort(tx, jobs, head, exc)
-            else:
-                self._done(tx, jobs)
+            self._commit(tx, jobs, head)
             self._timed(time.perf_counter() - started)
             self._flush_soon()
             return
