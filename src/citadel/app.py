@@ -33,8 +33,8 @@ from citadel.security.rbac import Policy, authorization
 from citadel.store.base import DeadLetter, EventStore, RecordedEvent
 from citadel.store.url import open_store
 from citadel.topology import Topology
-from citadel.tuning import worker_slot
 from citadel.views import View
+from citadel.workers import worker_slot
 
 __all__ = ["Application", "Outcome", "ProjectionStatus"]
 
@@ -361,7 +361,7 @@ class Application:
         the consumers spread over the workers (round robin, in the order every worker builds them) instead
         of all going to whichever started first."""
         slot = worker_slot()
-        if slot is None or slot[1] < 2:
+        if slot is None:
             return
         index, count = slot
         for k, consumer in enumerate(consumers):

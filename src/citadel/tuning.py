@@ -1,4 +1,4 @@
-"""Process-wide settings for a process that serves: the garbage collector, and the worker slot.
+"""Process-wide settings for a process that serves: the garbage collector.
 
 CPython's cycle collector runs a young-generation pass every 700 net allocations of container objects. A
 serving process allocates and frees hundreds of thousands of short-lived objects per second (requests, tasks,
@@ -12,9 +12,8 @@ does not own should not call it.
 from __future__ import annotations
 
 import gc
-import os
 
-__all__ = ["GC_THRESHOLDS", "WORKER_SLOT", "tune_gc", "worker_slot"]
+__all__ = ["GC_THRESHOLDS", "tune_gc"]
 
 GC_THRESHOLDS = (20_000, 20, 50)
 """Young-generation pass every 20,000 net allocations (CPython: 700), the next generations after 20 and 50
@@ -27,17 +26,3 @@ def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)
-
-
-WORKER_SLOT = "CITADEL_WORKER"
-"""Environment variable that ``citadel serve`` sets in each worker it forks: ``index/count`` (``0/2``, ``1/2``)."""
-
-
-def worker_slot() -> tuple[int, int] | None:
-    """This process's place among the serving workers of its node, as ``(index, count)``; None outside such a
-    worker (one process, a consumer process, tests). Consumers use it to spread over the workers."""
-    raw = os.environ.get(WORKER_SLOT, "")
-    index, _, count = raw.partition("/")
-    if not (index.isdigit() and count.isdigit()) or not int(index) < int(count):
-        return None
-    return int(index), int(count)

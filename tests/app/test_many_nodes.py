@@ -9,7 +9,7 @@ from mini import GetRevenue, PlaceOrder, build
 
 from citadel import Application
 from citadel.testing import settle
-from citadel.tuning import WORKER_SLOT
+from citadel.workers import WORKER_SLOT
 
 CONSUMERS = ("analytics.revenue", "billing.open_invoices")
 

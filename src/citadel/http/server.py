@@ -44,7 +44,8 @@ from urllib.parse import unquote
 
 import httptools
 
-from citadel.tuning import WORKER_SLOT, tune_gc
+from citadel.tuning import tune_gc
+from citadel.workers import WORKER_SLOT
 
 __all__ = [
     "ASGIApp",
