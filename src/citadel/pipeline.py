@@ -16,7 +16,7 @@ import msgspec
 from citadel.bus import Handler, as_async_handler
 from citadel.context import DispatchContext
 from citadel.errors import ConcurrencyError, IdempotencyConflict
-from citadel.handling import CommandContext, QueryContext, Receipt, Runtime, current_receipt
+from citadel.handling import CommandContext, QueryContext, Runtime, current_receipt
 from citadel.messages import Command, Query, encode_json
 from citadel.store.base import Commit, IdempotencyRecord, Metadata
 
@@ -86,9 +86,10 @@ def command_step(
                     return replay(record, request_hash)
                 raise
             idempotency = None if key is None else IdempotencyRecord(key, request_hash, encode_json(result))
-            receipt = current_receipt.get() or Receipt()
+            receipt = current_receipt.get()
             if not ctx.staged and idempotency is None and not ctx.forgotten:
-                receipt.position = 0
+                if receipt is not None:
+                    receipt.position = 0
                 return result
             try:
                 written = await store.commit(Commit(ctx.staged, metadata, idempotency, ctx.snapshots, ctx.forgotten))
@@ -110,7 +111,8 @@ def command_step(
                 if record is None:
                     raise
                 return replay(record, request_hash)
-            receipt.position = written.position
+            if receipt is not None:
+                receipt.position = written.position
             return result
 
     return step

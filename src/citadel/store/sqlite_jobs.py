@@ -122,7 +122,15 @@ class CommitJob(WriteJob):
         # Only inline projections can fail once writing has begun. Asked by the writer just before running, so
         # a projection suspended or resumed by an earlier job of the queue is seen as it is now.
         inline = self.inline
-        self.projects = any(inline(name) for append in self.appends for _, name, _, _ in append.encoded)
+        projects = False
+        for append in self.appends:  # loops, not any(<generator>): this runs for every command
+            for encoded in append.encoded:
+                if inline(encoded[1]):
+                    projects = True
+                    break
+            if projects:
+                break
+        self.projects = projects
         # A second append's insert may find its stream taken after the first wrote, and the idempotency key is
         # stored (and found taken) after the events: undo this job alone.
         return self.projects or len(self.appends) > 1 or (self.idempotency is not None and bool(self.appends))

@@ -89,6 +89,10 @@ class SQLiteViewWriter(_ViewSQL):
         self._put = f'INSERT INTO "{table}" (key, doc) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc'  # nosec B608 - validated identifiers, bound values
         self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'  # nosec B608 - validated identifiers, bound values
         self._delete = f'DELETE FROM "{table}" WHERE key = ?'  # nosec B608 - validated identifiers, bound values
+        self._increment = (
+            f'INSERT INTO "{table}" (key, doc) VALUES (?1, json_object(?2, ?3)) '  # nosec B608 - validated identifiers, bound values
+            "ON CONFLICT (key) DO UPDATE SET doc = json_set(doc, ?4, coalesce(json_extract(doc, ?4), 0) + ?3)"
+        )
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> None:
         try:
@@ -115,11 +119,7 @@ class SQLiteViewWriter(_ViewSQL):
 
     def increment(self, key: str, field: str, by: float = 1) -> None:
         path = f"$.{field}"
-        self._run(
-            f'INSERT INTO "{self.table}" (key, doc) VALUES (?, json_object(?, ?)) '  # nosec B608 - validated identifiers, bound values
-            f"ON CONFLICT (key) DO UPDATE SET doc = json_set(doc, ?, coalesce(json_extract(doc, ?), 0) + ?)",
-            (key, field, by, path, path, by),
-        )
+        self._run(self._increment, (key, field, by, path))
 
     def delete(self, key: str) -> None:
         self._run(self._delete, (key,))

@@ -52,13 +52,14 @@ class WriteTransaction:
     has committed in between, so it never hides a foreign write.
     """
 
-    __slots__ = ("data_version", "db", "head", "now", "pending", "undo", "versions", "writers")
+    __slots__ = ("_writer_of", "data_version", "db", "head", "now", "pending", "undo", "versions", "writers")
 
     def __init__(self, db: sqlite3.Connection, writers: Callable[[Any], Any]) -> None:
         self.db = db
         self.head = 0
         self.now = 0.0
         self.writers = writers
+        self._writer_of: dict[int, Any] = {}  # view id -> its writer: asked once per projected event
         self.versions: dict[str, int] = {}
         self.pending: dict[str, int] = {}
         self.data_version = -1
@@ -111,7 +112,10 @@ class WriteTransaction:
 
     def writer(self, view: Any) -> Any:
         """Return the writer of a view on this connection (``ViewTransaction`` protocol)."""
-        return self.writers(view)
+        writer = self._writer_of.get(id(view))
+        if writer is None:
+            writer = self._writer_of[id(view)] = self.writers(view)
+        return writer
 
 
 class WriteJob:
