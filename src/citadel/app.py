@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -390,13 +390,13 @@ class Application:
 
     # -- using it --------------------------------------------------------------------------------------
 
-    async def dispatch(self, command: Command, context: DispatchContext | None = None) -> Any:
-        """Dispatch a command through the command bus and return its handler's result.
+    def dispatch(self, command: Command, context: DispatchContext | None = None) -> Coroutine[Any, Any, Any]:
+        """Dispatch a command through the command bus and return its handler's result (a coroutine to await).
 
         Raises:
             UnknownCommand, DomainError, ConcurrencyError, IdempotencyConflict: see ``citadel.errors``.
         """
-        return await self.commands.dispatch(command, context)
+        return self.commands.dispatch(command, context)  # the bus's coroutine itself: no wrapper per command
 
     async def execute(self, command: Command, context: DispatchContext | None = None) -> Outcome:
         """Dispatch a command and return its result with the position of its last event."""
@@ -409,8 +409,8 @@ class Application:
         at = self.topology.position_token(receipt.module or self.owner_of(type(command)).name, receipt.position)
         return Outcome(result, receipt.position, receipt.replayed, at)
 
-    async def query(self, query: Query, context: DispatchContext | None = None) -> Any:
-        """Run a query through the query bus and return its handler's result.
+    def query(self, query: Query, context: DispatchContext | None = None) -> Coroutine[Any, Any, Any]:
+        """Run a query through the query bus and return its handler's result (a coroutine to await).
 
         With ``context.min_position``, first wait (up to ``context.wait`` seconds) until the read models of the
         query's module have processed that position (where the module runs elsewhere, its service waits).
@@ -419,9 +419,13 @@ class Application:
             NotCaughtUp: they had not in time.
         """
         if context is not None and context.min_position:
-            module = self.owner_of(type(query)).name
-            if self.topology.runs(module):
-                await self.topology.catch_up(module, context.min_position, context.position_of, context.wait)
+            return self._query_caught_up(query, context)
+        return self.queries.dispatch(query, context)  # the bus's coroutine itself: no wrapper per query
+
+    async def _query_caught_up(self, query: Query, context: DispatchContext) -> Any:
+        module = self.owner_of(type(query)).name
+        if self.topology.runs(module):
+            await self.topology.catch_up(module, context.min_position, context.position_of, context.wait)
         return await self.queries.dispatch(query, context)
 
     async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:

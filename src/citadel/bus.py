@@ -128,11 +128,13 @@ class _Bus(Generic[M]):
         """The registered message types, in registration order."""
         return list(self._handlers)
 
-    async def _call_handler(self, message: Message, context: DispatchContext) -> Any:
+    def _call_handler(self, message: Message, context: DispatchContext) -> Awaitable[Any]:
+        # A plain function handing the handler's coroutine on: one coroutine less per message. It runs inside
+        # ``dispatch``'s coroutine, so an unknown type still raises where the dispatch is awaited.
         handler = self._handlers.get(type(message))
         if handler is None:
             raise self._unknown(type(message))
-        return await handler(message, context)
+        return handler(message, context)
 
     def _build_chain(self) -> CallNext:
         chain: CallNext = self._call_handler

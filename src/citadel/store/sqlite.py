@@ -196,7 +196,7 @@ class SQLiteEventStore:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
         sealer = self._sealer
         appends = encode_appends(commit, self.registry, keyed=sealer is not None)
-        forget = forgotten_keys(commit, encrypting=sealer is not None)
+        forget = forgotten_keys(commit, encrypting=sealer is not None) if commit.forget else ()
         job = CommitJob(
             appends,
             commit.metadata,
