@@ -276,7 +276,9 @@ class EventRegistry:
         Raises:
             UnknownEventType: the event's class is not registered.
         """
-        info = self.of(type(event))
+        info = self._by_class.get(type(event))
+        if info is None:
+            raise UnknownEventType(type(event).__qualname__)
         data = _encoder.encode(event)
         if b"null" in data:
             # msgspec writes inf and nan as null, which would never decode back: refuse to store them.
