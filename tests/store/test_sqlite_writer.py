@@ -150,3 +150,22 @@ async def test_a_commit_that_fails_fails_its_batch_stores_nothing_and_the_next_b
     assert not real.in_transaction
     await store.append("kept", [Happened(n=9)], NO_STREAM)
     assert [(r.stream_id, r.position) for r in await store.read_all(limit=10)] == [("kept", 1)]
+
+
+async def test_overwritten_and_deleted_rows_are_zeroed_on_disk_only_when_the_store_encrypts(tmp_path: Path) -> None:
+    # Zeroing is what makes a forgotten person's deleted views unrecoverable from the file; without encryption
+    # nothing is promised of deleted bytes, and the writer spares every view update the memset (whatever the
+    # SQLite build's default).
+    from citadel.security.encryption import Keyring, MasterKeys
+
+    plain = SQLiteEventStore(tmp_path / "plain.db", make_registry())
+    sealed = SQLiteEventStore(tmp_path / "sealed.db", make_registry(), keyring=Keyring(MasterKeys.generate()))
+    for store, expected in ((plain, 0), (sealed, 1)):
+        await store.open()
+        try:
+            writer = store.writer
+            assert isinstance(writer, LoopWriter)
+            assert writer._tx is not None
+            assert writer._tx.db.execute("PRAGMA secure_delete").fetchone()[0] == expected
+        finally:
+            await store.close()
