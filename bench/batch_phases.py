@@ -30,7 +30,7 @@ import uvloop
 
 import store as store_bench
 from citadel.store import sqlite_writer
-from citadel.tuning import tune_gc
+from citadel.tuning import tune_gc, tune_switch_interval
 
 _EVENT_TABLE = """CREATE TABLE citadel_events (
     position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, event_id TEXT NOT NULL,
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     tune_gc()
+    tune_switch_interval()
     uvloop.run(command_path(args.dispatchers, args.seconds))
     insert_calls()
 

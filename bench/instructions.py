@@ -65,9 +65,10 @@ def main() -> None:
     if args.child is not None:
         import uvloop
 
-        from citadel.tuning import tune_gc
+        from citadel.tuning import tune_gc, tune_switch_interval
 
         tune_gc()
+        tune_switch_interval()
         uvloop.run(_run_commands(args.child))
         return
     if shutil.which("valgrind") is None:

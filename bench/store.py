@@ -9,8 +9,8 @@ Rows, all with ~300-byte payloads and durable commits (WAL, synchronous=FULL) on
   once more with the batches written on a writer thread (``?writer=thread``) instead of the event loop.
 * ``peer library``: ``eventsourcing`` (create and save an aggregate), when it is installed.
 
-The process runs with the garbage-collector settings of a serving process (``citadel.tuning.tune_gc``, what
-``citadel serve`` applies), for every row, the peer's included.
+The process runs with the garbage-collector settings and thread switch interval of a serving process
+(``citadel.tuning``, what ``citadel serve`` applies), for every row, the peer's included.
 
 Usage: ``python bench/store.py [--seconds 3] [--writers 1,10,100,1000] [--json FILE]``.
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 from citadel import NO_STREAM, Application, Command, CommandContext, Event, EventRegistry, Module, Projector, View
 from citadel.store.sqlite import SQLiteEventStore
-from citadel.tuning import tune_gc
+from citadel.tuning import tune_gc, tune_switch_interval
 
 PAYLOAD = "x" * 260  # with the field names and ids, ~300 bytes of JSON per event
 
@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--dispatchers", default="100,1000", help="concurrent dispatchers for the command path")
     parser.add_argument("--pg-writers", default="1,16,64,256", help="concurrent writers for the PostgreSQL rows")
     parser.add_argument("--backends", default="sqlite,postgres", help="which tables to run")
-    parser.add_argument("--default-gc", action="store_true", help="keep CPython's collector settings")
+    parser.add_argument("--default-gc", action="store_true", help="keep CPython's GC settings and switch interval")
     parser.add_argument("--json", type=Path, default=Path("bench/results/store.json"), help="where to write rows")
     parser.add_argument(
         "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (citadel serve runs uvloop)"
@@ -284,6 +284,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.default_gc:
         tune_gc()
+        tune_switch_interval()
     if args.loop == "uvloop":
         import uvloop
 

@@ -143,13 +143,19 @@ async def test_a_commit_that_fails_fails_its_batch_stores_nothing_and_the_next_b
     real = tx.db
     tx.db = _FailingCommits(real)  # type: ignore[assignment]
     writer.commit_seconds = 0.0 if where == "loop" else 1.0
-    failed = await asyncio.gather(
-        *(store.append(f"lost-{i}", [Happened(n=i)], NO_STREAM) for i in range(3)), return_exceptions=True
+    results = await asyncio.gather(
+        *(store.append(f"s-{i}", [Happened(n=i)], NO_STREAM) for i in range(4)), return_exceptions=True
     )
-    assert all(isinstance(f, StoreError) and "disk is full" in str(f) for f in failed)
+    # Slow commits split the four into two batches (see the overlap test below): the first fails whole.
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == ([0, 1, 2, 3] if where == "loop" else [0, 1])
+    assert all(isinstance(results[i], StoreError) and "disk is full" in str(results[i]) for i in failed)
     assert not real.in_transaction
     await store.append("kept", [Happened(n=9)], NO_STREAM)
-    assert [(r.stream_id, r.position) for r in await store.read_all(limit=10)] == [("kept", 1)]
+    stored = [f"s-{i}" for i in range(4) if i not in failed] + ["kept"]
+    assert [(r.stream_id, r.position) for r in await store.read_all(limit=10)] == [
+        (stream, position) for position, stream in enumerate(stored, start=1)
+    ]
 
 
 async def test_overwritten_and_deleted_rows_are_zeroed_on_disk_only_when_the_store_encrypts(tmp_path: Path) -> None:
@@ -169,3 +175,38 @@ async def test_overwritten_and_deleted_rows_are_zeroed_on_disk_only_when_the_sto
             assert writer._tx.db.execute("PRAGMA secure_delete").fetchone()[0] == expected
         finally:
             await store.close()
+
+
+async def test_while_commits_are_slow_a_turns_writes_go_in_two_batches_and_the_second_begins_before_the_first_resumes(
+    store: SQLiteEventStore,
+) -> None:
+    # Two halves take turns: one half's writers decide their next commands on the loop while the other half's
+    # COMMIT runs on the committer thread, instead of all of them waiting for one COMMIT together.
+    writer = store.writer
+    assert isinstance(writer, LoopWriter)
+    tx = writer._tx
+    assert tx is not None
+    events: list[str] = []
+
+    def trace(statement: str) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            events.append("begin")
+        elif statement == "COMMIT":
+            time.sleep(0.05)
+
+    tx.db.set_trace_callback(trace)
+    writer.commit_seconds = 0.05  # known slow: commits go to the thread
+
+    async def append(i: int) -> None:
+        await store.append(f"s-{i}", [Happened(n=i)], NO_STREAM)
+        events.append("resumed")
+
+    await asyncio.gather(*(append(i) for i in range(10)))
+    assert (writer.transactions, writer.jobs) == (2, 10)
+    assert events == ["begin", "begin"] + ["resumed"] * 10
+    assert [r.position for r in await store.read_all(limit=100)] == list(range(1, 11))
+    writer.overlap = False  # the other way, for comparison: one batch, and everyone waits for its COMMIT
+    events.clear()
+    await asyncio.gather(*(append(i) for i in range(10, 20)))
+    assert (writer.transactions, writer.jobs) == (3, 20)
+    assert events == ["begin"] + ["resumed"] * 10

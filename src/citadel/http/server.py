@@ -44,7 +44,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from citadel.tuning import tune_gc
+from citadel.tuning import tune_gc, tune_switch_interval
 from citadel.workers import WORKER_SLOT
 
 __all__ = [
@@ -744,6 +744,7 @@ def run_until_stopped(
         if started is not None:
             started()
         tune_gc()
+        tune_switch_interval()
         await stopping.wait()
         await stop()
 

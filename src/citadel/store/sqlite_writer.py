@@ -426,7 +426,8 @@ class _Committer:
 class LoopWriter(GroupCommitWriter):
     """Writes on the event loop, at the end of the turn that submitted the jobs: the loop runs the jobs (they
     need the interpreter lock anyway) and commits them itself while commits are fast; while they are slow it
-    hands the ``COMMIT`` (the fsync) to a thread and serves meanwhile, while the next batch queues up.
+    hands the ``COMMIT`` (the fsync) to a thread and serves meanwhile, while the next batch queues up (see
+    ``overlap``).
     Checkpoints run on a thread of their own. While another process holds the write lock, the loop keeps
     serving and tries again every millisecond, failing the batch once the connection's busy timeout has passed.
     """
@@ -482,12 +483,22 @@ class LoopWriter(GroupCommitWriter):
             self._flushing = self._loop.call_soon(self._flush)
         return job.future
 
-    def _take(self) -> list[WriteJob]:
+    def _take(self, *, split: bool = False) -> list[WriteJob]:
         size = self._max_batch if self._group_commit else 1
+        if split:
+            size = min(size, (len(self._pending) + 1) // 2)
         jobs, self._pending = self._pending[:size], self._pending[size:]
         return jobs
 
-    def _flush(self) -> None:
+    overlap = True
+    """While commits are slow, take half of a turn's jobs into a batch and start the next batch as soon as a
+    commit ends, before its writers resume: the two halves take turns, one half's writers working on the loop
+    while the other half's ``COMMIT`` runs on the thread (1,000 dispatchers on the command-path benchmark: 12%
+    more events per second with the serving switch interval, ``citadel.tuning``; without it, the thread waits
+    too long for the interpreter lock for the halves to overlap). False: one batch per turn, as many jobs as
+    ``max_batch``."""
+
+    def _flush(self, *, after_commit: bool = False) -> None:
         """Run pending jobs in one transaction and hand its commit over, or try again soon when another process
         holds the write lock."""
         self._flushing = None
@@ -509,7 +520,7 @@ class LoopWriter(GroupCommitWriter):
             self._fail(jobs, exc)
             return
         self._locked_since = None
-        jobs = self._take()
+        jobs = self._take(split=self.overlap and not after_commit and self.commit_seconds >= self.slow_commit)
         head = tx.head
         if not self._ready_to_commit(tx, jobs, head, begun=True):
             self._flush_soon()
@@ -531,7 +542,10 @@ class LoopWriter(GroupCommitWriter):
                 self._abort(tx, jobs, head, error)
             if waiting is not None and not waiting.done():
                 waiting.set_result(None)
-            self._flush_soon()
+            if self.overlap and self._pending and self._flushing is None:
+                self._flush(after_commit=True)
+            else:
+                self._flush_soon()
 
         committer.commit(tx.db, committed)
 
