@@ -493,10 +493,10 @@ class LoopWriter(GroupCommitWriter):
     overlap = True
     """While commits are slow, take half of a turn's jobs into a batch and start the next batch as soon as a
     commit ends, before its writers resume: the two halves take turns, one half's writers working on the loop
-    while the other half's ``COMMIT`` runs on the thread (1,000 dispatchers on the command-path benchmark: 12%
-    more events per second with the serving switch interval, ``citadel.tuning``; without it, the thread waits
-    too long for the interpreter lock for the halves to overlap). False: one batch per turn, as many jobs as
-    ``max_batch``."""
+    while the other half's ``COMMIT`` runs on the thread (1,000 dispatchers on the command-path benchmark: 12 to
+    20% more events per second with the serving switch interval, ``citadel.tuning``; without it, the thread
+    waits too long for the interpreter lock for the halves to overlap; ``bench/writer_overlap.py``). False: one
+    batch per turn, as many jobs as ``max_batch``."""
 
     def _flush(self, *, after_commit: bool = False) -> None:
         """Run pending jobs in one transaction and hand its commit over, or try again soon when another process
