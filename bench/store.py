@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import citadel.tuning as tuning
 from citadel import NO_STREAM, Application, Command, CommandContext, Event, EventRegistry, Module, Projector, View
 from citadel.store.sqlite import SQLiteEventStore
-from citadel.tuning import tune_gc, tune_switch_interval
 
 PAYLOAD = "x" * 260  # with the field names and ids, ~300 bytes of JSON per event
 
@@ -283,8 +283,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.default_gc:
-        tune_gc()
-        tune_switch_interval()
+        tuning.tune_gc()
+        tuning.tune_switch_interval()
     if args.loop == "uvloop":
         import uvloop
 
