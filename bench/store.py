@@ -8,6 +8,11 @@ Rows, all with ~300-byte payloads and durable commits (WAL, synchronous=FULL) on
 * ``command path``: ``Application.dispatch`` (decide + append + inline projection) from 100 and 1,000 dispatchers;
   once more with the batches written on a writer thread (``?writer=thread``) instead of the event loop.
 * ``peer library``: ``eventsourcing`` (create and save an aggregate), when it is installed.
+* ``orders``: the workload of the issue that set the comparison, through both libraries: create an order
+  aggregate, then pay it (load it, decide, append at its version). Ours through ``Application.dispatch`` from
+  1,000 dispatchers with an inline projection of the order's status; the peer's ``save``, ``repository.get``
+  and ``save`` again, on one thread (its application is synchronous). Two events per order; the ``x peer``
+  of these rows is against the peer's order row.
 
 The process runs with the garbage-collector settings and thread switch interval of a serving process
 (``citadel.tuning``, what ``citadel serve`` applies), for every row, the peer's included.
@@ -32,7 +37,22 @@ from pathlib import Path
 from typing import Any
 
 import citadel.tuning as tuning
-from citadel import NO_STREAM, Application, Command, CommandContext, Event, EventRegistry, Module, Projector, View
+from citadel import (
+    NO_STREAM,
+    Aggregate,
+    Application,
+    Command,
+    CommandContext,
+    DomainError,
+    Event,
+    EventRegistry,
+    Module,
+    Projector,
+    View,
+    decides,
+    evolves,
+    new_id,
+)
 from citadel.store.sqlite import SQLiteEventStore
 
 PAYLOAD = "x" * 260  # with the field names and ids, ~300 bytes of JSON per event
@@ -66,14 +86,112 @@ async def _deposit(command: Deposit, ctx: CommandContext) -> None:
     )
 
 
+class OrderPlaced(Event, name="bench.OrderPlaced"):
+    order_id: str
+    customer: str
+    total: int
+    memo: str
+
+
+class OrderPaid(Event, name="bench.OrderPaid"):
+    order_id: str
+    amount: int
+
+
+class PlaceOrder(Command, name="bench.PlaceOrder"):
+    order_id: str
+    customer: str
+    total: int
+
+
+class PayOrder(Command, name="bench.PayOrder"):
+    order_id: str
+    amount: int
+
+
+class Order(Aggregate):
+    status: str = "none"
+    total: int = 0
+
+    @decides
+    def place(self, command: PlaceOrder) -> list[Event]:
+        if self.status != "none":
+            raise DomainError(f"order {command.order_id} exists already")
+        return [OrderPlaced(order_id=command.order_id, customer=command.customer, total=command.total, memo=PAYLOAD)]
+
+    @decides
+    def pay(self, command: PayOrder) -> list[Event]:
+        if self.status != "placed" or command.amount != self.total:
+            raise DomainError(f"order {command.order_id} is {self.status}, total {self.total}")
+        return [OrderPaid(order_id=command.order_id, amount=command.amount)]
+
+    @evolves
+    def placed(self, event: OrderPlaced) -> None:
+        self.status, self.total = "placed", event.total
+
+    @evolves
+    def paid(self, event: OrderPaid) -> None:
+        self.status = "paid"
+
+
+ORDER = Order.decider()
+ORDERS = View("orders")
+order_statuses = Projector("bench.orders", views=[ORDERS])
+
+
+@order_statuses.on(OrderPlaced)
+def _order_placed(event: OrderPlaced, ctx: Any) -> None:
+    ctx.view(ORDERS).put(event.order_id, {"customer": event.customer, "total": event.total, "status": "placed"})
+
+
+@order_statuses.on(OrderPaid)
+def _order_paid(event: OrderPaid, ctx: Any) -> None:
+    ctx.view(ORDERS).merge(event.order_id, status="paid")
+
+
+async def _place_order(command: PlaceOrder, ctx: CommandContext) -> None:
+    await ctx.execute(ORDER, f"order-{command.order_id}", command, new=True)
+
+
+async def _pay_order(command: PayOrder, ctx: CommandContext) -> None:
+    await ctx.execute(ORDER, f"order-{command.order_id}", command)
+
+
+def order_module() -> Module:
+    """The orders workload's module: place an order (a new stream), pay it (read, decide, append at version 1)."""
+    return Module(
+        "bench",
+        commands={PlaceOrder: _place_order, PayOrder: _pay_order},
+        events=[OrderPlaced, OrderPaid],
+        projections=[order_statuses],
+    )
+
+
+async def order_then_pay(app: Application, customer: int) -> int:
+    """Create an order, then pay it: two commands, two events."""
+    order_id = new_id()
+    await app.dispatch(PlaceOrder(order_id=order_id, customer=f"c{customer % 100}", total=1200))
+    await app.dispatch(PayOrder(order_id=order_id, amount=1200))
+    return 2
+
+
 Result = dict[str, Any]
 
 
-def _row(name: str, writers: int, events: int, seconds: float, commits: int, latencies: list[float]) -> Result:
+def _row(
+    name: str,
+    writers: int,
+    events: int,
+    seconds: float,
+    commits: int,
+    latencies: list[float],
+    workload: str = "deposit",
+) -> Result:
     latencies.sort()
     pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000) if latencies else None
     return {
         "scenario": name,
+        "workload": workload,
         "writers": writers,
         "events": events,
         "seconds": round(seconds, 3),
@@ -145,6 +263,23 @@ async def bench_command_path(folder: Path, dispatchers: int, seconds: float, wri
         await app.stop()
 
 
+async def bench_orders(folder: Path, dispatchers: int, seconds: float) -> Result:
+    """The orders workload through ``Application.dispatch``: each dispatcher creates an order, then pays it."""
+    app = Application([order_module()], store=f"sqlite:///{folder / f'orders-{dispatchers}.db'}")
+    await app.start()
+    try:
+        started = time.perf_counter()
+        events, latencies = await _drive(dispatchers, seconds, lambda w, i: order_then_pay(app, w))
+        elapsed = time.perf_counter() - started
+        store = app.store
+        assert isinstance(store, SQLiteEventStore)
+        return _row(
+            "orders: create, then pay", dispatchers, events, elapsed, store.writer.transactions, latencies, "order"
+        )
+    finally:
+        await app.stop()
+
+
 def bench_raw(folder: Path, seconds: float, per_tx: int = 100) -> Result:
     db = sqlite3.connect(folder / "raw.db", isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
@@ -205,10 +340,69 @@ def bench_peer(folder: Path, seconds: float) -> Result | None:
     return _row("peer library eventsourcing", 1, events, elapsed, events, [])
 
 
+def bench_peer_orders(folder: Path, seconds: float) -> Result | None:
+    """The orders workload through the peer library: save a new order, get it back, pay it, save it."""
+    try:
+        from eventsourcing.application import Application as PeerApplication
+    except ImportError:
+        return None
+    order_class = peer_order_class()
+    app = PeerApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "peer-orders.db")}
+    )
+    events = 0
+    started = time.perf_counter()
+    events = peer_orders(app, order_class, started + seconds)
+    elapsed = time.perf_counter() - started
+    app.close()
+    return _row("peer eventsourcing: orders", 1, events, elapsed, events, [], "order")
+
+
+def peer_orders(app: Any, order_class: Any, deadline: float) -> int:
+    """Create and pay orders through the peer library until ``deadline``; return the events written."""
+    events = 0
+    while time.perf_counter() < deadline:
+        order = order_class(customer=f"c{events % 100}", total=1200, memo=PAYLOAD)
+        app.save(order)
+        order = app.repository.get(order.id)
+        order.pay(amount=1200)
+        app.save(order)
+        events += 2
+    return events
+
+
+_PEER_ORDER: Any = None
+
+
+def peer_order_class() -> Any:
+    """The peer library's order aggregate, defined once (the library registers each class by its topic)."""
+    global _PEER_ORDER
+    if _PEER_ORDER is None:
+        from eventsourcing.domain import Aggregate as PeerAggregate
+        from eventsourcing.domain import event
+
+        class PeerOrder(PeerAggregate):  # type: ignore[misc]
+            @event("Placed")  # type: ignore[untyped-decorator]
+            def __init__(self, customer: str, total: int, memo: str) -> None:
+                self.customer, self.total, self.memo, self.status = customer, total, memo, "placed"
+
+            @event("Paid")  # type: ignore[untyped-decorator]
+            def pay(self, amount: int) -> None:
+                if self.status != "placed" or amount != self.total:
+                    raise ValueError("order is not payable")
+                self.status = "paid"
+
+        _PEER_ORDER = PeerOrder
+    return _PEER_ORDER
+
+
 def print_table(rows: list[Result]) -> None:
-    """Print rows; ratios are to the first raw and the first peer row of the same table."""
+    """Print rows; ratios are to the first raw row of the table and to its first peer row of the same workload."""
     raw = next((r["events_per_s"] for r in rows if "raw" in r["scenario"]), None)
-    peer = next((r["events_per_s"] for r in rows if "peer" in r["scenario"]), None)
+    peers: dict[str, int] = {}
+    for r in rows:
+        if "peer" in r["scenario"]:
+            peers.setdefault(r.get("workload", "deposit"), r["events_per_s"])
     header = (
         f"{'scenario':<30} {'writers':>7} {'events/s':>10} {'ev/commit':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'of raw':>7} {'x peer':>7}"
@@ -217,6 +411,7 @@ def print_table(rows: list[Result]) -> None:
     print("-" * len(header))
     for r in rows:
         of_raw = f"{100 * r['events_per_s'] / raw:.0f}%" if raw else ""
+        peer = peers.get(r.get("workload", "deposit"))
         x_peer = f"{r['events_per_s'] / peer:.1f}" if peer else ""
         print(
             f"{r['scenario']:<30} {r['writers']:>7} {r['events_per_s']:>10,} {r['events_per_commit'] or '':>9} "
@@ -246,6 +441,13 @@ async def run_postgres(seconds: float, writer_counts: list[int], dispatcher_coun
     for dispatchers in dispatcher_counts:
         command = lambda w: Deposit(account=f"a{w % 100}", amount=1)  # noqa: E731
         rows.append(await pg.bench_command_path(dispatchers, seconds, command_module(), command, _drive, _row))
+    if dispatcher_counts:
+        peer_orders_row = await asyncio.to_thread(pg.bench_peer_orders, seconds, peer_order_class, peer_orders, _row)
+        if peer_orders_row is not None:
+            rows.append(peer_orders_row)
+        rows.append(
+            await pg.bench_orders(max(dispatcher_counts), seconds, order_module(), order_then_pay, _drive, _row)
+        )
     return rows
 
 
@@ -264,6 +466,10 @@ async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[
             rows.append(await bench_command_path(folder, dispatchers, seconds))
         if dispatcher_counts:  # the same, with the batches written on a thread of their own
             rows.append(await bench_command_path(folder, max(dispatcher_counts), seconds, writer="thread"))
+            peer_orders_row = bench_peer_orders(folder, seconds)
+            if peer_orders_row is not None:
+                rows.append(peer_orders_row)
+            rows.append(await bench_orders(folder, max(dispatcher_counts), seconds))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows

@@ -120,18 +120,46 @@ async def bench_command_path(
         await app.stop()
 
 
-def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result | None:
-    """The peer library on the same server: create and save an aggregate, from ``threads`` threads."""
+async def bench_orders(
+    dispatchers: int, seconds: float, module: Module, order_then_pay: Any, drive: Any, row: Any
+) -> Result:
+    """The orders workload (create an order, then pay it) through ``Application.dispatch`` on PostgreSQL."""
+    await reset()
+    app = Application([module], store=DSN)
+    await app.start()
+    try:
+        started = time.perf_counter()
+        events, latencies = await drive(dispatchers, seconds, lambda w, i: order_then_pay(app, w))
+        elapsed = time.perf_counter() - started
+        store = app.store
+        assert isinstance(store, PostgresEventStore)
+        return row(
+            "pg orders: create, then pay", dispatchers, events, elapsed, store.writer.transactions, latencies, "order"
+        )  # type: ignore[no-any-return]
+    finally:
+        await app.stop()
+
+
+def bench_peer_orders(seconds: float, order_class: Any, peer_orders: Any, row: Any) -> Result | None:
+    """The orders workload through the peer library on the same server, on one thread."""
     try:
         from eventsourcing.application import Application as PeerApplication
     except ImportError:
         return None
     asyncio.run(reset())
-    account = _peer_aggregate()
+    app = PeerApplication(env=_peer_env(1))
+    started = time.perf_counter()
+    events = peer_orders(app, order_class(), started + seconds)
+    elapsed = time.perf_counter() - started
+    app.close()
+    return row("pg peer eventsourcing: orders", 1, events, elapsed, events, [], "order")  # type: ignore[no-any-return]
+
+
+def _peer_env(threads: int) -> dict[str, str]:
     base, _, name = DSN.rpartition("/")
     host_port = base.rsplit("@", 1)[-1]
     host, _, port = host_port.partition(":")
-    env = {
+    return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": name,
         "POSTGRES_HOST": host,
@@ -140,7 +168,17 @@ def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result |
         "POSTGRES_PASSWORD": "",
         "POSTGRES_POOL_SIZE": str(threads),
     }
-    app = PeerApplication(env=env)
+
+
+def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result | None:
+    """The peer library on the same server: create and save an aggregate, from ``threads`` threads."""
+    try:
+        from eventsourcing.application import Application as PeerApplication
+    except ImportError:
+        return None
+    asyncio.run(reset())
+    account = _peer_aggregate()
+    app = PeerApplication(env=_peer_env(threads))
     deadline = time.perf_counter() + seconds
     counts = [0] * threads
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from suite import Happened, make_registry
+from test_counters import counters, project_inline
 
 from citadel import NO_STREAM
 from citadel.errors import StoreError
@@ -210,3 +211,24 @@ async def test_while_commits_are_slow_a_turns_writes_go_in_two_batches_and_the_s
     await asyncio.gather(*(append(i) for i in range(10, 20)))
     assert (writer.transactions, writer.jobs) == (3, 20)
     assert events == ["begin"] + ["resumed"] * 10
+
+
+async def test_a_batch_writes_each_counter_once_however_many_of_its_commits_bump_it(store: SQLiteEventStore) -> None:
+    await project_inline(store)
+    writer = store.writer
+    assert isinstance(writer, LoopWriter)
+    tx = writer._tx
+    assert tx is not None
+    statements: list[str] = []
+    tx.db.set_trace_callback(lambda sql: statements.append(sql) if '"suite__counters"' in sql else None)
+    batches = writer.transactions
+    await asyncio.gather(*(store.append(f"s-{n}", [Happened(n=n)], NO_STREAM) for n in range(100, 140)))
+    batches = writer.transactions - batches
+    assert await counters(store) == {
+        "totals": {"count": 40, "sum": sum(range(100, 140))},
+        "parity-0": {"count": 20},
+        "parity-1": {"count": 20},
+    }
+    # 120 increments of four counters (totals' count and sum, two parities): four writes per batch at most
+    assert batches < 10
+    assert len(statements) <= 4 * batches

@@ -356,4 +356,5 @@ class CallJob(WriteJob):
         self.fn = fn
 
     def run(self, tx: WriteTransaction) -> Any:
+        tx.flush_views()  # the function may read view tables directly
         return self.fn(tx)

@@ -98,8 +98,22 @@ class WriteTransaction:
         self.pending.clear()
         self.undo.clear()
 
+    def flush_views(self) -> None:
+        """Write what the view writers hold back (increments) into the transaction: before it commits, and before
+        anything reads the tables behind their backs."""
+        for writer in self._writer_of.values():
+            if writer.holding:
+                writer.flush()
+
+    def discard_views(self) -> None:
+        """Drop what the view writers hold back (the writes it belongs to were rolled back)."""
+        for writer in self._writer_of.values():
+            if writer.holding:
+                writer.discard()
+
     def rolled_back(self) -> None:
         """Undo what the batch changed in memory (its writes are gone)."""
+        self.discard_views()
         for undo in self.undo:
             undo()
         self.undo.clear()
@@ -335,6 +349,10 @@ class GroupCommitWriter:
                     return False
                 job.error = exc  # refused before writing anything: it fails alone as it is
                 tx.head = head
+        try:
+            tx.flush_views()
+        except Exception:
+            return False  # redone carefully, each job's held writes then go in with the job
         return True
 
     @staticmethod
@@ -343,9 +361,11 @@ class GroupCommitWriter:
         job.needs_savepoint()  # alone, a failure rolls back the whole transaction anyway
         try:
             job.result = job.run(tx)
+            tx.flush_views()
         except Exception as exc:
             job.error = exc
             tx.head = head
+            tx.discard_views()
             tx.db.execute("ROLLBACK")
 
     @staticmethod
@@ -355,17 +375,21 @@ class GroupCommitWriter:
         if not job.needs_savepoint():
             try:
                 job.result = job.run(tx)
+                tx.flush_views()
             except Exception as exc:
                 if job.writing:
                     raise  # its writes cannot be undone alone: fail the whole batch
+                tx.discard_views()
                 job.error = exc
             return
         db.execute("SAVEPOINT job")
         try:
             job.result = job.run(tx)
+            tx.flush_views()  # inside the savepoint: the job's held writes are its own
         except Exception as exc:
             job.error = exc
             tx.head = head
+            tx.discard_views()
             db.execute("ROLLBACK TO job")
         db.execute("RELEASE job")
 
