@@ -144,15 +144,10 @@ class CommitJob(WriteJob):
         # Check the versions first, writing nothing: a refused commit needs no rollback.
         versions: dict[str, int] = {}
         presumed_new: set[str] = set()
-        pending, known = tx.pending, tx.versions  # tx.knows(), inlined: this runs for every command
+        known = tx.versions  # tx.knows(), inlined: this runs for every command
         for append in self.appends:
             current = versions.get(append.stream_id)
-            if (
-                current is None
-                and append.expected_version == 0
-                and append.stream_id not in pending
-                and append.stream_id not in known
-            ):
+            if current is None and append.expected_version == 0 and append.stream_id not in known:
                 # A new stream, as most creating commands say: no read; the unique (stream, version) index
                 # refuses the insert if the stream exists after all.
                 current = 0
@@ -226,7 +221,8 @@ class CommitJob(WriteJob):
             db.execute(_SNAPSHOT, (snap.stream_id, snap.version, snap.state_version, snap.data))
         if self.forget:
             forget_keys(tx, self.forget)
-        tx.pending.update(versions)  # last: nothing of this job can fail after it
+        known.update(versions)  # last: nothing of this job can fail after it (but its held view writes)
+        tx.added = True
         return result
 
     def _project(self, tx: WriteTransaction, append: EncodedAppend, rows: list[tuple[Any, ...]]) -> None:

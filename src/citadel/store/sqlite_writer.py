@@ -47,12 +47,13 @@ holder needs to finish."""
 class WriteTransaction:
     """State of the batch transaction that jobs run in: the connection, head position and clock.
 
-    ``versions`` caches stream versions known at the last commit, ``pending`` those written by the jobs of
-    the current batch that succeeded; the cache is dropped whenever another connection (another process)
-    has committed in between, so it never hides a foreign write.
+    ``versions`` caches stream versions: those known at the last commit and those written by the jobs of the
+    current batch that succeeded (``added`` says there are such). It is dropped whenever another connection
+    (another process) has committed in between, so it never hides a foreign write, and when a batch that added
+    to it does not commit (rare: the cache then fills again from the database).
     """
 
-    __slots__ = ("_writer_of", "data_version", "db", "head", "now", "pending", "undo", "versions", "writers")
+    __slots__ = ("_writer_of", "added", "data_version", "db", "head", "now", "undo", "versions", "writers")
 
     def __init__(self, db: sqlite3.Connection, writers: Callable[[Any], Any]) -> None:
         self.db = db
@@ -61,21 +62,19 @@ class WriteTransaction:
         self.writers = writers
         self._writer_of: dict[int, Any] = {}  # view id -> its writer: asked once per projected event
         self.versions: dict[str, int] = {}
-        self.pending: dict[str, int] = {}
+        self.added = False
         self.data_version = -1
         self.undo: list[Callable[[], None]] = []  # what to forget in memory if the transaction does not commit
 
     def knows(self, stream_id: str) -> bool:
         """Whether the stream's version is known without reading it."""
-        return stream_id in self.pending or stream_id in self.versions
+        return stream_id in self.versions
 
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version as this transaction sees it."""
-        version = self.pending.get(stream_id)
+        version = self.versions.get(stream_id)
         if version is None:
-            version = self.versions.get(stream_id)
-            if version is None:
-                version = self.db.execute(_VERSION, (stream_id,)).fetchone()[0]
+            version = self.db.execute(_VERSION, (stream_id,)).fetchone()[0]
         return version
 
     def begin(self, *, started: bool = False) -> None:
@@ -89,13 +88,12 @@ class WriteTransaction:
             self.versions.clear()
             self.head = db.execute("SELECT coalesce(max(position), 0) FROM citadel_events").fetchone()[0]
             self.data_version = data_version
-        self.pending.clear()
+        self.added = False
         self.now = time.time()
 
     def committed(self) -> None:
-        """Keep the batch's stream versions for the next batch."""
-        self.versions.update(self.pending)
-        self.pending.clear()
+        """The batch committed: its stream versions hold for the next batch."""
+        self.added = False
         self.undo.clear()
 
     def flush_views(self) -> None:
@@ -114,6 +112,9 @@ class WriteTransaction:
     def rolled_back(self) -> None:
         """Undo what the batch changed in memory (its writes are gone)."""
         self.discard_views()
+        if self.added:
+            self.versions.clear()
+            self.added = False
         for undo in self.undo:
             undo()
         self.undo.clear()
@@ -121,7 +122,7 @@ class WriteTransaction:
     def forget(self) -> None:
         """Drop every cached fact (after a failed batch)."""
         self.versions.clear()
-        self.pending.clear()
+        self.added = False
         self.data_version = -1
 
     def writer(self, view: Any) -> Any:
@@ -390,6 +391,7 @@ class GroupCommitWriter:
             job.error = exc
             tx.head = head
             tx.discard_views()
+            tx.versions.clear()  # it may have noted versions before its held writes failed (rare: reread them)
             db.execute("ROLLBACK TO job")
         db.execute("RELEASE job")
 
