@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from citadel.store.postgres import _HEAD, _READ_ALL, PostgresEventStore
-from citadel.store.postgres_views import PostgresViewReader
+from citadel.store.postgres_views import PostgresViewReader, table_name
 from citadel.store.postgres_writer import _VERSIONS
 from tests.backends import POSTGRES, reset_postgres
 from tests.store.suite import ITEMS, Happened, make_registry
@@ -65,3 +65,47 @@ async def test_view_lookups_by_key_and_by_declared_field_use_an_index(connection
     by_unique = await plan(connection, unique_sql, tuple(unique_params))
     for found in (by_key, by_field, by_unique):
         assert "Seq Scan" not in found, found
+
+
+async def test_find_by_a_declared_field_scans_that_fields_index_before_the_table_has_statistics() -> None:
+    # A freshly loaded view has no statistics until it is analysed: on the field alone, the planner walked the
+    # primary key in key order and filtered every row (40 ms instead of 0.04 for one invoice among 100,000).
+    await reset_postgres()
+    store = PostgresEventStore(POSTGRES, make_registry())
+    await store.open()
+    await store.ensure_views([ITEMS])
+    await store.close()
+    connection = await asyncpg.connect(POSTGRES)
+    try:
+        await connection.execute(
+            f"INSERT INTO {table_name(ITEMS)} (key, doc) SELECT 'item-' || i, "
+            "jsonb_build_object('colour', 'colour-' || i, 'sku', 'sku-' || i) FROM generate_series(1, 20000) i"
+        )
+        find_sql, params = PostgresViewReader(ITEMS, None).find_sql({"colour": "colour-5"}, 1)
+        found = await plan(connection, find_sql, tuple(params))
+        assert "items__colour__key" in found, found
+        assert "pkey" not in found, found
+        rows = await connection.fetch(find_sql, *params)
+        assert [r[0] for r in rows] == ['{"sku": "sku-5", "colour": "colour-5"}']
+    finally:
+        await connection.close()
+
+
+async def test_ensuring_views_replaces_the_field_only_index_of_earlier_versions() -> None:
+    await reset_postgres()
+    store = PostgresEventStore(POSTGRES, make_registry())
+    await store.open()
+    try:
+        await store.ensure_views([ITEMS])
+        connection = await asyncpg.connect(POSTGRES)
+        try:
+            await connection.execute(f"CREATE INDEX \"items__colour\" ON {table_name(ITEMS)} ((doc -> 'colour'))")
+            await store.ensure_views([ITEMS])
+            rows = await connection.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = 'suite'")
+            names = {r[0] for r in rows}
+        finally:
+            await connection.close()
+    finally:
+        await store.close()
+    assert "items__colour" not in names
+    assert {"items__colour__key", "items__sku__unique"} <= names

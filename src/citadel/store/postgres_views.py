@@ -37,7 +37,13 @@ def view_ddl(view: View[Any]) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, doc JSONB NOT NULL)",
     ]
     for field in view.indexes:
-        statements.append(f"CREATE INDEX IF NOT EXISTS \"{view.name}__{field}\" ON {table} ((doc -> '{field}'))")
+        # The field and then the key: one index scan answers ``find``'s filter in key order and stops at its limit.
+        # On the field alone, a table without statistics yet (freshly loaded, not analysed) had the planner walk
+        # the whole primary key in order, filtering: 40 ms instead of 0.04 for one invoice among 100,000.
+        statements.append(f'DROP INDEX IF EXISTS "{view.module}"."{view.name}__{field}"')  # what earlier versions made
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS \"{view.name}__{field}__key\" ON {table} ((doc -> '{field}'), key)"
+        )
     for field in view.unique:
         statements.append(
             f"CREATE UNIQUE INDEX IF NOT EXISTS \"{view.name}__{field}__unique\" ON {table} ((doc -> '{field}'))"
