@@ -7,7 +7,7 @@ import pytest
 
 from citadel.store.postgres import _HEAD, _READ_ALL, PostgresEventStore
 from citadel.store.postgres_views import PostgresViewReader, table_name
-from citadel.store.postgres_writer import _VERSIONS
+from citadel.store.postgres_writer import _BEGIN, _VERSIONS
 from tests.backends import POSTGRES, reset_postgres
 from tests.store.suite import ITEMS, Happened, make_registry
 
@@ -109,3 +109,35 @@ async def test_ensuring_views_replaces_the_field_only_index_of_earlier_versions(
         await store.close()
     assert "items__colour" not in names
     assert {"items__colour__key", "items__sku__unique"} <= names
+
+
+async def test_a_batchs_stream_versions_are_index_lookups_before_the_events_have_statistics() -> None:
+    # As `stream_id = ANY(...) GROUP BY stream_id`, the planner read the whole table for every batch until the
+    # table was analysed (31 ms instead of 0.3 at 240,000 events).
+    await reset_postgres()
+    store = PostgresEventStore(POSTGRES, make_registry())
+    await store.open()
+    await store.close()
+    connection = await asyncpg.connect(POSTGRES)
+    try:
+        await connection.execute(
+            "INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, "
+            "recorded_at) SELECT i, 's' || (i / 2), i % 2 + 1, 'e' || i, 'suite.Happened', 1, '\\x7b7d', 0 "
+            "FROM generate_series(2, 40001) i"
+        )
+        streams = ["s1", "s2", "s999", "missing"]
+        for sql, args in ((_BEGIN, (streams, ["k"])), (_VERSIONS, (streams,))):
+            found = await plan(connection, sql, args)
+            assert "Seq Scan on events" not in found, found
+            assert "events_stream_id_version_key" in found, found
+        async with connection.transaction():
+            rows = await connection.fetch(_BEGIN, streams, ["k"])
+        assert [(r[1], r[2]) for r in rows] == [("s1", 2), ("s2", 2), ("s999", 2), ("missing", 0)]
+        assert [tuple(r) for r in await connection.fetch(_VERSIONS, streams)] == [
+            ("s1", 2),
+            ("s2", 2),
+            ("s999", 2),
+            ("missing", 0),
+        ]
+    finally:
+        await connection.close()

@@ -72,12 +72,14 @@ WITH events AS (
 SELECT CASE WHEN cardinality($1::bigint[]) > 0 THEN pg_notify('citadel_events', $21::text) END
 """
 # The transaction id, the current version of each stream, and which idempotency keys are taken, in one query.
+# Each stream's version is its own lookup, the last entry of the stream in the (stream_id, version) index: as
+# ``stream_id = ANY(...) GROUP BY stream_id`` the planner, guessing without statistics (a table not analysed
+# yet), read the whole table for every batch (31 ms instead of 0.3 at 240,000 events).
 _BEGIN = """
-SELECT pg_current_xact_id()::text::bigint, v.stream_id, v.version,
+SELECT pg_current_xact_id()::text::bigint, s.stream_id,
+       coalesce((SELECT max(e.version) FROM citadel.events AS e WHERE e.stream_id = s.stream_id), 0),
        (SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[]))
-FROM (SELECT 1) AS one LEFT JOIN (
-    SELECT stream_id, max(version) AS version FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id
-) AS v ON true
+FROM (SELECT 1) AS one LEFT JOIN unnest($1::text[]) AS s(stream_id) ON true
 """
 # Tombstones replace forgotten data keys; every node drops its opened copy on the notification.
 _FORGET = """
@@ -88,7 +90,10 @@ WITH tombstones AS (
 )
 SELECT pg_notify('citadel_keys', array_to_string($1::text[], ','))
 """
-_VERSIONS = "SELECT stream_id, max(version) FROM citadel.events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id"
+_VERSIONS = """
+SELECT s.stream_id, coalesce((SELECT max(e.version) FROM citadel.events AS e WHERE e.stream_id = s.stream_id), 0)
+FROM unnest($1::text[]) AS s(stream_id)
+"""
 
 
 async def apply_handler(result: Awaitable[None] | None) -> None:
