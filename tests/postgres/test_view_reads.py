@@ -49,10 +49,10 @@ async def test_reads_asked_in_one_turn_share_one_round_trip_and_each_caller_gets
         {"n": 20, "sku": "sku-20"},
     ]
     assert found[0] is not found[2]
-    assert reader.reads == 1
+    assert reader.batch.reads == 1
     assert await reader.get("item-1") == {"n": 1, "sku": "sku-1"}  # alone in its turn: a round trip of its own
     assert await reader.get("item-2") == {"n": 2, "sku": "sku-2"}
-    assert reader.reads == 3
+    assert reader.batch.reads == 3
 
 
 async def test_a_failed_read_fails_every_caller_of_its_turn_and_the_next_turn_reads_again(
@@ -83,3 +83,4 @@ async def test_a_caller_that_gives_up_leaves_the_others_of_its_turn_their_answer
     assert await patient == {"n": 4, "sku": "sku-4"}
     with pytest.raises(asyncio.CancelledError):
         await impatient
+

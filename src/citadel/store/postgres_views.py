@@ -9,13 +9,13 @@ pipelined ``executemany``; a read inside the transaction sends the buffer first,
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from citadel.errors import ConfigurationError, StoreError, UniqueViolation
+from citadel.errors import ConfigurationError, UniqueViolation
+from citadel.store.coalescing import TurnBatch
 from citadel.views import View
 
 __all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "table_name", "view_ddl"]
@@ -184,61 +184,23 @@ class PostgresViewReader(_ViewSQL):
     """Reads one view's committed documents through the store's pool.
 
     ``get`` reads are sent together: the keys asked of the view during one turn of the event loop go to the
-    database as one query at the start of the next turn, so that concurrent requests reading the same view cost
-    one round trip (each a database backend woken and a core handed over) instead of one each.
+    database as one query at the start of the next turn (``citadel.store.coalescing``), so that concurrent
+    requests reading the same view cost one round trip instead of one each.
     """
 
     def __init__(self, view: View[Any], pool: Any) -> None:
         super().__init__(view)
         self._pool = pool
         self.select_many = f"SELECT key, doc FROM {self.table} WHERE key = ANY($1::text[])"  # nosec B608 - validated identifiers, bound values
-        self._asked: dict[str, list[asyncio.Future[Any]]] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
-        self.reads = 0
-        """Round trips of ``get`` so far (each for one or more keys)."""
+        self.batch: TurnBatch[str, str | None] = TurnBatch(self._read_many, None)
 
     async def get(self, key: str) -> Any:
-        loop = asyncio.get_running_loop()
-        asked = self._asked
-        if asked is None:
-            asked = self._asked = {}
-            loop.call_soon(self._send, asked)
-        waiter = loop.create_future()
-        waiting = asked.get(key)
-        if waiting is None:
-            asked[key] = [waiter]
-        else:
-            waiting.append(waiter)
-        return self.decode(await waiter)  # each caller decodes its own copy
+        return self.decode(await self.batch.get(key))  # each caller decodes its own copy
 
-    def _send(self, asked: dict[str, list[asyncio.Future[Any]]]) -> None:
-        self._asked = None
-        task = asyncio.ensure_future(self._read(asked))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _read(self, asked: dict[str, list[asyncio.Future[Any]]]) -> None:
-        self.reads += 1
-        try:
-            if len(asked) == 1:
-                (key,) = asked
-                found = {key: await self._pool.fetchval(self.select, key)}
-            else:
-                found = dict(await self._pool.fetch(self.select_many, list(asked)))
-        except BaseException as exc:
-            error = exc if isinstance(exc, Exception) else StoreError(f"the read of {self.view.qualified_name} stopped")
-            for waiters in asked.values():
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(error)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for key, waiters in asked.items():
-            doc = found.get(key)
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(doc)
+    async def _read_many(self, keys: list[str]) -> dict[str, str | None]:
+        if len(keys) == 1:
+            return {keys[0]: await self._pool.fetchval(self.select, keys[0])}
+        return dict(await self._pool.fetch(self.select_many, keys))
 
     async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
         sql, params = self.find_sql(where, limit)
