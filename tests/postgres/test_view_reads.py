@@ -83,4 +83,3 @@ async def test_a_caller_that_gives_up_leaves_the_others_of_its_turn_their_answer
     assert await patient == {"n": 4, "sku": "sku-4"}
     with pytest.raises(asyncio.CancelledError):
         await impatient
-
