@@ -101,41 +101,37 @@ async def bench_command_path(
     dispatchers: int, seconds: float, module: Module, command: Any, drive: Any, row: Any
 ) -> Result:
     """The full command path (dispatch, decide, append, inline projection) on PostgreSQL."""
-    await reset()
-    app = Application([module], store=DSN)
-    await app.start()
-    try:
 
-        async def one(w: int, i: int) -> int:
-            await app.dispatch(command(w))
-            return 1
+    async def one(app: Application, w: int) -> int:
+        await app.dispatch(command(w))
+        return 1
 
-        started = time.perf_counter()
-        events, latencies = await drive(dispatchers, seconds, one)
-        elapsed = time.perf_counter() - started
-        store = app.store
-        assert isinstance(store, PostgresEventStore)
-        return row("pg command path", dispatchers, events, elapsed, store.writer.transactions, latencies)  # type: ignore[no-any-return]
-    finally:
-        await app.stop()
+    return await _dispatching(module, dispatchers, seconds, one, drive, row, "pg command path", "deposit")
 
 
 async def bench_orders(
     dispatchers: int, seconds: float, module: Module, order_then_pay: Any, drive: Any, row: Any
 ) -> Result:
     """The orders workload (create an order, then pay it) through ``Application.dispatch`` on PostgreSQL."""
+    return await _dispatching(
+        module, dispatchers, seconds, order_then_pay, drive, row, "pg orders: create, then pay", "order"
+    )
+
+
+async def _dispatching(
+    module: Module, dispatchers: int, seconds: float, one: Any, drive: Any, row: Any, name: str, workload: str
+) -> Result:
+    """Run ``one(app, dispatcher)`` from ``dispatchers`` concurrent loops on a fresh database; return the row."""
     await reset()
     app = Application([module], store=DSN)
     await app.start()
     try:
         started = time.perf_counter()
-        events, latencies = await drive(dispatchers, seconds, lambda w, i: order_then_pay(app, w))
+        events, latencies = await drive(dispatchers, seconds, lambda w, i: one(app, w))
         elapsed = time.perf_counter() - started
         store = app.store
         assert isinstance(store, PostgresEventStore)
-        return row(
-            "pg orders: create, then pay", dispatchers, events, elapsed, store.writer.transactions, latencies, "order"
-        )  # type: ignore[no-any-return]
+        return row(name, dispatchers, events, elapsed, store.writer.transactions, latencies, workload)  # type: ignore[no-any-return]
     finally:
         await app.stop()
 
