@@ -37,9 +37,10 @@ class ViewWriter(Protocol[D]):
     def increment(self, key: str, field: str, by: float = 1) -> None:
         """Add ``by`` to a numeric field, creating the document ``{field: by}`` when there is none.
 
-        On SQLite, whole-number increments of a view without unique fields are summed per batch and written
-        just before it commits (or before anything else reads or writes that view): a counter that a batch
-        bumps a hundred times costs one statement, and the outcome is the same as writing each in turn.
+        On SQLite, whole-number increments of a plainly named field (letters, digits, underscores) of a view
+        without unique fields are summed per batch and written just before it commits (or before anything else
+        reads or writes that view): a counter that a batch bumps a hundred times costs one statement, and an
+        integer count comes out the same as if each had been written in turn.
         """
 
     def delete(self, key: str) -> None:

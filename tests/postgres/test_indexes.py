@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from citadel import View
 from citadel.store.postgres import _HEAD, _READ_ALL, PostgresEventStore
 from citadel.store.postgres_views import PostgresViewReader, table_name
 from citadel.store.postgres_writer import _BEGIN, _VERSIONS
@@ -141,3 +142,34 @@ async def test_a_batchs_stream_versions_are_index_lookups_before_the_events_have
         ]
     finally:
         await connection.close()
+
+
+async def test_replacing_old_indexes_never_drops_a_new_one_whatever_the_names() -> None:
+    # A field named "<f>__key" had the old name of field f's new index; a long name is truncated by PostgreSQL to
+    # the old one. Neither is dropped, and a second start changes nothing.
+    await reset_postgres()
+    clashing = View("clash", indexes=("customer", "customer__key"))
+    clashing.bind("suite")
+    long = View("a_view_with_a_rather_long_name", indexes=("and_a_field_with_a_rather_long_name",))
+    long.bind("suite")
+    store = PostgresEventStore(POSTGRES, make_registry())
+    await store.open()
+    connection = await asyncpg.connect(POSTGRES)
+    query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'suite' ORDER BY indexname"
+    oids = (
+        "SELECT c.relname, c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'suite'"
+    )
+    try:
+        await store.ensure_views([clashing, long])
+        first = await connection.fetch(query)
+        first_oids = dict(await connection.fetch(oids))
+        await store.ensure_views([clashing, long])
+        assert await connection.fetch(query) == first
+        assert dict(await connection.fetch(oids)) == first_oids  # nothing dropped and made again
+    finally:
+        await connection.close()
+        await store.close()
+    names = {r[0] for r in first}
+    assert {"clash__customer__key", "clash__customer__key__key"} <= names
+    assert any(r[0].startswith("a_view_with_a_rather_long_name__and_a_field") and ", key)" in r[1] for r in first)

@@ -83,3 +83,14 @@ async def test_a_caller_that_gives_up_leaves_the_others_of_its_turn_their_answer
     assert await patient == {"n": 4, "sku": "sku-4"}
     with pytest.raises(asyncio.CancelledError):
         await impatient
+
+
+async def test_a_bad_key_fails_its_own_callers_only(store: PostgresEventStore) -> None:
+    reader = store.view_reader(ITEMS)
+    assert isinstance(reader, PostgresViewReader)
+    good, bad, other = await asyncio.gather(
+        reader.get("item-1"), reader.get("bad\x00key"), reader.get("item-2"), return_exceptions=True
+    )
+    assert good == {"n": 1, "sku": "sku-1"}
+    assert other == {"n": 2, "sku": "sku-2"}
+    assert isinstance(bad, asyncpg.PostgresError), bad

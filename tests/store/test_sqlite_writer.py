@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from suite import Happened, make_registry
-from test_counters import counters, project_inline
+from test_counters import COUNTERS, counters, project_inline
 
-from citadel import NO_STREAM
+from citadel import NO_STREAM, ProjectionContext, Projector
 from citadel.errors import StoreError
+from citadel.projection import BoundProjection
 from citadel.store.sqlite import SQLiteEventStore
 from citadel.store.sqlite_writer import LoopWriter
 
@@ -234,3 +235,30 @@ async def test_a_batch_writes_each_counter_once_however_many_of_its_commits_bump
     # 120 increments of four counters (totals' count and sum, two parities): four writes per batch at most
     assert batches < 10
     assert len(statements) <= 4 * batches
+
+
+class OddField(Projector):
+    """Increments a field whose name is no plain JSON path, and catches what SQLite says of it."""
+
+    def __init__(self) -> None:
+        super().__init__("suite.odd", views=[COUNTERS])
+        self.errors: list[Exception] = []
+
+    def handle_happened(self, event: Happened, ctx: ProjectionContext) -> None:
+        view = ctx.view(COUNTERS)
+        try:
+            view.increment("odd", '"q')
+        except sqlite3.Error as exc:
+            self.errors.append(exc)
+        view.increment("odd", "count")
+
+
+async def test_an_increment_of_a_field_that_is_no_plain_name_fails_where_it_is_made(store: SQLiteEventStore) -> None:
+    await store.ensure_views([COUNTERS])
+    odd = OddField()
+    store.add_inline_projection(BoundProjection(odd, "suite", store.registry))
+    await store.append("a", [Happened(n=1)], NO_STREAM)  # creates the document: no path to follow yet
+    assert odd.errors == []
+    await store.append("a", [Happened(n=2)], 1)  # now the path is followed, and refused in the handler
+    assert len(odd.errors) == 1
+    assert (await store.view_reader(COUNTERS).get("odd"))["count"] == 2

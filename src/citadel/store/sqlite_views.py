@@ -6,6 +6,7 @@ Documents are stored as JSON text so that declared fields can be indexed with ``
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -17,6 +18,8 @@ from citadel.views import View
 __all__ = ["SQLiteViewReader", "SQLiteViewWriter", "table_name", "view_ddl"]
 
 _encoder = msgspec.json.Encoder()
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""Field names whose increments may be held back (a JSON path ``$.name`` that needs no quoting)."""
 _HELD_LIMIT = 2**31
 """Largest increment held back: a batch's sum of such increments cannot leave SQLite's 64-bit integers."""
 
@@ -84,8 +87,9 @@ class _ViewSQL:
 class SQLiteViewWriter(_ViewSQL):
     """Writes to one view on the writer connection, inside the current transaction.
 
-    Whole-number increments are held back and summed by key and field until the batch's transaction is about to
-    commit (``flush``): a counter that a batch's events bump a hundred times costs one statement, not a hundred.
+    Whole-number increments of plainly named fields are held back and summed by key and field until the batch's
+    transaction is about to commit (``flush``): a counter that a batch's events bump a hundred times costs one
+    statement, not a hundred (a count stored as a float of 2**53 or more would round differently).
     Anything else done to the view (a read, put, merge, delete or clear) writes the held increments first, so it
     sees and keeps their order; a view with unique fields never holds any (a unique field's violation must fail
     the write that caused it).
@@ -149,8 +153,9 @@ class SQLiteViewWriter(_ViewSQL):
         self._run(self._merge, (_encoder.encode(fields).decode(), key))
 
     def increment(self, key: str, field: str, by: float = 1) -> None:
-        # Floats are added in order (their sums depend on it); held sums stay far from SQLite's 64-bit limit.
-        if self._holds and type(by) is int and -_HELD_LIMIT <= by <= _HELD_LIMIT:
+        # Floats are added in order (their sums depend on it); held sums stay far from SQLite's 64-bit limit; a
+        # field that is not a plain name goes at once, so that its errors (a bad JSON path) stay where they were.
+        if self._holds and type(by) is int and -_HELD_LIMIT <= by <= _HELD_LIMIT and _PLAIN.match(field):
             counts = self._counts
             counted = (key, field)
             counts[counted] = counts.get(counted, 0) + by
