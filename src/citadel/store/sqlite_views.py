@@ -6,7 +6,6 @@ Documents are stored as JSON text so that declared fields can be indexed with ``
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from typing import Any
 
@@ -18,8 +17,6 @@ from citadel.views import View
 __all__ = ["SQLiteViewReader", "SQLiteViewWriter", "table_name", "view_ddl"]
 
 _encoder = msgspec.json.Encoder()
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-"""Field names whose increments may be held back (a JSON path ``$.name`` that needs no quoting)."""
 _HELD_LIMIT = 2**31
 """Largest increment held back: a batch's sum of such increments cannot leave SQLite's 64-bit integers."""
 
@@ -153,9 +150,16 @@ class SQLiteViewWriter(_ViewSQL):
         self._run(self._merge, (_encoder.encode(fields).decode(), key))
 
     def increment(self, key: str, field: str, by: float = 1) -> None:
-        # Floats are added in order (their sums depend on it); held sums stay far from SQLite's 64-bit limit; a
-        # field that is not a plain name goes at once, so that its errors (a bad JSON path) stay where they were.
-        if self._holds and type(by) is int and -_HELD_LIMIT <= by <= _HELD_LIMIT and _PLAIN.match(field):
+        # Held: whole numbers (floats are added in order: their sums depend on it), far from SQLite's 64-bit limit,
+        # of plainly named fields (ASCII identifiers: JSON paths that need no quoting; another field goes at once,
+        # so that its errors, a bad path, stay where they were).
+        if (
+            self._holds
+            and type(by) is int
+            and -_HELD_LIMIT <= by <= _HELD_LIMIT
+            and field.isidentifier()
+            and field.isascii()
+        ):
             counts = self._counts
             counted = (key, field)
             counts[counted] = counts.get(counted, 0) + by
