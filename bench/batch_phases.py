@@ -30,7 +30,7 @@ import uvloop
 
 import store as store_bench
 from citadel.store import sqlite_writer
-from citadel.tuning import tune_gc, tune_switch_interval
+from citadel.tuning import tune_for_serving
 
 _EVENT_TABLE = """CREATE TABLE citadel_events (
     position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, version INTEGER NOT NULL, event_id TEXT NOT NULL,
@@ -125,8 +125,7 @@ def main() -> None:
     parser.add_argument("--dispatchers", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    tune_gc()
-    tune_switch_interval()
+    tune_for_serving()
     uvloop.run(command_path(args.dispatchers, args.seconds))
     insert_calls()
 

@@ -489,8 +489,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.default_gc:
-        tuning.tune_gc()
-        tuning.tune_switch_interval()
+        tuning.tune_for_serving()
     if args.loop == "uvloop":
         import uvloop
 

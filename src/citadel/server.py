@@ -28,7 +28,7 @@ from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
 from citadel.loading import load_application
 from citadel.setup import assemble, environment_of, prepare
-from citadel.tuning import tune_gc, tune_switch_interval
+from citadel.tuning import tune_for_serving
 
 __all__ = ["CONSUMER_PLACES", "asgi_from_environment", "consume", "serve", "tls_files"]
 
@@ -38,8 +38,7 @@ def asgi_from_environment() -> Any:
     settings = load_settings(path=None)
     _log_to_stderr(settings)
     app = _asgi(settings)
-    tune_gc()  # this process is a granian worker: it only serves
-    tune_switch_interval()
+    tune_for_serving()  # this process is a granian worker: it only serves
     return app
 
 

@@ -13,7 +13,7 @@ let go of it (CPython: 5 ms). The SQLite writer hands slow commits to a thread, 
 moment before and after each ``COMMIT``: with 5 ms it started and reported each commit late, and the commit
 overlapped little with the loop's work; with 1 ms (and the writer's ``overlap``) the command-path benchmark at
 1,000 dispatchers wrote 12 to 20% more events per second (``bench/writer_overlap.py``: alternating windows in one
-process). ``citadel serve`` calls both.
+process). ``citadel serve`` applies both (``tune_for_serving``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import gc
 import sys
 
-__all__ = ["GC_THRESHOLDS", "SWITCH_INTERVAL", "tune_gc", "tune_switch_interval"]
+__all__ = ["GC_THRESHOLDS", "SWITCH_INTERVAL", "tune_for_serving", "tune_gc", "tune_switch_interval"]
 
 GC_THRESHOLDS = (20_000, 20, 50)
 """Young-generation pass every 20,000 net allocations (CPython: 700), the next generations after 20 and 50
@@ -43,3 +43,9 @@ SWITCH_INTERVAL = 0.001
 def tune_switch_interval(seconds: float = SWITCH_INTERVAL) -> None:
     """Set the interpreter's thread switch interval to ``seconds``."""
     sys.setswitchinterval(seconds)
+
+
+def tune_for_serving() -> None:
+    """Apply both settings, as ``citadel serve`` does in each worker once the application has started."""
+    tune_gc()
+    tune_switch_interval()

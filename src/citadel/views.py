@@ -115,8 +115,10 @@ class View(Generic[D]):
         """Give the view to ``module``; a view belongs to exactly one module.
 
         Raises:
-            ConfigurationError: another module already owns it.
+            ConfigurationError: ``module`` is not a lowercase identifier, or another module already owns the view.
         """
+        if not _IDENT.fullmatch(module):
+            raise ConfigurationError(f"module names are lowercase identifiers, got {module!r}")
         if self.module is not None and self.module != module:
             raise ConfigurationError(
                 f"view {self.name!r} belongs to module {self.module!r}; module {module!r} cannot own it too. "

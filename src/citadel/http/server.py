@@ -44,7 +44,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from citadel.tuning import tune_gc, tune_switch_interval
+from citadel.tuning import tune_for_serving
 from citadel.workers import WORKER_SLOT
 
 __all__ = [
@@ -743,8 +743,7 @@ def run_until_stopped(
         await start()
         if started is not None:
             started()
-        tune_gc()
-        tune_switch_interval()
+        tune_for_serving()
         await stopping.wait()
         await stop()
 

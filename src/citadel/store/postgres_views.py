@@ -9,7 +9,6 @@ pipelined ``executemany``; a read inside the transaction sends the buffer first,
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -22,7 +21,6 @@ from citadel.views import View
 __all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "table_name", "view_ddl"]
 
 _encoder = msgspec.json.Encoder()
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def table_name(view: View[Any]) -> str:
@@ -58,11 +56,9 @@ def _drop_field_only_index(schema: str, name: str) -> str:
     """The statement that drops the index earlier versions made on a field alone, if there is one: found by its
     name and its single key column, so that no index of this version (two columns, or unique) whose name the
     old one equals (after a field named like ``<f>__key``, or PostgreSQL's truncation of long names) is
-    dropped."""
-    if not (_IDENTIFIER.fullmatch(schema) and _IDENTIFIER.fullmatch(name)):
-        raise ConfigurationError(f"not an identifier: {schema!r}.{name!r}")
+    dropped. ``schema`` and ``name`` are made of identifiers that ``View`` validates."""
     return (
-        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "  # nosec B608 - identifiers checked above
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "  # nosec B608 - validated identifiers
         "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
         f"WHERE n.nspname = '{schema}' AND c.relname = '{name}' AND i.indnatts = 1 AND NOT i.indisunique) "
         f'THEN DROP INDEX "{schema}"."{name}"; END IF; END $$'

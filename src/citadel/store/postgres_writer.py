@@ -71,16 +71,16 @@ WITH events AS (
 )
 SELECT CASE WHEN cardinality($1::bigint[]) > 0 THEN pg_notify('citadel_events', $21::text) END
 """
+# The version of stream ``s.stream_id``: its own lookup, the last entry of the stream in the (stream_id, version)
+# index. As ``stream_id = ANY(...) GROUP BY stream_id`` the planner, guessing without statistics (a table not
+# analysed yet), read the whole table for every batch (31 ms instead of 0.3 at 240,000 events).
+_STREAM_VERSION = "coalesce((SELECT max(e.version) FROM citadel.events AS e WHERE e.stream_id = s.stream_id), 0)"
 # The transaction id, the current version of each stream, and which idempotency keys are taken, in one query.
-# Each stream's version is its own lookup, the last entry of the stream in the (stream_id, version) index: as
-# ``stream_id = ANY(...) GROUP BY stream_id`` the planner, guessing without statistics (a table not analysed
-# yet), read the whole table for every batch (31 ms instead of 0.3 at 240,000 events).
-_BEGIN = """
-SELECT pg_current_xact_id()::text::bigint, s.stream_id,
-       coalesce((SELECT max(e.version) FROM citadel.events AS e WHERE e.stream_id = s.stream_id), 0),
-       (SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[]))
-FROM (SELECT 1) AS one LEFT JOIN unnest($1::text[]) AS s(stream_id) ON true
-"""
+_BEGIN = (
+    f"SELECT pg_current_xact_id()::text::bigint, s.stream_id, {_STREAM_VERSION}, "  # nosec B608 - constant text
+    "(SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[])) "
+    "FROM (SELECT 1) AS one LEFT JOIN unnest($1::text[]) AS s(stream_id) ON true"
+)
 # Tombstones replace forgotten data keys; every node drops its opened copy on the notification.
 _FORGET = """
 WITH tombstones AS (
@@ -90,10 +90,7 @@ WITH tombstones AS (
 )
 SELECT pg_notify('citadel_keys', array_to_string($1::text[], ','))
 """
-_VERSIONS = """
-SELECT s.stream_id, coalesce((SELECT max(e.version) FROM citadel.events AS e WHERE e.stream_id = s.stream_id), 0)
-FROM unnest($1::text[]) AS s(stream_id)
-"""
+_VERSIONS = f"SELECT s.stream_id, {_STREAM_VERSION} FROM unnest($1::text[]) AS s(stream_id)"  # nosec B608 - constant text
 
 
 async def apply_handler(result: Awaitable[None] | None) -> None:

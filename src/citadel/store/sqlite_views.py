@@ -107,13 +107,8 @@ class SQLiteViewWriter(_ViewSQL):
         self._counts: dict[tuple[str, str], int] = {}
         """Held increments: (key, field) -> the sum of the whole-number increments not written yet."""
 
-    @property
-    def holding(self) -> bool:
-        """Whether increments are held back, waiting for ``flush``."""
-        return bool(self._counts)
-
     def flush(self) -> None:
-        """Write the held increments into the current transaction."""
+        """Write the held increments (if any) into the current transaction."""
         counts = self._counts
         if counts:
             self._counts = {}
@@ -125,8 +120,7 @@ class SQLiteViewWriter(_ViewSQL):
         self._counts.clear()
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> None:
-        if self._counts:
-            self.flush()
+        self.flush()
         try:
             self._db.execute(sql, params)
         except sqlite3.IntegrityError as exc:
@@ -177,13 +171,11 @@ class SQLiteViewWriter(_ViewSQL):
         self._db.execute(f'DELETE FROM "{self.table}"')  # nosec B608 - validated identifiers, bound values
 
     async def get(self, key: str) -> Any:
-        if self._counts:
-            self.flush()
+        self.flush()
         return await super().get(key)
 
     async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
-        if self._counts:
-            self.flush()
+        self.flush()
         return await super().find(limit=limit, **where)
 
 

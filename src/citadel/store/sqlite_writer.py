@@ -100,14 +100,12 @@ class WriteTransaction:
         """Write what the view writers hold back (increments) into the transaction: before it commits, and before
         anything reads the tables behind their backs."""
         for writer in self._writer_of.values():
-            if writer.holding:
-                writer.flush()
+            writer.flush()
 
     def discard_views(self) -> None:
         """Drop what the view writers hold back (the writes it belongs to were rolled back)."""
         for writer in self._writer_of.values():
-            if writer.holding:
-                writer.discard()
+            writer.discard()
 
     def rolled_back(self) -> None:
         """Undo what the batch changed in memory (its writes are gone)."""
