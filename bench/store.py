@@ -340,27 +340,18 @@ def bench_peer(folder: Path, seconds: float) -> Result | None:
     return _row("peer library eventsourcing", 1, events, elapsed, events, [])
 
 
-def bench_peer_orders(folder: Path, seconds: float) -> Result | None:
-    """The orders workload through the peer library: save a new order, get it back, pay it, save it."""
+def bench_peer_orders(env: dict[str, str], seconds: float, name: str) -> Result | None:
+    """The orders workload through the peer library on the database ``env`` names, on one thread (its application
+    is synchronous): save a new order, get it back, pay it, save it. None when the library is not installed."""
     try:
         from eventsourcing.application import Application as PeerApplication
     except ImportError:
         return None
     order_class = peer_order_class()
-    app = PeerApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "peer-orders.db")}
-    )
+    app = PeerApplication(env=env)
     events = 0
     started = time.perf_counter()
-    events = peer_orders(app, order_class, started + seconds)
-    elapsed = time.perf_counter() - started
-    app.close()
-    return _row("peer eventsourcing: orders", 1, events, elapsed, events, [], "order")
-
-
-def peer_orders(app: Any, order_class: Any, deadline: float) -> int:
-    """Create and pay orders through the peer library until ``deadline``; return the events written."""
-    events = 0
+    deadline = started + seconds
     while time.perf_counter() < deadline:
         order = order_class(customer=f"c{events % 100}", total=1200, memo=PAYLOAD)
         app.save(order)
@@ -368,7 +359,9 @@ def peer_orders(app: Any, order_class: Any, deadline: float) -> int:
         order.pay(amount=1200)
         app.save(order)
         events += 2
-    return events
+    elapsed = time.perf_counter() - started
+    app.close()
+    return _row(name, 1, events, elapsed, events, [], "order")
 
 
 _PEER_ORDER: Any = None
@@ -442,7 +435,10 @@ async def run_postgres(seconds: float, writer_counts: list[int], dispatcher_coun
         command = lambda w: Deposit(account=f"a{w % 100}", amount=1)  # noqa: E731
         rows.append(await pg.bench_command_path(dispatchers, seconds, command_module(), command, _drive, _row))
     if dispatcher_counts:
-        peer_orders_row = await asyncio.to_thread(pg.bench_peer_orders, seconds, peer_order_class, peer_orders, _row)
+        await pg.reset()
+        peer_orders_row = await asyncio.to_thread(
+            bench_peer_orders, pg.peer_env(1), seconds, "pg peer eventsourcing: orders"
+        )
         if peer_orders_row is not None:
             rows.append(peer_orders_row)
         rows.append(
@@ -466,7 +462,8 @@ async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[
             rows.append(await bench_command_path(folder, dispatchers, seconds))
         if dispatcher_counts:  # the same, with the batches written on a thread of their own
             rows.append(await bench_command_path(folder, max(dispatcher_counts), seconds, writer="thread"))
-            peer_orders_row = bench_peer_orders(folder, seconds)
+            sqlite_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "peer-orders.db")}
+            peer_orders_row = bench_peer_orders(sqlite_env, seconds, "peer eventsourcing: orders")
             if peer_orders_row is not None:
                 rows.append(peer_orders_row)
             rows.append(await bench_orders(folder, max(dispatcher_counts), seconds))

@@ -136,22 +136,8 @@ async def _dispatching(
         await app.stop()
 
 
-def bench_peer_orders(seconds: float, order_class: Any, peer_orders: Any, row: Any) -> Result | None:
-    """The orders workload through the peer library on the same server, on one thread."""
-    try:
-        from eventsourcing.application import Application as PeerApplication
-    except ImportError:
-        return None
-    asyncio.run(reset())
-    app = PeerApplication(env=_peer_env(1))
-    started = time.perf_counter()
-    events = peer_orders(app, order_class(), started + seconds)
-    elapsed = time.perf_counter() - started
-    app.close()
-    return row("pg peer eventsourcing: orders", 1, events, elapsed, events, [], "order")  # type: ignore[no-any-return]
-
-
-def _peer_env(threads: int) -> dict[str, str]:
+def peer_env(threads: int) -> dict[str, str]:
+    """The peer library's settings for the benchmark database, with a pool of ``threads`` connections."""
     base, _, name = DSN.rpartition("/")
     host_port = base.rsplit("@", 1)[-1]
     host, _, port = host_port.partition(":")
@@ -174,7 +160,7 @@ def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result |
         return None
     asyncio.run(reset())
     account = _peer_aggregate()
-    app = PeerApplication(env=_peer_env(threads))
+    app = PeerApplication(env=peer_env(threads))
     deadline = time.perf_counter() + seconds
     counts = [0] * threads
 
