@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -364,29 +365,24 @@ def bench_peer_orders(env: dict[str, str], seconds: float, name: str) -> Result 
     return _row(name, 1, events, elapsed, events, [], "order")
 
 
-_PEER_ORDER: Any = None
-
-
+@functools.cache
 def peer_order_class() -> Any:
     """The peer library's order aggregate, defined once (the library registers each class by its topic)."""
-    global _PEER_ORDER
-    if _PEER_ORDER is None:
-        from eventsourcing.domain import Aggregate as PeerAggregate
-        from eventsourcing.domain import event
+    from eventsourcing.domain import Aggregate as PeerAggregate
+    from eventsourcing.domain import event
 
-        class PeerOrder(PeerAggregate):  # type: ignore[misc]
-            @event("Placed")  # type: ignore[untyped-decorator]
-            def __init__(self, customer: str, total: int, memo: str) -> None:
-                self.customer, self.total, self.memo, self.status = customer, total, memo, "placed"
+    class PeerOrder(PeerAggregate):  # type: ignore[misc]
+        @event("Placed")  # type: ignore[untyped-decorator]
+        def __init__(self, customer: str, total: int, memo: str) -> None:
+            self.customer, self.total, self.memo, self.status = customer, total, memo, "placed"
 
-            @event("Paid")  # type: ignore[untyped-decorator]
-            def pay(self, amount: int) -> None:
-                if self.status != "placed" or amount != self.total:
-                    raise ValueError("order is not payable")
-                self.status = "paid"
+        @event("Paid")  # type: ignore[untyped-decorator]
+        def pay(self, amount: int) -> None:
+            if self.status != "placed" or amount != self.total:
+                raise ValueError("order is not payable")
+            self.status = "paid"
 
-        _PEER_ORDER = PeerOrder
-    return _PEER_ORDER
+    return PeerOrder
 
 
 def print_table(rows: list[Result]) -> None:

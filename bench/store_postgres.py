@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -180,22 +181,17 @@ def bench_peer(seconds: float, threads: int, payload: str, row: Any) -> Result |
     return row("pg peer eventsourcing", threads, sum(counts), elapsed, sum(counts), [])  # type: ignore[no-any-return]
 
 
-_PEER_AGGREGATE: Any = None
-
-
+@functools.cache
 def _peer_aggregate() -> Any:
     """The peer library's aggregate class, defined once (the library registers each class by its topic)."""
-    global _PEER_AGGREGATE
-    if _PEER_AGGREGATE is None:
-        from eventsourcing.domain import Aggregate, event
+    from eventsourcing.domain import Aggregate, event
 
-        class Account(Aggregate):  # type: ignore[misc]
-            @event("Opened")  # type: ignore[untyped-decorator]
-            def __init__(self, memo: str) -> None:
-                self.memo = memo
+    class Account(Aggregate):  # type: ignore[misc]
+        @event("Opened")  # type: ignore[untyped-decorator]
+        def __init__(self, memo: str) -> None:
+            self.memo = memo
 
-        _PEER_AGGREGATE = Account
-    return _PEER_AGGREGATE
+    return Account
 
 
 def pgbench(seconds: float, clients: int = 16) -> dict[str, Any] | None:
