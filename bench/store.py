@@ -244,39 +244,44 @@ async def bench_store(folder: Path, writers: int, seconds: float, group_commit: 
 
 
 async def bench_command_path(folder: Path, dispatchers: int, seconds: float, writer: str = "loop") -> Result:
+    """The command path: each dispatcher deposits again and again (a new stream each, an inline projection)."""
+
+    async def one(app: Application, w: int) -> int:
+        await app.dispatch(Deposit(account=f"a{w % 100}", amount=1))
+        return 1
+
     url = f"sqlite:///{folder / f'app-{dispatchers}-{writer}.db'}?writer={writer}"
-    app = Application([command_module()], store=url)
-    await app.start()
-    try:
-
-        async def one(w: int, i: int) -> int:
-            await app.dispatch(Deposit(account=f"a{w % 100}", amount=1))
-            return 1
-
-        started = time.perf_counter()
-        events, latencies = await _drive(dispatchers, seconds, one)
-        elapsed = time.perf_counter() - started
-        store = app.store
-        assert isinstance(store, SQLiteEventStore)
-        name = "command path" if writer == "loop" else "command path, writer thread"
-        return _row(name, dispatchers, events, elapsed, store.writer.transactions, latencies)
-    finally:
-        await app.stop()
+    name = "command path" if writer == "loop" else "command path, writer thread"
+    return await _dispatching(url, command_module(), dispatchers, seconds, one, name, "deposit")
 
 
 async def bench_orders(folder: Path, dispatchers: int, seconds: float) -> Result:
     """The orders workload through ``Application.dispatch``: each dispatcher creates an order, then pays it."""
-    app = Application([order_module()], store=f"sqlite:///{folder / f'orders-{dispatchers}.db'}")
+    url = f"sqlite:///{folder / f'orders-{dispatchers}.db'}"
+    return await _dispatching(
+        url, order_module(), dispatchers, seconds, order_then_pay, "orders: create, then pay", "order"
+    )
+
+
+async def _dispatching(
+    url: str,
+    module: Module,
+    dispatchers: int,
+    seconds: float,
+    one: Callable[[Application, int], Awaitable[int]],
+    name: str,
+    workload: str,
+) -> Result:
+    """Run ``one(app, dispatcher)`` from ``dispatchers`` concurrent loops on the SQLite store at ``url``."""
+    app = Application([module], store=url)
     await app.start()
     try:
         started = time.perf_counter()
-        events, latencies = await _drive(dispatchers, seconds, lambda w, i: order_then_pay(app, w))
+        events, latencies = await _drive(dispatchers, seconds, lambda w, i: one(app, w))
         elapsed = time.perf_counter() - started
         store = app.store
         assert isinstance(store, SQLiteEventStore)
-        return _row(
-            "orders: create, then pay", dispatchers, events, elapsed, store.writer.transactions, latencies, "order"
-        )
+        return _row(name, dispatchers, events, elapsed, store.writer.transactions, latencies, workload)
     finally:
         await app.stop()
 
