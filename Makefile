@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types unit bench bench-store bench-topology bench-http vu clean
+.PHONY: run test lint types unit corpus bench bench-store bench-topology bench-http vu clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Citadel needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -26,7 +26,22 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy src
 
-unit: $(STAMP)
+# gunicorn's request corpus, for the HTTP server's conformance test. It ships only in gunicorn's sdist; the hash
+# pins the files the test's allow-list was written against.
+CORPUS_VERSION := 27.0.1
+CORPUS_SHA256 := b1514965361c8b7e8107a80aa2a92636878df1ccfac6dd204a676426e04d9e3e
+CORPUS := $(VENV)/corpus/gunicorn-$(CORPUS_VERSION)/tests/requests
+
+corpus: $(CORPUS)
+
+$(CORPUS): | $(STAMP)
+	rm -rf $(VENV)/corpus.partial && mkdir -p $(VENV)/corpus.partial
+	echo 'gunicorn==$(CORPUS_VERSION) --hash=sha256:$(CORPUS_SHA256)' | $(BIN)/python -m pip download --quiet \
+		--no-deps --no-binary :all: --require-hashes -r /dev/stdin -d $(VENV)/corpus.partial
+	tar -xzf $(VENV)/corpus.partial/gunicorn-$(CORPUS_VERSION).tar.gz -C $(VENV)/corpus.partial
+	rm -rf $(VENV)/corpus && mv $(VENV)/corpus.partial $(VENV)/corpus
+
+unit: $(STAMP) $(CORPUS)
 	$(BIN)/pytest -q
 
 # The benchmark environment also holds the peer library, which the project itself never depends on.

@@ -43,6 +43,34 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_connections: int = 16384
     """Connections each worker serves at once (keep-alive clients included). Beyond that, Citadel's server
     answers 503 and closes; granian keeps them waiting to be accepted."""
+    max_body: int = 1 << 20
+    """Largest request body in bytes, for the server and the application alike (413 beyond, before the body is
+    read and before ``100 Continue``)."""
+    max_request_line: int = 8 * 1024
+    """Longest request target in bytes (414 beyond). This and the limits below are Citadel's server's
+    (``citadel.http.server.Limits``); granian applies its own."""
+    max_header_bytes: int = 16 * 1024
+    """Largest header block in bytes (431 beyond)."""
+    max_headers: int = 100
+    """Most header lines in a request (431 beyond)."""
+    header_timeout: float = 10.0
+    """Seconds from a request's first byte (or the connection's start) to the end of its headers (408 beyond)."""
+    min_body_rate: int = 1024
+    """Bytes per second a request body must average once ``header_timeout`` seconds of it have passed (408)."""
+    keep_alive_timeout: float = 30.0
+    """Seconds an idle connection stays open between requests; keep it above a reverse proxy's own."""
+    send_timeout: float = 30.0
+    """Seconds the server waits for a client that reads none of its answers before dropping it."""
+    max_connections_per_client: int = 256
+    """Open connections of one client address (an IPv6 client: its /64) per worker, 429 beyond; 0: no limit.
+    Trusted proxies are not limited."""
+    max_connection_memory: int = 2 << 20
+    """Bytes of requests one connection may have read ahead of its answers; the server stops reading beyond."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Reverse proxies (addresses or CIDR networks) whose ``Forwarded`` or ``X-Forwarded-For`` headers name the
+    client, for rate limits and logs; comma-separated in ``CITADEL_TRUSTED_PROXIES``. Default: none."""
+    max_wait: float = 30.0
+    """The most seconds a query's ``Citadel-Wait`` may ask to wait for ``min_position`` (422 beyond)."""
     log_level: str = "info"
     lease_ttl: float = 5.0
     consumers: str = "workers"
@@ -110,6 +138,8 @@ def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None
     values.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(values.get("modules"), list):
         values["modules"] = ",".join(str(m) for m in values["modules"])
+    if isinstance(values.get("trusted_proxies"), str):
+        values["trusted_proxies"] = [p.strip() for p in values["trusted_proxies"].split(",") if p.strip()]
     try:
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:

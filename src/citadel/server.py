@@ -26,11 +26,12 @@ import msgspec
 from citadel import setup
 from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
+from citadel.http.server.limits import Limits
 from citadel.loading import load_application
 from citadel.setup import assemble, environment_of, prepare
 from citadel.tuning import tune_for_serving
 
-__all__ = ["CONSUMER_PLACES", "asgi_from_environment", "consume", "serve", "tls_files"]
+__all__ = ["CONSUMER_PLACES", "asgi_from_environment", "consume", "serve", "server_limits", "tls_files"]
 
 
 def asgi_from_environment() -> Any:
@@ -137,6 +138,7 @@ def serve(settings: Settings) -> None:
             "`citadel consume` beside it"
         )
     tls = tls_files(settings)
+    limits = server_limits(settings)
     settings = _checked(settings, "serve")
     url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(
@@ -148,7 +150,16 @@ def serve(settings: Settings) -> None:
     if settings.server == "granian":
         _serve_granian(settings, tls)
     else:
-        _serve_citadel(settings, tls)
+        _serve_citadel(settings, tls, limits)
+
+
+def server_limits(settings: Settings) -> Limits:
+    """The limits of Citadel's server that ``settings`` give.
+
+    Raises:
+        ConfigurationError: a limit is out of range, or they contradict each other (the message names which).
+    """
+    return Limits(**{name: getattr(settings, name) for name in Limits.__struct_fields__})
 
 
 def _checked(settings: Settings, command: str) -> Settings:
@@ -193,7 +204,7 @@ def _consume(settings: Settings, started: Callable[[], None]) -> None:
     run_until_stopped(lambda: application.start(consumers=True), application.stop, started)
 
 
-def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
+def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None, limits: Limits) -> None:
     from citadel.http.server import accept_queues, bind, listeners, run_workers, serve_forever
 
     host, port = settings.host, settings.port
@@ -216,7 +227,8 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None) -> None:
     options: dict[str, Any] = {
         "ssl_context": tls_context(*tls) if tls else None,
         "backlog": backlog,
-        "max_connections": settings.max_connections,
+        "limits": limits,
+        "trusted_proxies": settings.trusted_proxies,
     }
     background = functools.partial(_consume, settings) if settings.consumers == "process" else None
 

@@ -131,6 +131,10 @@ def environment_of(settings: Settings) -> dict[str, str]:
     found = {}
     for field in msgspec.structs.fields(Settings):
         value = getattr(settings, field.name)
-        if value is not None:
-            found[f"CITADEL_{field.name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            found[f"CITADEL_{field.name.upper()}"] = str(value).lower()
+        elif isinstance(value, list):
+            found[f"CITADEL_{field.name.upper()}"] = ",".join(value)
+        elif value is not None:
+            found[f"CITADEL_{field.name.upper()}"] = str(value)
     return found

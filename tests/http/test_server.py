@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from citadel.http.server import HttpServer, accept_queues, bind, listeners
+from citadel.http.server import HttpServer, Limits, accept_queues, bind, listeners
 
 Scope = dict[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -74,10 +74,11 @@ disconnects: list[str] = []
 
 
 @contextlib.asynccontextmanager
-async def serving(app: App = echo, **options: Any) -> AsyncIterator[tuple[HttpServer, int]]:
+async def serving(app: App = echo, **limits: Any) -> AsyncIterator[tuple[HttpServer, int]]:
+    """Serve ``app`` on a free loopback port with ``Limits(**limits)`` until the block ends."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = HttpServer(app, **options)
+    server = HttpServer(app, limits=Limits(**limits))
     await server.start(sock)
     try:
         yield server, port
@@ -278,7 +279,7 @@ async def test_beyond_max_connections_a_new_connection_gets_503() -> None:
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time() -> None:
-    async with serving(keep_alive=0.3) as (server, port):
+    async with serving(keep_alive_timeout=0.3) as (server, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /x HTTP/1.1\r\nhost: x\r\n\r\n")
         await reader.readuntil(b"\r\n\r\n")
@@ -417,10 +418,10 @@ async def test_a_declared_body_over_the_limit_is_refused_without_waiting_for_it(
 async def test_a_closed_connection_is_freed_without_the_cycle_collector() -> None:
     # Serving processes make the collector's passes rare (citadel.tuning): a connection that only a cycle pass
     # could free would pile up. Count the live connection objects with the collector off.
-    from citadel.http import server as module
+    from citadel.http.server.connection import Connection
 
     def live() -> int:
-        return sum(1 for o in gc.get_objects() if type(o) is module._Connection)
+        return sum(1 for o in gc.get_objects() if type(o) is Connection)
 
     async with serving() as (server, port):
         gc.collect()

@@ -13,6 +13,7 @@ from citadel.security.ratelimit import (
     rate_limit_headers,
 )
 from citadel.security.rbac import Grant, Owner, Policy, authorization
+from citadel.security.shared_ratelimit import SharedBuckets, SharedMemoryRateLimiter
 
 __all__ = [
     "Decision",
@@ -23,6 +24,8 @@ __all__ = [
     "RateLimiter",
     "RateRule",
     "RedisRateLimiter",
+    "SharedBuckets",
+    "SharedMemoryRateLimiter",
     "TokenVerifier",
     "authorization",
     "issue_token",

@@ -6,7 +6,8 @@ client may send ``burst`` requests at once, then ``rate`` per second. Refill is 
 tokens and when it last changed, and a check first adds ``elapsed * rate`` (capped at ``burst``); so idle
 buckets cost nothing, and a bucket that would be full again can be forgotten.
 
-``MemoryRateLimiter`` keeps buckets in this process. ``RedisRateLimiter`` keeps them in Redis, one bucket per
+``MemoryRateLimiter`` keeps buckets in this process; ``SharedMemoryRateLimiter`` (``shared_ratelimit``) in memory
+shared by the worker processes of one node. ``RedisRateLimiter`` keeps them in Redis, one bucket per
 key for every node: one Lua script per check refills, takes and writes atomically, in one round trip. The
 script reads the clock with Redis's ``TIME``, not the caller's: nodes' clocks disagree, and with their own
 timestamps a node running ahead would refill every bucket early while one running behind refilled nothing.
@@ -29,6 +30,8 @@ from citadel.errors import ConfigurationError
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
+
+    from citadel.security.shared_ratelimit import SharedBuckets
 
 __all__ = [
     "Decision",
@@ -139,7 +142,8 @@ def _whole_seconds(seconds: float) -> int:
 
 
 class RateLimiter(Protocol):
-    """Where buckets live: in this process (``MemoryRateLimiter``) or shared (``RedisRateLimiter``)."""
+    """Where buckets live: in this process (``MemoryRateLimiter``), shared by the workers of a node
+    (``SharedMemoryRateLimiter``) or by every node (``RedisRateLimiter``)."""
 
     async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
         """Take ``cost`` tokens from the bucket of ``key`` under ``rule`` if it holds them; return the decision.
@@ -321,12 +325,19 @@ class RedisRateLimiter:
         await self._client.aclose()
 
 
-def open_rate_limiter(redis_url: str | None, *, fail_open: bool = True) -> RateLimiter:
-    """Return a limiter shared through Redis when ``redis_url`` is given (not None or empty), else in memory.
+def open_rate_limiter(
+    redis_url: str | None, *, fail_open: bool = True, buckets: SharedBuckets | None = None
+) -> RateLimiter:
+    """Return a limiter shared through Redis when ``redis_url`` is given (not None or empty), else one on
+    ``buckets`` (shared by the workers of this node) when given, else one in this process's memory.
 
     Raises:
         ConfigurationError: ``redis_url`` is not a Redis URL.
     """
     if redis_url:
         return RedisRateLimiter(redis_url, fail_open=fail_open)
+    if buckets is not None:
+        from citadel.security.shared_ratelimit import SharedMemoryRateLimiter  # it imports this module
+
+        return SharedMemoryRateLimiter(buckets)
     return MemoryRateLimiter()
