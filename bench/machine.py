@@ -114,6 +114,11 @@ def rss_kb(pid: int) -> int:
     return _proc_kb(f"/proc/{pid}/status", "VmRSS:")
 
 
+def tree_rss_kb(root: int) -> int:
+    """The resident set sizes of ``root`` and its live descendants, summed, in kB."""
+    return sum(rss_kb(pid) for pid in process_tree(root))
+
+
 def pss_kb(pid: int) -> int:
     """A process's proportional set size in kB (shared pages split between the processes sharing them)."""
     return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")

@@ -44,7 +44,8 @@ class Served:
 
     def connect(self, address: str | None = None, timeout: float = 10.0) -> socket.socket:
         """A new TCP connection to the server, from ``address`` (a loopback address of its own by default)."""
-        return socket.create_connection((self.host, self.port), timeout=timeout, source_address=(address or source(), 0))
+        where = (address or source(), 0)
+        return socket.create_connection((self.host, self.port), timeout=timeout, source_address=where)
 
     def healthy(self) -> bool:
         """Whether a well-formed request on a new connection is answered 200."""

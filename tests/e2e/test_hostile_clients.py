@@ -8,6 +8,7 @@ nothing) so that the tests of the clocks take seconds; the sizes keep their defa
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -64,7 +65,7 @@ def test_more_header_lines_than_the_limit_get_431_even_when_small(served: Served
 
 def test_a_header_value_larger_than_the_header_limit_gets_431_while_it_is_still_arriving(served: Served) -> None:
     with served.connect() as sock:
-        sent, answer = send_until_refused(sock, b"GET /health HTTP/1.1\r\nx-big: ", b"v" * 4096, 8 << 20)
+        _, answer = send_until_refused(sock, b"GET /health HTTP/1.1\r\nx-big: ", b"v" * 4096, 8 << 20)
     assert status_of(answer) == 431, answer[:200]
 
 
@@ -89,10 +90,8 @@ def test_slowloris_connections_are_closed_with_408_at_the_header_deadline(served
         open_socks = list(socks)
         while open_socks and time.monotonic() - started < 5.0:
             for sock in list(open_socks):
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     sock.sendall(b"x-dribble: 1\r\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
             time.sleep(0.3)
             for sock in list(open_socks):
                 closed, answer = closed_within(sock, 0.01)
@@ -113,10 +112,8 @@ def test_a_body_slower_than_the_minimum_rate_gets_408(served: Served) -> None:
         closed = False
         answer = b""
         while not closed and time.monotonic() - started < 6.0:
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(b"x" * 10)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
             closed, received = closed_within(sock, 0.3)
             answer += received
     assert closed

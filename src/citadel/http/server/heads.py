@@ -18,24 +18,9 @@ __all__ = ["Head", "check_head", "check_trailer"]
 _SINGLE = frozenset({b"host", b"content-length", b"content-type", b"authorization"})
 """Fields a request may carry once: with two, the server and a proxy in front of it could each believe another."""
 
-_NOT_IN_TRAILERS = frozenset(
-    {
-        b"authorization",
-        b"content-encoding",
-        b"content-length",
-        b"content-range",
-        b"expect",
-        b"host",
-        b"max-forwards",
-        b"proxy-authorization",
-        b"range",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-    }
-)
-"""Fields that frame, route, authenticate or modify a request (RFC 9110 section 6.5.1): never in a trailer (trailers
-are dropped, so this only refuses a request that tries to hide them there)."""
+_NOT_IN_TRAILERS = frozenset({b"content-length", b"host", b"te", b"trailer", b"transfer-encoding"})
+"""Fields that frame or route a request (RFC 9110 section 6.5.1): a request hiding one in a trailer is refused.
+Every other trailer field (an ``Authorization`` too) is dropped unread."""
 
 
 class Head(NamedTuple):
@@ -87,7 +72,7 @@ def check_head(parser: Any, url: bytes, headers: list[tuple[bytes, bytes]], limi
 
 
 def check_trailer(name: bytes) -> None:
-    """Refuse a chunked trailer field that would frame, route or authenticate the request.
+    """Refuse a chunked trailer field that would frame or route the request.
 
     Raises:
         Refused: 400.
