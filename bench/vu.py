@@ -167,6 +167,9 @@ def start_server(
         "CITADEL_MASTER_KEY_FILE": str(seed.master_key_file.resolve()),
         "CITADEL_RATE_LIMIT_RATE": "1000000000",  # the limiter still runs, but never refuses
         "CITADEL_RATE_LIMIT_BURST": "1000000000",
+        "CITADEL_RATE_LIMIT_ADDRESS_RATE": "1000000000",  # every virtual user comes from one address
+        "CITADEL_RATE_LIMIT_ADDRESS_BURST": "1000000000",
+        "CITADEL_MAX_CONNECTIONS_PER_CLIENT": "0",
         **({"CITADEL_MAX_CONNECTIONS": str(backpressure)} if backpressure else {}),
     }
     with log.open("wb") as output:

@@ -416,6 +416,7 @@ class Application:
         query's module have processed that position (where the module runs elsewhere, its service waits).
 
         Raises:
+            Unauthenticated, AccessDenied: the actor may not ask it at all (refused before any waiting).
             NotCaughtUp: they had not in time.
         """
         if context is not None and context.min_position:
@@ -423,9 +424,8 @@ class Application:
         return self.queries.dispatch(query, context)  # the bus's coroutine itself: no wrapper per query
 
     async def _query_caught_up(self, query: Query, context: DispatchContext) -> Any:
-        module = self.owner_of(type(query)).name
-        if self.topology.runs(module):
-            await self.topology.catch_up(module, context.min_position, context.position_of, context.wait)
+        if self.topology.runs(self.owner_of(type(query)).name):
+            await self.topology.catch_up_for(query, context)
         return await self.queries.dispatch(query, context)
 
     async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:

@@ -102,6 +102,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Tokens per second refilled into each caller's bucket (``CITADEL_RATE_LIMIT_RATE``)."""
     rate_limit_burst: int = 100
     """Bucket size: how many requests a caller may make at once (``CITADEL_RATE_LIMIT_BURST``)."""
+    rate_limit_address_rate: float = 200.0
+    """Tokens per second refilled into each client address's bucket, taken by every request before
+    authentication (a flood of bad tokens is limited too); per node (an IPv6 client: its /64)."""
+    rate_limit_address_burst: int = 400
+    """Size of each client address's bucket: keep it above what the callers behind one address (a NAT, an office)
+    send at once."""
     redis_url: str | None = None
     """Share rate-limit buckets across nodes in this Redis (``CITADEL_REDIS_URL``); in process otherwise."""
     rate_limit_fail_open: bool = True

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
 from citadel.ids import new_id
 
-__all__ = ["ANONYMOUS", "SYSTEM", "Actor", "DispatchContext"]
+__all__ = ["ANONYMOUS", "SYSTEM", "Actor", "DispatchContext", "is_safe_id"]
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def is_safe_id(value: str) -> bool:
+    """Whether ``value``, taken from outside (a request header), may become a correlation id or an idempotency
+    key: 1 to 128 characters of ``A-Z a-z 0-9 . _ : -``. Both are stored with every event a dispatch causes, so
+    anything longer or stranger could swell the store or forge a line of a log that shows them."""
+    return _SAFE_ID.fullmatch(value) is not None
 
 
 class Actor(msgspec.Struct, frozen=True, gc=False):

@@ -28,6 +28,7 @@ from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
 from citadel.http.server.limits import Limits
 from citadel.loading import load_application
+from citadel.security.shared_ratelimit import SharedBuckets
 from citadel.setup import assemble, environment_of, prepare
 from citadel.tuning import tune_for_serving
 
@@ -38,7 +39,7 @@ def asgi_from_environment() -> Any:
     """Build the ASGI app from ``CITADEL_*`` settings (the factory each granian worker calls)."""
     settings = load_settings(path=None)
     _log_to_stderr(settings)
-    app = _asgi(settings)
+    app = _asgi(settings, share=settings.workers)  # granian's workers share no memory: each takes its share
     tune_for_serving()  # this process is a granian worker: it only serves
     return app
 
@@ -54,11 +55,11 @@ def _log_to_stderr(settings: Settings) -> None:
     )
 
 
-def _asgi(settings: Settings) -> Any:
-    """The ASGI app of ``settings.app``, configured from ``settings``."""
+def _asgi(settings: Settings, *, buckets: SharedBuckets | None = None, share: int = 1) -> Any:
+    """The ASGI app of ``settings.app``, configured from ``settings`` (rate limits: see ``setup.assemble``)."""
     if not settings.app:
         raise ConfigurationError("CITADEL_APP is not set; start the server with `citadel serve APP`")
-    return assemble(load_application(settings.app), settings)
+    return assemble(load_application(settings.app), settings, buckets=buckets, share=share)
 
 
 def tls_files(settings: Settings) -> tuple[Path, Path] | None:
@@ -217,9 +218,11 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None, limits: Li
             f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
         ) from exc
     _log_to_stderr(settings)
+    # Made before the workers are forked, so that they all count in the same rate-limit buckets.
+    buckets = SharedBuckets() if settings.workers > 1 else None
 
     def make_app() -> Any:
-        return _asgi(settings)
+        return _asgi(settings, buckets=buckets)
 
     def listen() -> list[socket.socket]:
         return listeners(host, port, queues, backlog=backlog)
@@ -232,11 +235,15 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None, limits: Li
     }
     background = functools.partial(_consume, settings) if settings.consumers == "process" else None
 
-    with holder:
-        if settings.workers == 1 and background is None:
-            serve_forever(make_app, listen(), **options)
-        elif run_workers(settings.workers, make_app, listen, background=background, **options):
-            raise ConfigurationError("a worker could not start the application; its message is above")
+    try:
+        with holder:
+            if settings.workers == 1 and background is None:
+                serve_forever(make_app, listen(), **options)
+            elif run_workers(settings.workers, make_app, listen, background=background, **options):
+                raise ConfigurationError("a worker could not start the application; its message is above")
+    finally:
+        if buckets is not None:
+            buckets.close()
 
 
 def _serve_granian(settings: Settings, tls: tuple[Path, Path] | None) -> None:

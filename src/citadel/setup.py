@@ -21,6 +21,7 @@ from citadel.http.auth import bearer_authenticator
 from citadel.security.encryption import Keyring, MasterKeys
 from citadel.security.identity import TokenVerifier, load_or_create_secret
 from citadel.security.ratelimit import RateRule, open_rate_limiter
+from citadel.security.shared_ratelimit import SharedBuckets
 
 __all__ = ["assemble", "environment_of", "master_keys", "prepare", "token_secret", "verifier"]
 
@@ -112,18 +113,45 @@ def configure(application: Application, settings: Settings) -> None:
         application.keyring = Keyring(keys)
 
 
-def assemble(application: Application, settings: Settings) -> Any:
-    """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys)."""
+def assemble(
+    application: Application, settings: Settings, *, buckets: SharedBuckets | None = None, share: int = 1
+) -> Any:
+    """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys).
+
+    ``buckets``: the node's shared rate-limit buckets, when several forked workers serve it. ``share``: without
+    them, how many workers of this node each count on their own; each then lets through its share of a rule, so
+    the node as a whole holds to it.
+    """
     configure(application, settings)
-    limiter = open_rate_limiter(settings.redis_url, fail_open=settings.rate_limit_fail_open)
-    rule = RateRule(rate=settings.rate_limit_rate, burst=settings.rate_limit_burst)
+    local = open_rate_limiter(None, buckets=buckets)  # per node: the addresses' buckets, and callers' without Redis
+    limiter = (
+        open_rate_limiter(settings.redis_url, fail_open=settings.rate_limit_fail_open) if settings.redis_url else local
+    )
+    mine = share if buckets is None else 1
     return create_asgi(
         application,
         title=settings.app or "Citadel application",
         authenticate=bearer_authenticator(verifier(settings)),
+        max_body=settings.max_body,
+        max_wait=settings.max_wait,
         limiter=limiter,
-        rate_rule=rule,
+        rate_rule=_share(
+            RateRule(rate=settings.rate_limit_rate, burst=settings.rate_limit_burst), 1 if settings.redis_url else mine
+        ),
+        address_limiter=local,
+        address_rule=_share(
+            RateRule(rate=settings.rate_limit_address_rate, burst=settings.rate_limit_address_burst, name="address"),
+            mine,
+        ),
+        trusted_proxies=settings.trusted_proxies,
     )
+
+
+def _share(rule: RateRule, workers: int) -> RateRule:
+    """One worker's share of ``rule`` when ``workers`` count on their own."""
+    if workers <= 1:
+        return rule
+    return RateRule(rate=rule.rate / workers, burst=max(1, rule.burst // workers), name=rule.name)
 
 
 def environment_of(settings: Settings) -> dict[str, str]:

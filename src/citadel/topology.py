@@ -42,20 +42,29 @@ if TYPE_CHECKING:
     from citadel.app import Application
     from citadel.module import Module
 
-__all__ = ["Topology", "parse_position"]
+__all__ = ["MAX_POSITION", "Topology", "parse_position"]
+
+
+MAX_POSITION = (1 << 63) - 1
+"""The largest log position: stores keep positions as signed 64-bit integers."""
 
 
 def parse_position(token: str, modules: Sequence[str]) -> tuple[str, int]:
     """``"57"`` → ``("", 57)``; ``"orders:57"`` → ``("orders", 57)``.
 
     Raises:
-        InvalidMessage: the token is neither a non-negative number nor ``module:number`` of a known module.
+        InvalidMessage: the token is neither a non-negative number nor ``module:number`` of a known module, or
+            its number is beyond ``MAX_POSITION``.
     """
     module, _, number = token.rpartition(":")
     if not (number.isascii() and number.isdigit()) or (module and module not in modules):
         raise InvalidMessage(
             "Expected a non-negative integer, or module:integer as a command's Citadel-Position - at `$.min_position`"
         )
+    if len(number) > 19:  # counted before int(), which is slow on thousands of digits and refuses more
+        number = number.lstrip("0") or "0"
+    if len(number) > 19 or int(number) > MAX_POSITION:
+        raise InvalidMessage(f"Expected a position of at most {MAX_POSITION} - at `$.min_position`")
     return module, int(number)
 
 
@@ -108,6 +117,21 @@ class Topology:
         if not await self._caught_up(module, position, source, timeout):
             where = f"{source}:{position}" if source else str(position)
             raise NotCaughtUp(f"the read models of {module} have not reached position {where} yet")
+
+    async def catch_up_for(self, message: Message, context: DispatchContext) -> None:
+        """Wait until the read models of ``message``'s module reflect ``context.min_position``, once the policy's
+        role-level check has let its actor through: who may not send ``message`` at all is refused before any
+        waiting. (Whether it owns the target is checked later, on the caught-up read models.)
+
+        Raises:
+            Unauthenticated, AccessDenied: the actor may not send ``message``.
+            NotCaughtUp: not within ``context.wait`` seconds.
+        """
+        app = self.app
+        if app.policy is not None:
+            app.policy.precheck(context.actor, app.permission_of(type(message)))
+        module = app.owner_of(type(message)).name
+        await self.catch_up(module, context.min_position, context.position_of, context.wait)
 
     async def _caught_up(self, module: str, position: int, source: str, timeout: float) -> bool:
         app = self.app
@@ -250,8 +274,7 @@ class Topology:
     async def _serve_locally(self, message: Message, context: DispatchContext) -> tuple[bytes, int, bool]:
         app = self.app
         if context.min_position:
-            module = app.owner_of(type(message)).name
-            await self.catch_up(module, context.min_position, context.position_of, context.wait)
+            await self.catch_up_for(message, context)
         receipt = Receipt()
         token = current_receipt.set(receipt)
         try:

@@ -49,6 +49,13 @@ def token(subject: str, *roles: str) -> str:
     return issue_token(SECRET, subject, roles)
 
 
+async def anonymously(client: httpx.AsyncClient, method: str, url: str, **options: Any) -> httpx.Response:
+    """Send a request without the client's default credentials (``over_http``'s administrator token)."""
+    request = client.build_request(method, url, **options)
+    request.headers.pop("authorization", None)
+    return await client.send(request)
+
+
 def describe(response: httpx.Response) -> str:
     return f"{response.request.method} {response.request.url} -> {response.status_code} {response.text}"
 

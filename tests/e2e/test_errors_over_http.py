@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
-from shopper import buy, invoice, ok, order, pay, problem, publish, register
+from deployments import Deployment
+from shopper import anonymously, buy, invoice, ok, order, pay, problem, publish, register, token
+
+NOT_WAITING = 5.0
+"""Seconds within which a refusal must come, for a query that asked to wait 20 s: it comes before the wait."""
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
@@ -231,3 +236,70 @@ async def test_every_response_carries_the_security_headers(client: httpx.AsyncCl
     api = await client.get("/health")
     assert api.headers["cache-control"] == "no-store"
     assert api.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/%ff", "/%zz", "/users/user%f", "/users/user?user_id=%ff", "/users/user?user_id=%zz", "/users/user?user_id=a%"],
+)
+async def test_a_url_with_a_malformed_escape_or_bytes_that_are_not_utf8_is_400(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    problem(await client.get(url), 400, "malformed-url")
+    assert ok(await client.get("/health")) == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "position", ["9" * 5000, "orders:" + "9" * 5000, str(1 << 63)], ids=["5000 digits", "module:5000 digits", "2**63"]
+)
+async def test_a_min_position_beyond_a_signed_64_bit_integer_is_422_naming_it(
+    client: httpx.AsyncClient, position: str
+) -> None:
+    found = problem(await client.get("/analytics/revenue", params={"min_position": position}), 422, "validation-error")
+    assert found["errors"][0]["loc"] == "$.min_position"
+
+
+@pytest.mark.parametrize("wait", ["soon", "nan", "-1", "31"])
+async def test_a_citadel_wait_that_is_not_a_number_from_0_to_30_is_422_naming_it(
+    client: httpx.AsyncClient, wait: str
+) -> None:
+    response = await client.get("/analytics/revenue", params={"min_position": "1"}, headers={"citadel-wait": wait})
+    assert problem(response, 422, "validation-error")["errors"][0]["loc"] == "Citadel-Wait"
+
+
+async def test_an_anonymous_query_far_ahead_is_401_at_once_not_after_its_wait(client: httpx.AsyncClient) -> None:
+    params = {"order_id": "x", "min_position": "999999999"}
+    asking = anonymously(client, "GET", "/billing/invoice", params=params, headers={"citadel-wait": "20"})
+    problem(await asyncio.wait_for(asking, NOT_WAITING), 401, "unauthenticated")
+
+
+async def test_a_query_far_ahead_by_a_role_without_its_permission_is_403_at_once(client: httpx.AsyncClient) -> None:
+    headers = {"authorization": f"Bearer {token('ann', 'customer')}", "citadel-wait": "20"}
+    asking = client.get("/analytics/revenue", params={"min_position": "999999999"}, headers=headers)
+    problem(await asyncio.wait_for(asking, NOT_WAITING), 403, "forbidden")
+
+
+async def test_an_oversized_correlation_id_is_replaced_and_never_stored(
+    client: httpx.AsyncClient, deployment: Deployment
+) -> None:
+    store = deployment.app_of("users").store
+    head = await store.head_position()
+    for n in range(5):
+        body = {"email": f"user{n}@example.com", "name": "Ann"}
+        headers = {"x-correlation-id": "x" * (8 << 20)}
+        ok(await anonymously(client, "POST", "/users/register-user", json=body, headers=headers))
+
+    registered = [r for r in await store.read_all(head + 1) if r.type == "users.UserRegistered"]
+    assert len(registered) == 5
+    assert all(r.correlation_id and len(r.correlation_id) == 36 for r in registered)
+
+
+async def test_a_malformed_idempotency_key_is_400_and_nothing_is_written(
+    client: httpx.AsyncClient, deployment: Deployment
+) -> None:
+    store = deployment.app_of("users").store
+    head = await store.head_position()
+    body = {"email": "ann@example.com", "name": "Ann"}
+    response = await client.post("/users/register-user", json=body, headers={"idempotency-key": "a key with spaces"})
+    problem(response, 400, "bad-idempotency-key")
+    assert await store.head_position() == head

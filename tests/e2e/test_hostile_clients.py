@@ -207,3 +207,21 @@ def test_a_path_with_broken_percent_encoding_or_utf8_gets_400(served: Served, pa
 def test_the_server_process_survives_every_probe(served: Served, tmp_path: Path) -> None:
     assert served.healthy()
     assert "Traceback" not in served.server.log()
+
+
+def test_a_min_position_of_5000_digits_gets_422(served: Served) -> None:
+    with served.connect() as sock:
+        sock.sendall(b"GET /content/item?content_id=x&min_position=" + b"9" * 5000 + b" HTTP/1.1\r\nhost: shop\r\n\r\n")
+        answer = sock.recv(65536)
+    assert status_of(answer) == 422
+    assert b"min_position" in answer
+
+
+def test_an_anonymous_wait_far_ahead_is_refused_before_it_waits(served: Served) -> None:
+    with served.connect(timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            b"GET /billing/invoice?order_id=x&min_position=999999999 HTTP/1.1\r\nhost: shop\r\ncitadel-wait: 20\r\n\r\n"
+        )
+        answer = sock.recv(65536)  # the socket's timeout of 5 s fails the test long before the 20 s wait
+    assert status_of(answer) == 401, (answer, time.monotonic() - started)

@@ -115,6 +115,8 @@ def environment(folder: Path) -> dict[str, str]:
         "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"),
         "CITADEL_RATE_LIMIT_RATE": "100000",  # the tests poll hard; the limits have their own tests
         "CITADEL_RATE_LIMIT_BURST": "100000",
+        "CITADEL_RATE_LIMIT_ADDRESS_RATE": "100000",
+        "CITADEL_RATE_LIMIT_ADDRESS_BURST": "100000",
     }
 
 

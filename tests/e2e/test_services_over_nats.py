@@ -59,6 +59,8 @@ class Service:
             "CITADEL_MASTER_KEY_FILE": str(self.folder / "master-keys.json"),
             "CITADEL_RATE_LIMIT_RATE": "100000",
             "CITADEL_RATE_LIMIT_BURST": "100000",
+            "CITADEL_RATE_LIMIT_ADDRESS_RATE": "100000",
+            "CITADEL_RATE_LIMIT_ADDRESS_BURST": "100000",
         }
         with self.output.open("ab") as output:
             self.process = subprocess.Popen(

@@ -7,6 +7,9 @@ import asyncio
 import httpx
 
 from citadel import Application
+from citadel.http import create_asgi
+from citadel.http.auth import bearer_authenticator
+from citadel.security import TokenVerifier, issue_token
 
 
 async def place(client: httpx.AsyncClient, amount: int = 5, **headers: str) -> httpx.Response:
@@ -81,10 +84,18 @@ async def test_the_same_idempotency_key_with_another_body_answers_422(client: ht
     assert response.json()["type"] == "urn:citadel:problem:idempotency-key-reused"
 
 
-async def test_health_and_readiness_report_the_store_and_every_consumer(client: httpx.AsyncClient) -> None:
+async def test_health_and_readiness_report_the_store_and_every_consumer(
+    client: httpx.AsyncClient, application: Application
+) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
     await place(client)
-    ready = await client.get("/ready")
+    secret = "a-test-secret-that-is-long-enough-for-hs256"
+    asgi = create_asgi(
+        application, manage_lifecycle=False, authenticate=bearer_authenticator(TokenVerifier(secret=secret))
+    )
+    admin = {"authorization": f"Bearer {issue_token(secret, 'ops', ['admin'])}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(asgi), base_url="http://shop", headers=admin) as ops:
+        ready = await ops.get("/ready")  # the report is for administrators; others get the status alone
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"

@@ -30,7 +30,16 @@ from citadel.errors import (
     UnknownMessage,
 )
 
-__all__ = ["MEDIA_TYPE", "FieldError", "Problem", "from_exception", "problem", "problem_response", "validation_problem"]
+__all__ = [
+    "MEDIA_TYPE",
+    "FieldError",
+    "Problem",
+    "field_problem",
+    "from_exception",
+    "problem",
+    "problem_response",
+    "validation_problem",
+]
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("citadel.http")
@@ -78,7 +87,12 @@ def validation_problem(exc: InvalidMessage | msgspec.ValidationError, what: str)
         loc = f"{loc}.{missing.group(1)}"
     if isinstance(exc, InvalidMessage) and exc.path:
         loc = exc.path
-    message = message.removeprefix(f"invalid {what}: ")
+    return field_problem(loc, message.removeprefix(f"invalid {what}: "), what)
+
+
+def field_problem(loc: str, message: str, what: str) -> Problem:
+    """A 422 problem for one invalid field of a request for ``what``: at ``loc`` (a JSON path, or a header's
+    name), ``message`` says what is wrong."""
     return Problem(
         _type("validation-error"),
         "Invalid request",

@@ -3,7 +3,8 @@
 Every route of the generated app is an exact path, so a request is matched with one dictionary lookup on
 ``(method, path)`` and its endpoint answers the ASGI messages itself, security headers included: no middleware
 stack, no ``Request`` or ``Response`` objects. Unknown routes, wrong methods and the lifespan go through
-Starlette as usual (its ``Route`` objects stay, so 404 and 405 are told apart as before).
+Starlette as usual (its ``Route`` objects stay, so 404 and 405 are told apart as before), once their path is
+known to be readable (400 otherwise: a malformed percent-escape, or bytes that are not UTF-8).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from citadel.http.admission import Admission
 from citadel.http.headers import SecurityHeaders, security_headers
 from citadel.http.problems import problem
-from citadel.http.raw import RawHeaders, Reply, problem_reply, respond
+from citadel.http.raw import RawHeaders, Reply, malformed_url, problem_reply, respond, unreadable_path
 
 __all__ = ["Endpoint", "constant", "exact_app"]
 
@@ -37,10 +39,13 @@ def constant(reply: Reply) -> Endpoint:
     return endpoint
 
 
-def exact_app(routes: Sequence[tuple[str, str, Endpoint]], **options: Any) -> Starlette:
+def exact_app(
+    routes: Sequence[tuple[str, str, Endpoint]], *, admission: Admission | None = None, **options: Any
+) -> Starlette:
     """Return a Starlette application serving ``routes`` (method, path, endpoint) directly.
 
-    ``options`` go to ``Starlette`` (exception handlers and lifespan for what is not one of the routes).
+    ``admission`` sees every HTTP request first (its client address, its address's bucket); ``options`` go to
+    ``Starlette`` (exception handlers and lifespan for what is not one of the routes).
     """
     starlette_routes = [Route(path, _Routed(endpoint), methods=[method]) for method, path, endpoint in routes]
     exact = {
@@ -48,7 +53,9 @@ def exact_app(routes: Sequence[tuple[str, str, Endpoint]], **options: Any) -> St
         for route, (_, _, endpoint) in zip(starlette_routes, routes, strict=True)
         for method in route.methods or ()  # GET routes answer HEAD too, as Starlette's do
     }
-    return _ExactStarlette(exact, routes=starlette_routes, middleware=[Middleware(SecurityHeaders)], **options)
+    return _ExactStarlette(
+        exact, admission or Admission(), routes=starlette_routes, middleware=[Middleware(SecurityHeaders)], **options
+    )
 
 
 async def _serve(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, extra: RawHeaders) -> None:
@@ -75,9 +82,15 @@ class _ExactStarlette(Starlette):
     """Starlette, but a request for one of its exact routes goes straight to the endpoint (unless middleware was
     added: then every request passes through it, as in any Starlette application)."""
 
-    def __init__(self, exact: dict[tuple[str, str], tuple[Endpoint, RawHeaders, RawHeaders]], **options: Any) -> None:
+    def __init__(
+        self,
+        exact: dict[tuple[str, str], tuple[Endpoint, RawHeaders, RawHeaders]],
+        admission: Admission,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self._exact = exact
+        self._admission = admission
 
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
         super().add_middleware(middleware_class, *args, **kwargs)
@@ -85,10 +98,22 @@ class _ExactStarlette(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            refused = await self._admission.refusal(scope)
+            if refused is not None:
+                await respond(send, refused, security_headers(scope["path"], scope.get("scheme")))
+                return
             path, root = scope["path"], scope.get("root_path", "")
             if root and path.startswith(root):  # mounted: match what follows the mount point
                 path = path[len(root) :]
             found = self._exact.get((scope["method"], path))
+            # A route is plain ASCII, so a request that found one has a readable path (but for the prefix of a
+            # mount): only the others pay for the check, before Starlette's routing reads the path.
+            if found is None or root:
+                unreadable = unreadable_path(scope)
+                if unreadable is not None:
+                    extra = security_headers(path, scope.get("scheme"))
+                    await respond(send, malformed_url(unreadable), extra)
+                    return
             if found is not None:
                 scope["app"] = self
                 scope.setdefault("router", self.router)

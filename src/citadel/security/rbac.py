@@ -94,6 +94,26 @@ class Policy:
                 self._answers[key] = found
         return found
 
+    def precheck(self, actor: Actor, permission: str) -> Reach:
+        """Check what can be checked of ``actor`` using ``permission`` without reading any data (its roles), so
+        that a caller who may not use it at all is refused before any work is done for it (a query's wait for
+        ``min_position``, say). Return ``"all"``, or ``"own"`` when the owner check is still to come.
+
+        Raises:
+            Unauthenticated: an anonymous actor needs an identity for ``permission``.
+            AccessDenied: none of the actor's roles grants ``permission``.
+        """
+        if not actor.roles.isdisjoint(self.superusers):
+            return "all"
+        reach = self.reach(actor.roles, permission)
+        if reach == "all":
+            return reach
+        if _anonymous(actor):  # nobody owns anything anonymously
+            raise Unauthenticated(f"{permission} needs an identity: send a bearer token")
+        if reach == "none":
+            raise AccessDenied(f"{actor.subject} may not {permission}: none of its roles grants it")
+        return reach
+
 
 def authorization(
     policy: Policy,
@@ -115,13 +135,8 @@ def authorization(
         permission = permissions.get(message_type)
         if permission is None:
             permission = permissions[message_type] = permission_of(message_type)
-        reach = policy.reach(actor.roles, permission)
-        if reach == "all":
+        if policy.precheck(actor, permission) == "all":
             return await call_next(message, context)
-        if reach == "none" or _anonymous(actor):
-            if _anonymous(actor):
-                raise Unauthenticated(f"{permission} needs an identity: send a bearer token")
-            raise AccessDenied(f"{actor.subject} may not {permission}: none of its roles grants it")
         owner = await owner_of(message, context)
         if owner is not None and owner != actor.subject:
             raise AccessDenied(f"{actor.subject} may only {permission} on what it owns")
