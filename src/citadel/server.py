@@ -26,6 +26,7 @@ import msgspec
 from citadel import setup
 from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
+from citadel.http.clients import TrustedProxies
 from citadel.http.server.limits import Limits
 from citadel.loading import load_application
 from citadel.security.shared_ratelimit import SharedBuckets
@@ -140,6 +141,7 @@ def serve(settings: Settings) -> None:
         )
     tls = tls_files(settings)
     limits = server_limits(settings)
+    TrustedProxies(settings.trusted_proxies)  # fails here, with its message, not in every worker
     settings = _checked(settings, "serve")
     url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from clocks import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,19 +18,6 @@ from citadel.security.ratelimit import (
     rate_limit_headers,
     rate_limit_raw_headers,
 )
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
