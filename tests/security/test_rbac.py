@@ -21,7 +21,7 @@ from citadel import (
     QueryContext,
     View,
 )
-from citadel.errors import Unauthenticated
+from citadel.errors import NotFound, Unauthenticated
 from citadel.security import Policy
 from citadel.security.rbac import Grant
 from citadel.testing import running
@@ -193,3 +193,99 @@ async def test_a_querys_owner_check_and_its_handler_read_the_row_once_and_see_th
     assert first is second  # one read, shared by the owner check and the handler of one query
     assert third is fourth
     assert third is not first  # the next query reads afresh
+
+
+class Tagged(Event, name="tags.Tagged"):
+    tag: str
+    author: str
+
+
+class TagRow(msgspec.Struct):
+    author: str
+
+
+class TagRows(Projector):
+    """Follows the log after commits (async): it lags behind each write."""
+
+    inline = False
+    tags = View("tags", TagRow)
+
+    def handle_tagged(self, event: Tagged) -> None:
+        self.tags[event.tag] = TagRow(event.author)
+
+
+class Tag(Command, name="tags.Tag"):
+    tag: str
+    author: str
+
+
+class Retag(Command, name="tags.Retag"):
+    tag: str
+
+
+class ReadTag(Query, name="tags.ReadTag"):
+    tag: str
+
+
+def tags_app() -> tuple[Application, list[str]]:
+    """An app whose owner checks read an async view; ``retagged`` records the commands that ran."""
+    retagged: list[str] = []
+
+    async def tag(command: Tag, ctx: CommandContext) -> None:
+        ctx.append(f"tag-{command.tag}", [Tagged(tag=command.tag, author=command.author)])
+
+    async def retag(command: Retag, ctx: CommandContext) -> None:
+        retagged.append(command.tag)
+
+    async def read_tag(query: ReadTag, ctx: QueryContext) -> str:
+        return query.tag
+
+    async def tagger(message: Retag | ReadTag, ctx: QueryContext) -> str | None:
+        row = await ctx.view(TagRows.tags).get(message.tag)
+        return None if row is None else row.author
+
+    tags = Module(
+        "tags",
+        commands={Tag: tag, Retag: retag},
+        queries={ReadTag: read_tag},
+        owners={Retag: tagger, ReadTag: tagger},
+        events=[Tagged],
+        projections=[TagRows()],
+    )
+    return Application([tags], policy=Policy().allow("writer", Retag, ReadTag, own=True)), retagged
+
+
+async def test_while_the_view_of_owners_lags_a_command_is_forbidden_and_a_query_not_found(store_url: str) -> None:
+    app, retagged = tags_app()
+    await app.start(store=store_url, consumers=False)  # the async view is not followed: it lags for good
+    try:
+        await app.dispatch(Tag(tag="t1", author="ann"), DispatchContext(actor=SYSTEM))
+        with pytest.raises(AccessDenied, match="owner is unknown"):
+            await app.dispatch(Retag(tag="t1"), ANN)
+        with pytest.raises(NotFound):
+            await app.query(ReadTag(tag="t1"), ANN)
+        assert retagged == []  # nothing ran unchecked
+    finally:
+        await app.stop()
+
+
+async def test_once_the_view_of_owners_catches_up_the_owner_passes_and_others_do_not(store_url: str) -> None:
+    app, retagged = tags_app()
+    async with running(app, store=store_url):
+        await app.dispatch(Tag(tag="t2", author="ann"), DispatchContext(actor=SYSTEM))
+        assert await app.wait_for_projection("tags.TagRows", await app.store.head_position(), 10.0)
+        await app.dispatch(Retag(tag="t2"), ANN)
+        assert await app.query(ReadTag(tag="t2"), ANN) == "t2"
+        with pytest.raises(AccessDenied, match="on what it owns"):
+            await app.dispatch(Retag(tag="t2"), BOB)
+        assert retagged == ["t2"]
+
+
+async def test_a_target_that_does_not_exist_is_not_found_for_reads_and_forbidden_for_writes(store_url: str) -> None:
+    app, retagged = tags_app()
+    async with running(app, store=store_url):
+        with pytest.raises(NotFound):
+            await app.query(ReadTag(tag="nowhere"), ANN)
+        with pytest.raises(AccessDenied):
+            await app.dispatch(Retag(tag="nowhere"), ANN)
+        assert retagged == []

@@ -13,7 +13,9 @@ grants permissions to roles, by name or pattern (``orders.*``, ``*``)::
 
 ``own=True`` holds only when the actor is the owner of the message's target, as the owning module answers
 it (``Module(owners={PayInvoice: invoice_owner})``): ownership rules live next to the permission, in the module
-that knows its data. ``admin`` may do everything; the framework's own ``system`` actor (process managers)
+that knows its data. It fails closed: when the owner cannot be found (no such target, or a read model that has
+not caught up with it yet), a query is refused as not found and a command as forbidden, so a lagging view never
+lets a command through unchecked. ``admin`` may do everything; the framework's own ``system`` actor (process managers)
 too. Every actor also has what ``anonymous`` has.
 """
 
@@ -26,13 +28,14 @@ import msgspec
 
 from citadel.bus import CallNext
 from citadel.context import Actor, DispatchContext
-from citadel.errors import AccessDenied, ConfigurationError, Unauthenticated
-from citadel.messages import Message
+from citadel.errors import AccessDenied, ConfigurationError, NotFound, Unauthenticated
+from citadel.messages import Message, Query
 
 __all__ = ["Grant", "Owner", "Policy", "Reach", "authorization"]
 
 Owner = Callable[[Any, Any], Awaitable[str | None]]
-"""``async (message, ctx: QueryContext) -> subject`` of the owner of the message's target, None if it has none."""
+"""``async (message, ctx: QueryContext) -> subject`` of the owner of the message's target, None when it is not
+known (then an ``own=True`` grant refuses the message)."""
 
 
 Reach = Literal["all", "own", "none"]
@@ -123,7 +126,8 @@ def authorization(
     """Return the bus middleware that enforces ``policy``.
 
     It raises ``Unauthenticated`` when an anonymous actor needs an identity, and ``AccessDenied`` when an
-    identified actor lacks the permission or does not own the target.
+    identified actor lacks the permission or does not own the target; a target whose owner is unknown is
+    ``NotFound`` for a query and ``AccessDenied`` for a command.
     """
     permissions: dict[type[Message], str] = {}  # a message type's permission never changes
 
@@ -138,9 +142,13 @@ def authorization(
         if policy.precheck(actor, permission) == "all":
             return await call_next(message, context)
         owner = await owner_of(message, context)
-        if owner is not None and owner != actor.subject:
+        if owner is None:  # fail closed: a target whose owner is unknown (absent, or a view not there yet)
+            if isinstance(message, Query):
+                raise NotFound(f"nothing that {actor.subject} may {permission} was found")
+            raise AccessDenied(f"{actor.subject} may only {permission} on what it owns, and its owner is unknown")
+        if owner != actor.subject:
             raise AccessDenied(f"{actor.subject} may only {permission} on what it owns")
-        return await call_next(message, context)  # an unknown target: the handler answers NotFound
+        return await call_next(message, context)
 
     return authorize
 
