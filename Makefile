@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/citadel serve examples.shop:app
+	CITADEL_DEV=1 $(BIN)/citadel serve examples.shop:app
 
 test: lint types unit
 

@@ -1,15 +1,19 @@
-"""Modules in other services, over NATS: what forwarding and the relay cost, side by side in one run.
+"""Modules in other services, over NATS: what forwarding, the relay and signing cost, side by side in one run.
 
 Rows (the shop, SQLite stores, the NATS server on 127.0.0.1:4222, each run in a namespace of its own):
 
 * ``command in process``: ``users.RegisterUser`` dispatched in a process that runs every module.
 * ``command forwarded``: the same command dispatched in a billing-only process and answered over NATS
-  request/reply by a ``citadel serve`` process that runs users, content and orders (its own store).
+  request/reply by another process that runs users, content and orders (its own store, encrypted).
 * ``query in process`` / ``query forwarded``: ``content.GetItem`` the same two ways.
 * ``propagation``: from an ``OrderCreated`` committed in the orders service to its ``InvoiceOpened`` committed
   by billing in this process (relay, JetStream, inbox import, process manager, command), per order, from the
   two stores' commit times.
 * ``relay``: public events published per second by the outbox relay from a log it has not published yet.
+
+Every row over NATS runs twice: ``signed``, as services always run (each message signed and verified with the
+service keys), and ``no-op``, with keys whose tags are empty and always verify (``NoSigning``, which exists
+only here: the library has no unsigned mode), so the difference is what signing costs.
 
 Latencies are measured one request at a time (p50/p99 over ``--requests``); the throughput rows use
 ``--concurrency`` requests in flight. Usage: ``python bench/topology.py [--requests 2000] [--concurrency 64]``.
@@ -22,12 +26,12 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from citadel import Application  # noqa: E402
 from citadel.context import Actor, DispatchContext  # noqa: E402
 from citadel.messaging.nats import NatsBroker  # noqa: E402
+from citadel.messaging.signing import ServiceKeys  # noqa: E402
 from citadel.security.encryption import Keyring, MasterKeys  # noqa: E402
 from citadel.store.url import open_store  # noqa: E402
 from citadel.tuning import tune_gc  # noqa: E402
@@ -48,10 +53,25 @@ from examples.shop import build_app  # noqa: E402
 from examples.shop.content.contract import GetItem, PublishContent  # noqa: E402
 from examples.shop.orders.contract import CreateOrder, OrderItem  # noqa: E402
 from examples.shop.users.contract import RegisterUser  # noqa: E402
-from machine import free_port  # noqa: E402
 
 NATS = "nats://127.0.0.1:4222"
 ADMIN = Actor("bench", frozenset({"admin"}))
+OWNER = ["users", "content", "orders"]
+
+
+class NoSigning(ServiceKeys):
+    """Keys that sign nothing and verify everything: the baseline that shows what signing costs (bench only)."""
+
+    def sign(self, kind: str, subject: str, body: bytes, fields: Any) -> str:
+        return f"{self.current}:"
+
+    def verify(self, kind: str, subject: str, body: bytes, fields: Any, signature: str) -> str:
+        return self.current
+
+
+def keys_of(mode: str, setting: str) -> ServiceKeys:
+    """The shared keys ``setting`` names, as real keys (``signed``) or as ``NoSigning`` (``no-op``)."""
+    return (NoSigning if mode == "no-op" else ServiceKeys).parse(setting)
 
 
 def admin() -> DispatchContext:
@@ -87,23 +107,30 @@ async def throughput(call: Callable[[int], Awaitable[Any]], requests: int, concu
     return requests / (time.perf_counter() - started)
 
 
-def serve_owner(folder: Path, broker: str) -> subprocess.Popen[bytes]:
-    """``citadel serve`` running users, content and orders, answering over NATS."""
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "citadel"), "serve", "examples.shop:app", "--port", str(port)]
-    command += ["--store", f"sqlite:///{folder / 'owner.db'}", "--modules", "users,content,orders"]
-    command += ["--broker", broker]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    env |= {"CITADEL_MASTER_KEY_FILE": str(folder / "keys.json"), "CITADEL_AUTH_SECRET": "x" * 40}
+def serve_owner(folder: Path, broker: str, mode: str, keys: ServiceKeys) -> subprocess.Popen[bytes]:
+    """Another process running users, content and orders, answering over NATS (``owner`` below)."""
+    command = [sys.executable, __file__, "--owner", broker, "--folder", str(folder), "--mode", mode]
+    env = {**os.environ, "BENCH_SERVICE_KEY": keys.setting()}
     log = (folder / "owner.log").open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as ok:
-            if ok.status == 200:
-                return process
-        time.sleep(0.1)
-    raise SystemExit(f"the owner service did not start: {(folder / 'owner.log').read_text()[-2000:]}")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
+    assert process.stdout is not None
+    if process.stdout.readline() != b"ready\n":
+        raise SystemExit(f"the owner service did not start: {(folder / 'owner.log').read_text()[-2000:]}")
+    return process
+
+
+async def owner(broker: str, folder: Path, mode: str) -> None:
+    """Run users, content and orders on an encrypted store, as ``citadel serve`` would, until SIGTERM."""
+    keyring = Keyring(MasterKeys.load(folder / "keys.json"))
+    app = build_app(store=f"sqlite:///{folder / 'owner.db'}", keyring=keyring)
+    stopped = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    await app.start(modules=OWNER, broker=NatsBroker(broker, keys=keys_of(mode, os.environ["BENCH_SERVICE_KEY"])))
+    try:
+        print("ready", flush=True)
+        await stopped.wait()
+    finally:
+        await app.stop()
 
 
 async def drop(broker: str) -> None:
@@ -125,7 +152,7 @@ async def calls(app: Application, tag: str) -> tuple[Callable[[int], Awaitable[A
     return command, query
 
 
-async def run(requests: int, concurrency: int, relay_events: int) -> list[dict[str, Any]]:
+async def run(requests: int, concurrency: int, relay_events: int, modes: list[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     folder = Path(tempfile.mkdtemp(prefix="citadel-topology-"))
 
@@ -137,25 +164,39 @@ async def run(requests: int, concurrency: int, relay_events: int) -> list[dict[s
         rows.append({"row": "query in process", **percentiles(await latencies(query, requests))})
         rows[-1]["per_s"] = await throughput(query, requests, concurrency)
 
+    setting = ServiceKeys.generate().setting()
+    for mode in modes:
+        (folder / mode).mkdir()
+        MasterKeys.generate().create(folder / mode / "keys.json")
+        rows += await forwarded(folder / mode, mode, keys_of(mode, setting), requests, concurrency)
+    for mode in modes:
+        rows.append(await relay(folder / mode, relay_events, keys_of(mode, setting), mode))
+    return rows
+
+
+async def forwarded(
+    folder: Path, mode: str, keys: ServiceKeys, requests: int, concurrency: int
+) -> list[dict[str, Any]]:
+    """The rows over NATS, with the owner of users, content and orders in another process."""
+    rows: list[dict[str, Any]] = []
     broker = f"{NATS}/bench-{uuid.uuid4().hex[:8]}"
-    owner = serve_owner(folder, broker)
+    owner = serve_owner(folder, broker, mode, keys)
     try:
         billing = build_app(store=f"sqlite:///{folder / 'billing.db'}")
-        await billing.start(modules=["billing"], broker=broker)
+        await billing.start(modules=["billing"], broker=NatsBroker(broker, keys=keys))
         try:
             command, query = await calls(billing, "remote")
-            rows.append({"row": "command forwarded", **percentiles(await latencies(command, requests))})
+            rows.append({"row": f"command forwarded, {mode}", **percentiles(await latencies(command, requests))})
             rows[-1]["per_s"] = await throughput(command, requests, concurrency)
-            rows.append({"row": "query forwarded", **percentiles(await latencies(query, requests))})
+            rows.append({"row": f"query forwarded, {mode}", **percentiles(await latencies(query, requests))})
             rows[-1]["per_s"] = await throughput(query, requests, concurrency)
-            rows.append(await propagation(billing, folder, min(requests, 500)))
+            rows.append(await propagation(billing, folder, min(requests, 500)) | {"row": f"propagation, {mode}"})
         finally:
             await billing.stop()
     finally:
         owner.terminate()
         owner.wait()
         await drop(broker)
-    rows.append(await relay(folder, relay_events))
     return rows
 
 
@@ -194,7 +235,7 @@ async def propagation(billing: Application, folder: Path, orders: int) -> dict[s
     return {"row": "propagation", **percentiles(delays), "per_s": None, "delivered": f"{len(delays)}/{orders}"}
 
 
-async def relay(folder: Path, events: int) -> dict[str, Any]:
+async def relay(folder: Path, events: int, keys: ServiceKeys, mode: str) -> dict[str, Any]:
     """Publish ``events`` public events already in the log (the relay starts behind, as after an outage)."""
     broker = f"{NATS}/bench-{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{folder / 'relay.db'}"
@@ -207,7 +248,7 @@ async def relay(folder: Path, events: int) -> dict[str, Any]:
     # Now the same log as the service that runs users, content and orders: its relay publishes their events.
     app = build_app(store=url)
     started = time.perf_counter()
-    await app.start(modules=["users", "content", "orders"], broker=broker, consumers=True)
+    await app.start(modules=OWNER, broker=NatsBroker(broker, keys=keys), consumers=True)
     try:
         relay_consumer = app.topology.relay
         assert relay_consumer is not None
@@ -217,17 +258,17 @@ async def relay(folder: Path, events: int) -> dict[str, Any]:
     finally:
         await app.stop()
         await drop(broker)
-    return {"row": "relay", "p50_ms": None, "p99_ms": None, "mean_ms": None, "per_s": published / elapsed}
+    return {"row": f"relay, {mode}", "p50_ms": None, "p99_ms": None, "mean_ms": None, "per_s": published / elapsed}
 
 
 def show(rows: list[dict[str, Any]]) -> None:
     def cell(value: Any, digits: int = 2) -> str:
         return "-" if value is None else f"{value:,.{digits}f}" if isinstance(value, float) else str(value)
 
-    print(f"{'row':<20} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'per second':>12}")
+    print(f"{'row':<28} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'per second':>12}")
     for row in rows:
         print(
-            f"{row['row']:<20} {cell(row['p50_ms']):>9} {cell(row['p99_ms']):>9} {cell(row['mean_ms']):>9} "
+            f"{row['row']:<28} {cell(row['p50_ms']):>9} {cell(row['p99_ms']):>9} {cell(row['mean_ms']):>9} "
             f"{cell(row['per_s'], 0):>12}" + (f"  ({row['delivered']} delivered)" if "delivered" in row else "")
         )
 
@@ -238,9 +279,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight for the throughput")
     parser.add_argument("--relay-events", type=int, default=20_000, help="orders in the log the relay publishes")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/topology.json", help="raw rows")
+    parser.add_argument(
+        "--modes", default="signed,no-op", help="the modes over NATS, in the order they run (swap it to see drift)"
+    )
+    parser.add_argument("--owner", help=argparse.SUPPRESS)  # the owner process: its broker URL
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["signed", "no-op"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     tune_gc()  # as citadel serve does in the owner service
-    rows = asyncio.run(run(args.requests, args.concurrency, args.relay_events))
+    if args.owner:
+        asyncio.run(owner(args.owner, args.folder, args.mode))
+        return
+    rows = asyncio.run(run(args.requests, args.concurrency, args.relay_events, args.modes.split(",")))
     show(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": rows, "cpus": os.cpu_count(), "at": time.time()}, indent=2))

@@ -163,7 +163,7 @@ def load_or_seed(parameters: SeedParameters, store: str) -> Seed:
         return Seed(folder, store_url, key_file, data["items"], data["customers"], cached=True)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    MasterKeys.generate().save(key_file)
+    MasterKeys.generate().create(key_file)  # 0600: the server refuses a key file others can read
     if postgres:
         name = _database_name(store_url)
         asyncio.run(_admin_execute(store, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))

@@ -32,7 +32,7 @@ from citadel.security.encryption import Keyring
 from citadel.security.rbac import Policy, authorization
 from citadel.store.base import DeadLetter, EventStore, RecordedEvent
 from citadel.store.url import open_store
-from citadel.topology import Topology
+from citadel.topology import Broker, Topology
 from citadel.views import View
 from citadel.workers import worker_slot
 
@@ -125,7 +125,7 @@ class Application:
         """Whether ``start()`` (and ``async with``) runs the async projections and process managers here, unless
         its ``consumers`` says otherwise; False where another process runs them (``citadel consume``)."""
         self.topology = Topology(self, None, None)
-        self._deployment: tuple[list[str] | None, str | None] = (None, None)
+        self._deployment: tuple[list[str] | None, Broker | None] = (None, None)
         self._started = False
 
     # -- composition -----------------------------------------------------------------------------------
@@ -274,9 +274,9 @@ class Application:
             raise StoreError("the application is not started; use `async with app:` or `await app.start()`")
         return self._store
 
-    def deploy(self, *, modules: Sequence[str] | None = None, broker: str | None = None) -> None:
-        """Run only ``modules`` here and reach the others through ``broker`` when started (``start`` may still
-        override either)."""
+    def deploy(self, *, modules: Sequence[str] | None = None, broker: Broker | None = None) -> None:
+        """Run only ``modules`` here and reach the others through ``broker`` (a ``NatsBroker`` with its service
+        keys) when started (``start`` may still override either)."""
         self._deployment = (list(modules) if modules else None, broker)
 
     def use_store(self, store: str | EventStore) -> None:
@@ -296,14 +296,14 @@ class Application:
         store: str | EventStore | None = None,
         consumers: bool | None = None,
         modules: Sequence[str] | None = None,
-        broker: str | None = None,
+        broker: Broker | None = None,
     ) -> None:
         """Open the store (``store`` overrides the constructor's), create views, and unless ``consumers`` is
         False (tools that only read or rebuild; None: ``runs_consumers``), start async projections and process
         managers.
 
-        With ``modules``, run only those here and reach the others through ``broker`` (a NATS URL), where
-        other services run them (see ``citadel.topology``).
+        With ``modules``, run only those here and reach the others through ``broker`` (a ``NatsBroker`` with the
+        service keys; a bare URL cannot connect), where other services run them (see ``citadel.topology``).
         """
         if self._started:
             return

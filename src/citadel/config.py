@@ -117,7 +117,34 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     list works too); the others run in other services, reached through ``broker``. Default: every module."""
     broker: str | None = None
     """The broker between services: ``nats://host:4222`` (NATS with JetStream); a path names the application
-    on a shared server (``nats://host:4222/shop``)."""
+    on a shared server (``nats://host:4222/shop``). User and password or a token go in the URL
+    (``nats://user:password@host:4222``, ``nats://token@host:4222``); ``tls://`` connects over TLS."""
+    broker_creds_file: str | None = None
+    """A NATS ``.creds`` file (user JWT and NKEY seed) to connect with."""
+    broker_nkey_seed_file: str | None = None
+    """A NATS NKEY seed file to connect with (instead of a ``.creds`` file)."""
+    broker_tls_ca: str | None = None
+    """PEM CA certificates that NATS's server certificate must chain to (``tls://``)."""
+    broker_tls_cert: str | None = None
+    """PEM client certificate for NATS servers that verify clients; needs ``broker_tls_key``."""
+    broker_tls_key: str | None = None
+    """The client certificate's unencrypted PEM private key."""
+    broker_inbox_prefix: str = "_INBOX"
+    """Where NATS replies to this service arrive: a prefix of its own (``_INBOX_billing``) lets its NATS user be
+    allowed to subscribe to its own replies alone."""
+    service_key: str | None = None
+    """The keys that sign and verify every message between services, as ``id:base64`` of 32 random bytes,
+    comma-separated, the signing key first (a second key stays valid while every service rotates to the first).
+    Replaces ``service_key_file``; ``CITADEL_SERVICE_KEY``."""
+    service_key_file: str | None = "var/citadel-service-keys.json"
+    """File holding the service keys (``citadel keys service``; created in development mode)."""
+    message_max_age: float = 60.0
+    """Seconds after which a signed request or reply between services is refused as stale."""
+    dev: bool = False
+    """Development mode (``CITADEL_DEV=1``; ``make run`` sets it): missing development secrets and keys are created,
+    and serving is refused on addresses other than loopback. Without it, a missing secret is an error."""
+    idempotency_ttl: float = 86400.0
+    """Seconds an idempotency record (a command's result, kept for retries) is kept before it is pruned."""
 
 
 def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

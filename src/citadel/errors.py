@@ -20,6 +20,7 @@ CitadelError
 ├── IdempotencyConflict                    an idempotency key reused with a different payload (HTTP 422)
 ├── AccessDenied (PermissionError)         the actor may not touch that table or message (HTTP 403)
 │   └── Unauthenticated                    no credentials, or invalid ones, where some are needed (HTTP 401)
+│       └── UnverifiedMessage              a message between services whose signature does not verify
 ├── RateLimited                            a caller spent its request budget (HTTP 429)
 ├── ServiceUnavailable                     the service that owns a message is down or slow (HTTP 503)
 │   └── NotCaughtUp                        read models have not reached the position asked for yet (HTTP 503)
@@ -57,6 +58,7 @@ __all__ = [
     "UnknownEventType",
     "UnknownMessage",
     "UnknownQuery",
+    "UnverifiedMessage",
 ]
 
 
@@ -195,6 +197,22 @@ class AccessDenied(CitadelError, PermissionError):
 
 class Unauthenticated(AccessDenied):
     """The request carries no credentials, or invalid ones, and the message needs an identity."""
+
+
+class UnverifiedMessage(Unauthenticated):
+    """A message from another service is unsigned, mis-signed (an unknown key id included) or stale.
+
+    ``reason`` is one of ``unsigned``, ``malformed``, ``unknown-key``, ``bad-signature``, ``stale``, ``future``;
+    ``key_id`` is the key id the message claims ("" if none).
+    """
+
+    reason = "unverified"
+    key_id = ""
+
+    def __init__(self, message: str, *, reason: str, key_id: str = "") -> None:
+        self.reason = reason
+        self.key_id = key_id[:64]
+        super().__init__(message)
 
 
 class RateLimited(CitadelError):

@@ -11,7 +11,9 @@ or older fails the handshake.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
 import logging
 import os
 import socket
@@ -29,11 +31,20 @@ from citadel.errors import ConfigurationError
 from citadel.http.clients import TrustedProxies
 from citadel.http.server.limits import Limits
 from citadel.loading import load_application
+from citadel.messaging.connection import masked
 from citadel.security.shared_ratelimit import SharedBuckets
 from citadel.setup import assemble, environment_of, prepare
 from citadel.tuning import tune_for_serving
 
-__all__ = ["CONSUMER_PLACES", "asgi_from_environment", "consume", "serve", "server_limits", "tls_files"]
+__all__ = [
+    "CONSUMER_PLACES",
+    "asgi_from_environment",
+    "consume",
+    "is_loopback",
+    "serve",
+    "server_limits",
+    "tls_files",
+]
 
 
 def asgi_from_environment() -> Any:
@@ -139,6 +150,12 @@ def serve(settings: Settings) -> None:
             "consumers = process needs Citadel's server: with granian, set consumers = none and run "
             "`citadel consume` beside it"
         )
+    if settings.dev and not is_loopback(settings.host):
+        raise ConfigurationError(
+            f"development mode serves on loopback only (127.0.0.1, ::1, localhost), not on {settings.host}: serve "
+            "on --host 127.0.0.1, or leave development mode (drop --dev, CITADEL_DEV and dev in citadel.toml) and "
+            "provide the secrets and keys"
+        )
     tls = tls_files(settings)
     limits = server_limits(settings)
     TrustedProxies(settings.trusted_proxies)  # fails here, with its message, not in every worker
@@ -146,8 +163,9 @@ def serve(settings: Settings) -> None:
     url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     print(
         f"Citadel: serving {settings.app} on {url} with {settings.server} "
-        f"(docs: {url}/docs, store: {settings.store}, workers: {settings.workers}"
-        f"{_CONSUMERS_SAID[settings.consumers]}{', TLS 1.3 only' if tls else ''})",
+        f"(docs: {url}/docs, store: {masked(settings.store or '')}, workers: {settings.workers}"
+        f"{_CONSUMERS_SAID[settings.consumers]}{', TLS 1.3 only' if tls else ''}"
+        f"{', development mode' if settings.dev else ''})",
         flush=True,
     )
     if settings.server == "granian":
@@ -166,8 +184,9 @@ def server_limits(settings: Settings) -> Limits:
 
 
 def _checked(settings: Settings, command: str) -> Settings:
-    """``settings`` with the store named, once the application loads and the keys and secrets are usable (fail
-    here, with a clear message, not in every worker)."""
+    """``settings`` with the store named, once the application loads, the keys and secrets are usable (created
+    in development mode) and the store's data keys need no master key that is missing (fail here, with a clear
+    message, not in every worker)."""
     if settings.consumers not in CONSUMER_PLACES:
         raise ConfigurationError(
             f"unknown consumers {settings.consumers!r}: choose one of {', '.join(CONSUMER_PLACES)} (--consumers, "
@@ -179,9 +198,22 @@ def _checked(settings: Settings, command: str) -> Settings:
         raise ConfigurationError(f"`citadel {command}` needs a store URL; pass --store or set store in citadel.toml")
     for warning in prepare(settings):
         print(f"Citadel: WARNING: {warning}", file=sys.stderr, flush=True)
-    setup.master_keys(settings)
+    keys = setup.master_keys(settings)
     setup.verifier(settings)
+    setup.broker(settings)  # its connection files and service keys, checked once here
+    if keys is not None:  # before anything is served: a store whose keys this process lacks is refused
+        asyncio.run(setup.check_stored_keys(store, application.registry, keys))
     return msgspec.structs.replace(settings, store=store)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``), which only this machine can reach."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def consume(settings: Settings) -> None:
@@ -195,7 +227,7 @@ def consume(settings: Settings) -> None:
         raise ConfigurationError("no application given: pass APP (e.g. examples.shop:app) or set app in citadel.toml")
     settings = _checked(settings, "consume")
     _log_to_stderr(settings)
-    print(f"Citadel: running the consumers of {settings.app} (store: {settings.store})", flush=True)
+    print(f"Citadel: running the consumers of {settings.app} (store: {masked(settings.store or '')})", flush=True)
     _consume(settings, lambda: None)
 
 

@@ -1,13 +1,18 @@
 """Turning settings into the parts an application runs with: token verifier, keyring, rate limiter.
 
-``prepare`` runs once, in the process that starts the server, and creates the development secret and master
-key file when they are missing (with a warning: production must bring its own). ``assemble`` runs in every
-worker and only reads.
+``prepare`` runs once, in the process that starts the server (or the consumers), before anything is served.
+In development mode (the ``dev`` setting, ``CITADEL_DEV=1``, ``--dev``) it creates the token secret, master
+key file and service key file that are missing, as files in ``var/`` that every node started from the same
+directory then shares; otherwise a missing one is an error that names the setting that provides it. Keys never
+change behind the operator's back: ``check_stored_keys`` refuses a store whose data keys need a master key
+that is not held. ``assemble`` runs in every worker and only reads.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,48 +23,125 @@ from citadel.config import Settings
 from citadel.errors import ConfigurationError
 from citadel.http.asgi import create_asgi
 from citadel.http.auth import bearer_authenticator
+from citadel.messages import EventRegistry
+from citadel.messaging.connection import BrokerConnection
+from citadel.messaging.nats import NatsBroker
+from citadel.messaging.signing import ServiceKeys
 from citadel.security.encryption import Keyring, MasterKeys
-from citadel.security.identity import TokenVerifier, load_or_create_secret
+from citadel.security.identity import TokenVerifier
+from citadel.security.keyfiles import create_private, read_private
 from citadel.security.ratelimit import RateRule, open_rate_limiter
 from citadel.security.shared_ratelimit import SharedBuckets
+from citadel.store.url import open_store
 
-__all__ = ["assemble", "environment_of", "master_keys", "prepare", "token_secret", "verifier"]
+__all__ = [
+    "DEV_FIX",
+    "assemble",
+    "check_stored_keys",
+    "environment_of",
+    "master_keys",
+    "new_token_secret",
+    "prepare",
+    "prepare_secret",
+    "service_keys",
+    "token_secret",
+    "use_keys",
+    "verifier",
+]
 
 log = logging.getLogger("citadel")
 
+DEV_FIX = "or run in development mode (--dev, CITADEL_DEV=1)"
+"""How every refusal of a missing development secret ends."""
 
-def prepare(settings: Settings) -> list[str]:
-    """Create the development secret and master keys when missing; return the warnings to show."""
+
+def new_token_secret() -> str:
+    """The text of a new token secret file: a random HS256 secret."""
+    return secrets.token_urlsafe(48) + "\n"
+
+
+def _secret_file(settings: Settings) -> Path | None:
+    """The token secret file the settings use (None: a secret given as such, or an identity provider's keys)."""
+    if settings.auth_secret or settings.auth_public_key_file or settings.auth_jwks_file:
+        return None
+    return Path(settings.auth_secret_file) if settings.auth_secret_file else None
+
+
+def _master_key_file(settings: Settings) -> Path | None:
+    """The master key file the settings use (None: encryption off, or a key given as such)."""
+    if not settings.encrypt or settings.master_key:
+        return None
+    return Path(settings.master_key_file) if settings.master_key_file else None
+
+
+def _service_key_file(settings: Settings) -> Path | None:
+    """The service key file the settings use (None: no broker, or keys given as such)."""
+    if not settings.broker or settings.service_key:
+        return None
+    return Path(settings.service_key_file) if settings.service_key_file else None
+
+
+def _makers(settings: Settings) -> list[tuple[Path | None, str, Callable[[Path], bool]]]:
+    """Each development secret: the file the settings use for it (None: not needed), its name, and how to make
+    one (False when the file appeared meanwhile)."""
+    return [
+        (_secret_file(settings), "token secret", lambda path: create_private(path, new_token_secret())),
+        (_master_key_file(settings), "master key", lambda path: MasterKeys.generate().create(path)),
+        (_service_key_file(settings), "service key", lambda path: ServiceKeys.generate().create(path)),
+    ]
+
+
+def _create_missing(settings: Settings, makers: list[tuple[Path | None, str, Callable[[Path], bool]]]) -> list[str]:
+    """In development mode, make the missing files of ``makers``; return a warning for each one made."""
     warnings: list[str] = []
-    uses_secret = not (settings.auth_secret or settings.auth_public_key_file or settings.auth_jwks_file)
-    if uses_secret and settings.auth_secret_file:
-        _, created = load_or_create_secret(Path(settings.auth_secret_file))
-        if created:
+    for path, what, create in makers if settings.dev else ():
+        if path is not None and not path.exists() and create(path):
             warnings.append(
-                f"created a development token secret in {settings.auth_secret_file}; production must set "
-                "auth_public_key_file, auth_jwks_file or its own secret"
-            )
-    if settings.encrypt and not settings.master_key and settings.master_key_file:
-        path = Path(settings.master_key_file)
-        if not path.exists():
-            MasterKeys.generate().save(path)
-            warnings.append(
-                f"created a development master key in {path}; production must provide CITADEL_MASTER_KEY or a "
-                "key file from `citadel keys generate`, and keep it out of the database's backups"
+                f"development mode: created a {what} in {path} (nodes started from this directory share it); "
+                "production provides its own"
             )
     return warnings
 
 
+def prepare(settings: Settings) -> list[str]:
+    """Check that the secrets and keys the settings need exist; in development mode, create the missing ones.
+    Return the warnings to show (what was created).
+
+    Raises:
+        ConfigurationError: one is missing outside development mode, unreadable, or open to other users.
+    """
+    warnings = _create_missing(settings, _makers(settings))
+    token_secret(settings)
+    master_keys(settings)
+    service_keys(settings)
+    return warnings
+
+
+def prepare_secret(settings: Settings) -> list[str]:
+    """In development mode, create the token secret file when it is missing (``citadel token``); return the
+    warning to show."""
+    return _create_missing(settings, _makers(settings)[:1])
+
+
 def token_secret(settings: Settings) -> str | None:
-    """The HS256 secret the settings name (None when tokens come from an identity provider)."""
+    """The HS256 secret the settings name (None when tokens come from an identity provider).
+
+    Raises:
+        ConfigurationError: the secret file is missing, unreadable or open to other users.
+    """
     if settings.auth_secret:
         return settings.auth_secret
-    if settings.auth_public_key_file or settings.auth_jwks_file or not settings.auth_secret_file:
+    path = _secret_file(settings)
+    if path is None:
         return None
-    path = Path(settings.auth_secret_file)
     if not path.exists():
-        raise ConfigurationError(f"no token secret at {path}: start the server once, or set auth_secret_file")
-    return path.read_text().strip()
+        raise ConfigurationError(
+            f"no token secret: {path} does not exist. Set auth_secret_file (CITADEL_AUTH_SECRET_FILE) to the file "
+            "that holds it or CITADEL_AUTH_SECRET to the secret, or verify an identity provider's tokens "
+            f"(auth_public_key_file, auth_jwks_file); make one with `citadel keys generate --kind secret {path}`, "
+            + DEV_FIX
+        )
+    return read_private(path, "token secret").strip()
 
 
 def verifier(settings: Settings) -> TokenVerifier:
@@ -80,17 +162,65 @@ def verifier(settings: Settings) -> TokenVerifier:
 
 
 def master_keys(settings: Settings) -> MasterKeys | None:
-    """The master keys the settings name, or None when encryption is off."""
+    """The master keys the settings name, or None when encryption is off.
+
+    Raises:
+        ConfigurationError: none is set, or the key file is missing, malformed or open to other users.
+    """
     if not settings.encrypt:
         return None
     if settings.master_key:
         return MasterKeys.from_environment(settings.master_key)
-    if settings.master_key_file:
-        path = Path(settings.master_key_file)
-        if not path.exists():
-            raise ConfigurationError(f"no master keys at {path}: run `citadel keys generate {path}`")
-        return MasterKeys.load(path)
-    raise ConfigurationError("encryption is on but no master key is set: set master_key_file or CITADEL_MASTER_KEY")
+    path = _master_key_file(settings)
+    if path is None:
+        raise ConfigurationError(
+            "encryption is on but no master key is set: set master_key_file (CITADEL_MASTER_KEY_FILE) or "
+            "CITADEL_MASTER_KEY; make one with `citadel keys generate`"
+        )
+    if not path.exists():
+        raise ConfigurationError(
+            f"no master key: {path} does not exist. Set master_key_file (CITADEL_MASTER_KEY_FILE) to the key file "
+            f"or CITADEL_MASTER_KEY to the key; make one with `citadel keys generate {path}`, " + DEV_FIX
+        )
+    return MasterKeys.load(path)
+
+
+def service_keys(settings: Settings) -> ServiceKeys | None:
+    """The keys that sign and verify messages between services, or None without a broker (nothing to sign).
+
+    Raises:
+        ConfigurationError: none is set, or the key file is missing, malformed or open to other users.
+    """
+    if not settings.broker:
+        return None
+    if settings.service_key:
+        return ServiceKeys.parse(settings.service_key)
+    path = _service_key_file(settings)
+    if path is None:
+        raise ConfigurationError(
+            "services on a broker sign their messages but no service key is set: set service_key_file "
+            "(CITADEL_SERVICE_KEY_FILE) or CITADEL_SERVICE_KEY; make one with `citadel keys generate --kind service`"
+        )
+    if not path.exists():
+        raise ConfigurationError(
+            f"no service key: {path} does not exist. Set service_key_file (CITADEL_SERVICE_KEY_FILE) to the key "
+            "file or CITADEL_SERVICE_KEY to the keys; make one with "
+            f"`citadel keys generate --kind service {path}` and give every service the same, " + DEV_FIX
+        )
+    return ServiceKeys.load(path)
+
+
+async def check_stored_keys(store: str, registry: EventRegistry, keys: MasterKeys) -> None:
+    """Open the store at ``store`` with ``keys`` and close it again: opening checks that every master key its
+    data keys need is among ``keys``.
+
+    Raises:
+        ConfigurationError: a master key is missing (the message names it).
+        StoreError: the store cannot be opened.
+    """
+    opened = open_store(store, registry, keyring=Keyring(keys))
+    await opened.open()
+    await opened.close()
 
 
 def place(application: Application, settings: Settings) -> None:
@@ -100,7 +230,29 @@ def place(application: Application, settings: Settings) -> None:
         application.use_store(settings.store)
     if settings.modules or settings.broker:
         modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
-        application.deploy(modules=modules or None, broker=settings.broker)
+        application.deploy(modules=modules or None, broker=broker(settings))
+
+
+def broker(settings: Settings) -> NatsBroker | None:
+    """The broker to the other services that ``settings`` describe: its URL, connection and service keys (None
+    without a broker).
+
+    Raises:
+        ConfigurationError: a setting of the connection or the keys is missing, malformed or unsafe.
+    """
+    if not settings.broker:
+        return None
+    connection = BrokerConnection.from_files(
+        creds_file=settings.broker_creds_file,
+        nkey_seed_file=settings.broker_nkey_seed_file,
+        tls_ca=settings.broker_tls_ca,
+        tls_cert=settings.broker_tls_cert,
+        tls_key=settings.broker_tls_key,
+        inbox_prefix=settings.broker_inbox_prefix,
+    )
+    return NatsBroker(
+        settings.broker, keys=service_keys(settings), max_age=settings.message_max_age, connection=connection
+    )
 
 
 def configure(application: Application, settings: Settings) -> None:
@@ -108,6 +260,16 @@ def configure(application: Application, settings: Settings) -> None:
     place(application, settings)
     application.lease_ttl = settings.lease_ttl
     application.runs_consumers = settings.consumers == "workers"
+    use_keys(application, settings)
+
+
+def use_keys(application: Application, settings: Settings) -> None:
+    """Give ``application`` a keyring of the master keys the settings name (none when encryption is off): the store
+    it opens then seals and opens payloads, and refuses to open when its data keys need a master key not held.
+
+    Raises:
+        ConfigurationError: encryption is on and the master key is missing, malformed or open to other users.
+    """
     keys = master_keys(settings)
     if keys is not None:
         application.keyring = Keyring(keys)

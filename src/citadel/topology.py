@@ -4,7 +4,9 @@ reached through a broker. The modules' code is the same either way; only the wir
 A service runs its *local* modules: their handlers, views, projections and process managers, on its own
 store. The commands and queries of the other modules are forwarded to the services that run them; the
 integration events of local modules go out through the outbox relay, and those that local consumers need come
-in through the inbox (``citadel.messaging.nats``).
+in through the inbox (``citadel.messaging.nats``). The broker is given as a ready ``NatsBroker``, which holds
+the service keys every message between services is signed and verified with; a bare URL makes a broker without
+keys, which refuses to connect.
 
 **Positions across services.** A command answers with the position of its last event, which a client passes
 back as a query's ``min_position`` to read its own write. With one process there is one log and the position
@@ -36,13 +38,17 @@ from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
 from citadel.handling import Receipt, current_receipt
 from citadel.messages import Command, Message, Query, decode_json, encode_json
-from citadel.messaging.nats import Inbox, NatsBroker, OutboxRelay
+from citadel.messaging.inbox import Inbox
+from citadel.messaging.nats import NatsBroker, OutboxRelay
 
 if TYPE_CHECKING:
     from citadel.app import Application
     from citadel.module import Module
 
-__all__ = ["MAX_POSITION", "Topology", "parse_position"]
+__all__ = ["MAX_POSITION", "Broker", "Topology", "parse_position"]
+
+Broker = str | NatsBroker
+"""A broker to other services: a ``NatsBroker`` with its service keys, or a URL (a broker without keys)."""
 
 
 MAX_POSITION = (1 << 63) - 1
@@ -71,7 +77,7 @@ def parse_position(token: str, modules: Sequence[str]) -> tuple[str, int]:
 class Topology:
     """The part of an application this process runs, and its broker to the rest."""
 
-    def __init__(self, app: Application, local: Sequence[str] | None, broker: str | None) -> None:
+    def __init__(self, app: Application, local: Sequence[str] | None, broker: Broker | None) -> None:
         names = set(app.modules)
         unknown = set(local or ()) - names
         if unknown:
@@ -85,7 +91,7 @@ class Topology:
             raise ConfigurationError(
                 "running only some modules needs a broker to reach the others: pass --broker nats://..."
             )
-        self.broker = NatsBroker(broker) if broker else None
+        self.broker = broker if isinstance(broker, NatsBroker) else NatsBroker(broker) if broker else None
         self.relay: OutboxRelay | None = None
         self.inbox: Inbox | None = None
         self._local: dict[type[Message], AsyncHandler] = {}  # the handlers of forwarded messages, kept
@@ -211,8 +217,9 @@ class Topology:
         needed = self._needed_events()
         if self.broker is None or not needed:
             return None
-        subjects = [self.broker.event_subject(n) for n in needed]
-        return Inbox(self.broker, self.app.store, self.app.registry, self.service, subjects)
+        app = self.app
+        exporters = {n: app.owner_of(app.registry.named(n).cls).name for n in needed}
+        return Inbox(self.broker, app.store, app.registry, self.service, exporters)
 
     async def stop(self) -> None:
         """Stop the inbox, the relay and the broker connection; local handlers take their messages back."""
@@ -304,7 +311,7 @@ class Topology:
                 retry=is_query or context.idempotency_key is not None,
             )
             receipt = current_receipt.get()
-            if receipt is not None:
+            if receipt is not None and not is_query:  # a query asked on the way writes nothing: not its receipt
                 receipt.position, receipt.replayed, receipt.module = position, replayed, module.name
             return decode(body)
 

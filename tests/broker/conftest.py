@@ -1,4 +1,5 @@
-"""Tests against the real NATS server (127.0.0.1:4222, JetStream on); each test has a namespace of its own."""
+"""Tests against the real NATS server (127.0.0.1:4222, JetStream on); each test has a namespace of its own, and
+its services share one set of generated service keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import nats
 import pytest
 
 from citadel.messaging.nats import NatsBroker
+from citadel.messaging.signing import ServiceKeys
 
 NATS = "nats://127.0.0.1:4222"
 
@@ -26,3 +28,9 @@ async def broker_url() -> AsyncIterator[str]:
             await js.delete_stream(NatsBroker(f"{NATS}/{name}").stream)
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def keys() -> ServiceKeys:
+    """The service keys the services of this test share."""
+    return ServiceKeys.generate()

@@ -17,6 +17,7 @@ import pytest
 from citadel import Application, Command, CommandContext, Event, Module, Projector, Query, QueryContext, View
 from citadel.errors import NotFound
 from citadel.messaging.nats import NatsBroker
+from citadel.messaging.signing import ServiceKeys
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,13 +93,13 @@ async def settled(app: Application) -> None:
     assert await eventually(quiet, bool), "the service did not settle"
 
 
-async def start(app: Application, store: Path, modules: list[str], broker: str) -> Application:
-    await app.start(store=f"sqlite:///{store}", modules=modules, broker=broker)
+async def start(app: Application, store: Path, modules: list[str], broker: str, keys: ServiceKeys) -> Application:
+    await app.start(store=f"sqlite:///{store}", modules=modules, broker=NatsBroker(broker, keys=keys))
     return app
 
 
-async def stream_messages(broker_url: str) -> int:
-    broker = NatsBroker(broker_url)
+async def stream_messages(broker_url: str, keys: ServiceKeys) -> int:
+    broker = NatsBroker(broker_url, keys=keys)
     await broker.connect()
     try:
         return int((await broker.js.stream_info(broker.stream)).state.messages)
@@ -107,10 +108,10 @@ async def stream_messages(broker_url: str) -> int:
 
 
 async def test_events_published_twice_with_one_message_id_are_stored_and_imported_once(
-    broker_url: str, tmp_path: Path
+    broker_url: str, tmp_path: Path, keys: ServiceKeys
 ) -> None:
-    catalog = await start(release(1), tmp_path / "catalog.db", ["catalog"], broker_url)
-    stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url)
+    catalog = await start(release(1), tmp_path / "catalog.db", ["catalog"], broker_url, keys)
+    stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url, keys)
     try:
         for price in (100, 200, 300):
             await catalog.dispatch(SetPrice(item="book", price=price))
@@ -119,12 +120,14 @@ async def test_events_published_twice_with_one_message_id_are_stored_and_importe
             "sum": 600,
         }
 
-        again = NatsBroker(broker_url)  # the relay, crashed after publishing and before its checkpoint: again
+        again = NatsBroker(
+            broker_url, keys=keys
+        )  # the relay, crashed after publishing and before its checkpoint: again
         await again.connect()
         await again.publish_events(await catalog.store.read_all(0, 100))
         await again.close()
 
-        assert await stream_messages(broker_url) == 3
+        assert await stream_messages(broker_url, keys) == 3
         await settled(stats)
         assert await stats.query(GetTotals()) == {"prices": 3, "sum": 600}
         assert len(await stats.store.read_all(0, 100)) == 3
@@ -134,10 +137,10 @@ async def test_events_published_twice_with_one_message_id_are_stored_and_importe
 
 
 async def test_messages_delivered_again_after_they_were_imported_change_nothing(
-    broker_url: str, tmp_path: Path
+    broker_url: str, tmp_path: Path, keys: ServiceKeys
 ) -> None:
-    catalog = await start(release(1), tmp_path / "catalog.db", ["catalog"], broker_url)
-    stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url)
+    catalog = await start(release(1), tmp_path / "catalog.db", ["catalog"], broker_url, keys)
+    stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url, keys)
     try:
         for price in (1, 2, 3, 4):
             await catalog.dispatch(SetPrice(item="pen", price=price))
@@ -151,7 +154,7 @@ async def test_messages_delivered_again_after_they_were_imported_change_nothing(
         connection = await nats.connect(broker_url.rsplit("/", 1)[0])
         await connection.jetstream().delete_consumer(NatsBroker(broker_url).stream, durable)
         await connection.close()
-        stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url)
+        stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url, keys)
         await catalog.dispatch(SetPrice(item="pen", price=5))
 
         assert await eventually(lambda: stats.query(GetTotals()), lambda t: t.get("prices") == 5) == {
@@ -167,10 +170,10 @@ async def test_messages_delivered_again_after_they_were_imported_change_nothing(
 
 
 async def test_a_message_this_service_cannot_read_is_parked_and_imported_by_retry_once_fixed(
-    broker_url: str, tmp_path: Path
+    broker_url: str, tmp_path: Path, keys: ServiceKeys
 ) -> None:
-    catalog = await start(release(2), tmp_path / "catalog.db", ["catalog"], broker_url)  # upgraded first
-    stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url)  # not yet
+    catalog = await start(release(2), tmp_path / "catalog.db", ["catalog"], broker_url, keys)  # upgraded first
+    stats = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url, keys)  # not yet
     try:
         await catalog.dispatch(SetPrice(item="lamp", price=40))
 
@@ -183,16 +186,16 @@ async def test_a_message_this_service_cannot_read_is_parked_and_imported_by_retr
         assert await stats.query(GetTotals()) == {}
         await stats.stop()
 
-        listed = run_cli("list", "release_1", tmp_path / "stats.db", broker_url)
+        listed = run_cli("list", "release_1", tmp_path / "stats.db", broker_url, keys)
         assert listed.returncode == 0, listed.stderr
         assert "inbox:citadel-inbox-stats" in listed.stdout
-        still_old = run_cli("retry", "release_1", tmp_path / "stats.db", broker_url, str(letter.id))
+        still_old = run_cli("retry", "release_1", tmp_path / "stats.db", broker_url, keys, str(letter.id))
         assert still_old.returncode == 2
         assert "stays parked" in still_old.stderr
 
-        fixed = run_cli("retry", "release_2", tmp_path / "stats.db", broker_url, str(letter.id))  # deployed
+        fixed = run_cli("retry", "release_2", tmp_path / "stats.db", broker_url, keys, str(letter.id))  # deployed
         assert fixed.returncode == 0, fixed.stderr
-        stats = await start(release(2), tmp_path / "stats.db", ["stats"], broker_url)
+        stats = await start(release(2), tmp_path / "stats.db", ["stats"], broker_url, keys)
         assert await eventually(lambda: stats.query(GetTotals()), bool) == {"prices": 1, "sum": 40}
         assert await stats.dead_letters() == []
         with pytest.raises(NotFound):
@@ -202,20 +205,23 @@ async def test_a_message_this_service_cannot_read_is_parked_and_imported_by_retr
         await catalog.stop()
 
 
-def run_cli(action: str, release_name: str, store: Path, broker: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``citadel dead-letters ACTION`` on the stats service of ``release_name``."""
+def run_cli(
+    action: str, release_name: str, store: Path, broker: str, keys: ServiceKeys, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``citadel dead-letters ACTION`` on the stats service of ``release_name``, holding ``keys``."""
     command = [CITADEL, "dead-letters", action, f"tests.broker.test_inbox:{release_name}", *args]
     options = ["--store", f"sqlite:///{store}", "--modules", "stats", "--broker", broker]
-    wide = {**os.environ, "COLUMNS": "250"}  # rows on one line each
+    wide = {**os.environ, "COLUMNS": "250", "CITADEL_SERVICE_KEY": keys.setting()}  # rows on one line each
+    wide["CITADEL_ENCRYPT"] = "false"  # the services of these tests keep plain payloads
     return subprocess.run(
         [*command, *options], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False, env=wide
     )
 
 
 async def test_an_application_restarted_in_one_process_handles_what_it_forwarded_before(
-    broker_url: str, tmp_path: Path
+    broker_url: str, tmp_path: Path, keys: ServiceKeys
 ) -> None:
-    app = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url)
+    app = await start(release(1), tmp_path / "stats.db", ["stats"], broker_url, keys)
     await app.stop()  # it forwarded catalog's commands to a catalog service; no such service now
 
     await app.start(store=f"sqlite:///{tmp_path / 'stats.db'}")

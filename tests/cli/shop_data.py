@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from citadel import Application
+from citadel.security.encryption import Keyring, MasterKeys
 from citadel.testing import settle
 from examples.shop import build_app
 from examples.shop.analytics.contract import GetOrdersByStatus, GetRevenue
@@ -19,17 +22,24 @@ class Shop:
     """A shop's store on disk, and the ids of what was seeded into it."""
 
     url: str
+    keys: Path
+    """The master key file its payloads are sealed under (the command line reads it as ``master_key_file``)."""
     user_id: str
     content_id: str
     order_id: str
 
 
-async def seed(url: str, *, consumers: bool = True) -> Shop:
+def shop_on(url: str, keys: Path) -> Application:
+    """The shop on ``url``, sealing and opening payloads with the master keys in ``keys``."""
+    return build_app(store=url, secure=False, keyring=Keyring(MasterKeys.load(keys)))
+
+
+async def seed(url: str, keys: Path, *, consumers: bool = True) -> Shop:
     """Register a user, publish an item, order it and (when ``consumers`` run) pay it and let everything settle.
 
     Without consumers, billing never opens the invoice and analytics' async projections stay behind the head.
     """
-    app = build_app(store=url, secure=False)
+    app = shop_on(url, keys)
     await app.start(consumers=consumers)
     try:
         user = await app.dispatch(RegisterUser(email="ada@example.com", name="Ada"))
@@ -44,12 +54,12 @@ async def seed(url: str, *, consumers: bool = True) -> Shop:
             await settle(app)
     finally:
         await app.stop()
-    return Shop(url, user.user_id, item.content_id, order.order_id)
+    return Shop(url, keys, user.user_id, item.content_id, order.order_id)
 
 
-async def register(url: str, email: str) -> None:
+async def register(shop: Shop, email: str) -> None:
     """Register one more user (appends one ``users.UserRegistered`` event)."""
-    app = build_app(store=url, secure=False)
+    app = shop_on(shop.url, shop.keys)
     await app.start(consumers=False)
     try:
         await app.dispatch(RegisterUser(email=email, name="Grace"))
@@ -59,7 +69,7 @@ async def register(url: str, email: str) -> None:
 
 async def views(shop: Shop) -> dict[str, Any]:
     """Every query answer about what was seeded, read from the views without running any consumer."""
-    app = build_app(store=shop.url, secure=False)
+    app = shop_on(shop.url, shop.keys)
     await app.start(consumers=False)
     try:
         return {

@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from citadel.context import Actor
+from citadel.errors import ConfigurationError
 from citadel.security import TokenVerifier
 from citadel.security.encryption import Keyring, MasterKeys
 from citadel.store.base import RecordedEvent
@@ -49,15 +50,16 @@ def mode(path: Path) -> int:
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
-    """The working directory of ``citadel token`` (which also creates a development master key file there)."""
+    """The working directory of ``citadel token``."""
     folder = tmp_path / "work"
     folder.mkdir()
     return folder
 
 
-def token(citadel: Citadel, work: Path, *options: str) -> CompletedProcess[str]:
+def token(citadel: Citadel, work: Path, *options: str, dev: bool = True) -> CompletedProcess[str]:
+    """``citadel token`` with its secret in ``work``'s parent, in development mode (which creates it) or not."""
     secret = str(work.parent / "secret")
-    return citadel("token", SHOP, *options, cwd=work, CITADEL_AUTH_SECRET_FILE=secret)
+    return citadel("token", SHOP, *options, *(["--dev"] if dev else []), cwd=work, CITADEL_AUTH_SECRET_FILE=secret)
 
 
 def verified(work: Path, result: CompletedProcess[str]) -> Actor:
@@ -88,6 +90,57 @@ def test_token_creates_its_secret_file_readable_by_its_owner_only(citadel: Citad
     assert result.returncode == 0, result.stderr
     assert mode(work.parent / "secret") == 0o600
     assert len((work.parent / "secret").read_text().strip()) >= 32
+
+
+def test_token_outside_development_mode_without_a_secret_exits_2_naming_the_settings_and_the_command(
+    citadel: Citadel, work: Path
+) -> None:
+    result = token(citadel, work, "--subject", "ada", dev=False)
+
+    assert_one_line_error(
+        result,
+        f"no token secret: {work.parent / 'secret'} does not exist",
+        "auth_secret_file (CITADEL_AUTH_SECRET_FILE)",
+        "CITADEL_AUTH_SECRET",
+        f"`citadel keys generate --kind secret {work.parent / 'secret'}`",
+        "(--dev, CITADEL_DEV=1)",
+    )
+    assert not (work.parent / "secret").exists()
+
+
+def test_token_with_citadel_dev_set_creates_its_secret_like_dev(citadel: Citadel, work: Path) -> None:
+    secret = str(work.parent / "secret")
+
+    result = citadel("token", SHOP, "--subject", "ada", cwd=work, CITADEL_AUTH_SECRET_FILE=secret, CITADEL_DEV="1")
+
+    assert verified(work, result) == Actor("ada")
+
+
+def test_token_signs_with_a_secret_made_by_keys_generate_outside_development_mode(citadel: Citadel, work: Path) -> None:
+    made = citadel("keys", "generate", "--kind", "secret", str(work.parent / "secret"))
+
+    result = token(citadel, work, "--subject", "ada", dev=False)
+
+    assert made.returncode == 0, made.stderr
+    assert verified(work, result) == Actor("ada")
+
+
+def test_token_refuses_a_secret_file_others_can_read_naming_chmod(citadel: Citadel, work: Path) -> None:
+    secret = work.parent / "secret"
+    secret.write_text("s" * 48 + "\n")
+    secret.chmod(0o640)
+
+    result = token(citadel, work, "--subject", "ada", dev=False)
+
+    assert_one_line_error(result, f"`chmod 600 {secret}`", "mode 640")
+
+
+@pytest.mark.parametrize("subject", ["system", "anonymous"])
+def test_token_for_a_reserved_subject_exits_2_and_creates_no_secret(citadel: Citadel, work: Path, subject: str) -> None:
+    result = token(citadel, work, "--subject", subject)
+
+    assert_one_line_error(result, f"the subject {subject!r} is reserved", "choose another --subject")
+    assert not (work.parent / "secret").exists()
 
 
 def test_a_second_token_is_signed_with_the_secret_the_first_created(citadel: Citadel, work: Path) -> None:
@@ -158,6 +211,55 @@ def test_keys_generate_on_an_existing_file_exits_2_and_leaves_it_unchanged(citad
     assert path.read_bytes() == before
 
 
+def test_keys_generate_without_a_path_writes_the_settings_file_in_a_new_var_of_mode_0700(
+    citadel: Citadel, work: Path
+) -> None:
+    result = citadel("keys", "generate", cwd=work)
+
+    assert result.returncode == 0, result.stderr
+    assert mode(work / "var") == 0o700
+    assert mode(work / "var" / "citadel-master-keys.json") == 0o600
+    keys = MasterKeys.load(work / "var" / "citadel-master-keys.json")
+    assert list(keys.keys) == [keys.current]
+
+
+def test_keys_generate_kind_secret_writes_a_token_secret_readable_by_its_owner_only(
+    citadel: Citadel, tmp_path: Path
+) -> None:
+    result = citadel("keys", "generate", "--kind", "secret", str(tmp_path / "secret"))
+
+    assert result.returncode == 0, result.stderr
+    assert mode(tmp_path / "secret") == 0o600
+    TokenVerifier(secret=(tmp_path / "secret").read_text().strip())  # long enough for HS256
+
+
+def test_keys_generate_kind_service_writes_service_keys_readable_by_its_owner_only(
+    citadel: Citadel, tmp_path: Path
+) -> None:
+    from citadel.messaging.signing import ServiceKeys
+
+    result = citadel("keys", "generate", "--kind", "service", str(tmp_path / "service.json"))
+
+    assert result.returncode == 0, result.stderr
+    assert mode(tmp_path / "service.json") == 0o600
+    assert len(list(ServiceKeys.load(tmp_path / "service.json"))) == 1
+
+
+def test_keys_generate_of_an_unknown_kind_exits_2_listing_the_kinds(citadel: Citadel, tmp_path: Path) -> None:
+    result = citadel("keys", "generate", "--kind", "password", str(tmp_path / "x"))
+
+    assert_one_line_error(result, "--kind 'password' is not one of master, secret, service")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_master_key_file_others_can_read_is_refused_naming_chmod(citadel: Citadel, tmp_path: Path) -> None:
+    citadel("keys", "generate", str(tmp_path / "keys.json"))
+    (tmp_path / "keys.json").chmod(0o644)
+
+    with pytest.raises(ConfigurationError, match=r"open to other users \(mode 644\): run `chmod 600 .*keys.json`"):
+        MasterKeys.load(tmp_path / "keys.json")
+
+
 # -- citadel keys rotate -----------------------------------------------------------------------------------------
 
 
@@ -196,7 +298,7 @@ async def read_log(store: str, keys: MasterKeys) -> list[RecordedEvent]:
 def sealed(tmp_path: Path) -> Sealed:
     database, keys, tag = tmp_path / "shop.db", tmp_path / "keys.json", uuid.uuid4().hex[:12]
     master = MasterKeys.generate()
-    master.save(keys)
+    master.create(keys)
     shop = Sealed(f"sqlite:///{database}", database, keys, f"grace.{tag}@example.com", f"Grace {tag}", master.current)
     asyncio.run(seed(shop.store, keys, shop.email, shop.name))
     return shop

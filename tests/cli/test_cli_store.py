@@ -255,7 +255,7 @@ def test_events_tail_follow_prints_events_committed_after_it_started(
 ) -> None:
     with following(citadel, shop, tmp_path / "stderr", "--type", "users.UserRegistered") as (_, first, lines):
         assert "ada@example.com" in first
-        asyncio.run(register(shop.url, "grace@example.com"))
+        asyncio.run(register(shop, "grace@example.com"))
         deadline = time.monotonic() + 10
         seen = next_line(lines, deadline)
         while "grace@example.com" not in seen:

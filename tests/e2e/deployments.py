@@ -1,4 +1,5 @@
-"""How the end-to-end tests deploy the shop: one process, or three services over the real NATS server."""
+"""How the end-to-end tests deploy the shop: one process, or three services over the real NATS server, which
+share one set of generated service keys."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import nats
 
 from citadel import Application
 from citadel.messaging.nats import NatsBroker
+from citadel.messaging.signing import ServiceKeys
 from examples.shop import build_app
 
 NATS = "nats://127.0.0.1:4222"
@@ -26,6 +28,8 @@ class Deployment:
     entry: Application
     broker: str | None = None
     modules: dict[str, Sequence[str]] = field(default_factory=dict)
+    keys: ServiceKeys | None = None
+    """The service keys the services share (None with one process)."""
 
     def app_of(self, module: str) -> Application:
         """The application that runs ``module`` (its store holds that module's events)."""
@@ -58,12 +62,13 @@ async def drop_namespace(url: str) -> None:
 async def three_services(directory: Path, broker: str) -> AsyncIterator[Deployment]:
     """The shop as three services over ``broker``, each on its own SQLite file in ``directory``."""
     services: dict[str, Application] = {}
+    keys = ServiceKeys.generate()
     try:
         for name, modules in SERVICES.items():
             app = build_app(store=f"sqlite:///{directory / name}.db")
-            await app.start(modules=modules, broker=broker)
+            await app.start(modules=modules, broker=NatsBroker(broker, keys=keys))
             services[name] = app
-        yield Deployment(services, services["shop"], broker, SERVICES)
+        yield Deployment(services, services["shop"], broker, SERVICES, keys)
     finally:
         for app in reversed(services.values()):
             await app.stop()

@@ -23,7 +23,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 from shopper import SECRET, describe, problem, token
-from test_serve_process import CITADEL, ROOT, Server, free_port, stop, wait_until_healthy
+from test_serve_process import CITADEL, ROOT, Server, free_port, master_key_file, stop, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def serving(folder: Path, store_url: str, **settings: str) -> Iterator[Server]:
     server = Server(f"http://127.0.0.1:{port}", folder / f"server-{port}.log")
     command = [CITADEL, "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    env |= {"CITADEL_AUTH_SECRET": SECRET, "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"), **settings}
+    env |= {"CITADEL_AUTH_SECRET": SECRET, "CITADEL_MASTER_KEY_FILE": str(master_key_file(folder)), **settings}
     with server.output.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -68,9 +68,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(
-    folder: Path, store_url: str, workers: int = 1, kind: str = "citadel", consumers: str = "workers"
+    folder: Path,
+    store_url: str,
+    workers: int = 1,
+    kind: str = "citadel",
+    consumers: str = "workers",
+    *,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Run ``citadel serve examples.shop:app`` until the block ends, then stop it as Ctrl-C would.
+    """Run ``citadel serve examples.shop:app`` (from ``cwd``, with ``env`` or the tests' ``environment``) until
+    the block ends, then stop it as Ctrl-C would.
 
     A failed assertion in the block carries the server's output.
     """
@@ -78,10 +86,14 @@ def serving(
     server = Server(f"http://127.0.0.1:{port}", folder / f"server-{port}.log")
     command = [CITADEL, "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
     command += ["--workers", str(workers), "--server", kind, "--consumers", consumers]
-    env = environment(folder)
     with server.output.open("wb") as output:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=cwd,
+            env=env if env is not None else environment(folder),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = dataclasses.replace(server, pid=process.pid)
     try:
@@ -107,12 +119,22 @@ def consuming(folder: Path, store_url: str) -> Iterator[subprocess.Popen[bytes]]
         stop(process)
 
 
+def master_key_file(folder: Path) -> Path:
+    """``folder``'s master key file, made with ``citadel keys generate`` the first time (outside development mode
+    a server creates no key)."""
+    path = folder / "master-keys.json"
+    if not path.exists():
+        made = subprocess.run([CITADEL, "keys", "generate", str(path)], capture_output=True, text=True, check=False)
+        assert made.returncode == 0, made.stderr
+    return path
+
+
 def environment(folder: Path) -> dict[str, str]:
     """The environment of a ``citadel`` process of these tests (their token secret, their master keys)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     return env | {
         "CITADEL_AUTH_SECRET": SECRET,  # the tests' tokens (shopper.token) verify on the server
-        "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"),
+        "CITADEL_MASTER_KEY_FILE": str(master_key_file(folder)),
         "CITADEL_RATE_LIMIT_RATE": "100000",  # the tests poll hard; the limits have their own tests
         "CITADEL_RATE_LIMIT_BURST": "100000",
         "CITADEL_RATE_LIMIT_ADDRESS_RATE": "100000",
@@ -311,3 +333,36 @@ async def test_granian_serves_the_same_shop(tmp_path: Path) -> None:
             await settle(client)
             assert await revenue(client) == {"paid_orders": 1, "revenue": 500, "refunded": 0}
         assert "with granian" in server.log()
+
+
+def development_token(work: Path, env: dict[str, str]) -> str:
+    """An administrator's token from ``citadel token --dev`` run in ``work`` (which creates the secret there)."""
+    made = subprocess.run(
+        [CITADEL, "token", "examples.shop:app", "--dev", "--subject", "ada", "--role", "admin"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+async def test_in_development_mode_citadel_token_and_citadel_serve_from_one_directory_share_the_secret(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")} | {"PYTHONPATH": str(ROOT)}
+    bearer = {"authorization": f"Bearer {development_token(work, env)}"}
+
+    with serving(tmp_path, "sqlite:///var/shop.db", cwd=work, env=env | {"CITADEL_DEV": "1"}) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            answered = await client.get("/analytics/revenue", headers=bearer)
+        assert answered.status_code == 200, answered.text
+        assert "development mode: created a master key in var/citadel-master-keys.json" in server.log()
+
+    assert oct((work / "var").stat().st_mode & 0o777) == oct(0o700)
+    for name in ("citadel-dev-secret", "citadel-master-keys.json", "shop.db"):
+        assert oct((work / "var" / name).stat().st_mode & 0o777) == oct(0o600), name

@@ -21,6 +21,9 @@ from deployments import drop_namespace
 from shopper import SECRET, invoice, ok, order, order_status, pay, problem, publish, register, revenue, settle, statuses
 from test_serve_process import ADMIN, CITADEL, ROOT, free_port, order_ids_by_event_type, stop
 
+from citadel.messaging.signing import ServiceKeys
+from citadel.security.encryption import MasterKeys
+
 pytestmark = pytest.mark.slow
 STARTUP = 20.0
 SERVICES = {"billing": "billing", "analytics": "analytics", "shop": "users,content,orders"}
@@ -35,6 +38,7 @@ class Service:
     modules: str
     folder: Path
     broker: str
+    keys: ServiceKeys
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -57,6 +61,7 @@ class Service:
         env |= {
             "CITADEL_AUTH_SECRET": SECRET,
             "CITADEL_MASTER_KEY_FILE": str(self.folder / "master-keys.json"),
+            "CITADEL_SERVICE_KEY": self.keys.setting(),
             "CITADEL_RATE_LIMIT_RATE": "100000",
             "CITADEL_RATE_LIMIT_BURST": "100000",
             "CITADEL_RATE_LIMIT_ADDRESS_RATE": "100000",
@@ -93,7 +98,9 @@ class Service:
 
 @contextlib.asynccontextmanager
 async def three_services(folder: Path, broker: str) -> AsyncIterator[dict[str, Service]]:
-    services = {name: Service(name, modules, folder, broker) for name, modules in SERVICES.items()}
+    keys = ServiceKeys.generate()  # shared by the services, as is the master key file
+    MasterKeys.generate().create(folder / "master-keys.json")
+    services = {name: Service(name, modules, folder, broker, keys) for name, modules in SERVICES.items()}
     try:
         for service in services.values():
             service.start()

@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -116,3 +117,43 @@ def test_a_verified_token_is_remembered_only_until_it_expires() -> None:
     time.sleep(1.1)
     with pytest.raises(Unauthenticated):
         verifier.verify(token)
+
+
+@pytest.mark.parametrize("subject", ["system", "anonymous"])
+def test_a_token_whose_subject_is_reserved_for_citadels_own_actors_is_refused(subject: str) -> None:
+    token = issue_token(SECRET, subject, ["admin"], ttl=60)
+
+    with pytest.raises(Unauthenticated, match=f"the token's subject '{subject}' is reserved"):
+        TokenVerifier(secret=SECRET).verify(token)
+
+
+def test_a_subject_that_only_resembles_a_reserved_one_is_accepted() -> None:
+    for subject in ("System", "system2", "anonymous-ada"):
+        assert TokenVerifier(secret=SECRET).verify(issue_token(SECRET, subject, ttl=60)).subject == subject
+
+
+def test_a_secret_file_others_can_read_is_refused_naming_chmod(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    (tmp_path / "secret").chmod(0o644)
+
+    with pytest.raises(ConfigurationError, match=r"run `chmod 600 .*secret`"):
+        TokenVerifier.from_files(secret_file=tmp_path / "secret")
+
+
+@pytest.mark.parametrize("subject", ["system", "anonymous"])
+async def test_a_request_bearing_a_token_for_a_reserved_subject_is_answered_401(tmp_path: Path, subject: str) -> None:
+    from citadel.http import create_asgi
+    from citadel.http.auth import bearer_authenticator
+    from examples.shop import build_app
+
+    app = build_app(store=f"sqlite:///{tmp_path}/shop.db")
+    asgi = create_asgi(app, manage_lifecycle=False, authenticate=bearer_authenticator(TokenVerifier(secret=SECRET)))
+    bearer = {"authorization": f"Bearer {issue_token(SECRET, subject, ['admin'], ttl=60)}"}
+    await app.start(consumers=False)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(asgi), base_url="http://shop") as client:
+            response = await client.get("/analytics/revenue", headers=bearer)
+    finally:
+        await app.stop()
+
+    assert response.status_code == 401

@@ -140,6 +140,11 @@ def serving_tls(folder: Path, certificate: Certificate, kind: str) -> Iterator[S
     command += ["--store", f"sqlite:///{folder / 'shop.db'}"]
     command += ["--tls-cert", str(certificate.cert), "--tls-key", str(certificate.key)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    env |= {  # development mode: the server makes its secret and key, in the test's folder
+        "CITADEL_DEV": "1",
+        "CITADEL_AUTH_SECRET_FILE": str(folder / "secret"),
+        "CITADEL_MASTER_KEY_FILE": str(folder / "master-keys.json"),
+    }
     with server.output.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

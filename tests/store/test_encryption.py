@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from suite import POSTGRES, Happened, Noted, open_backend
 
-from citadel import Event, EventRegistry, PayloadForgotten, TamperedPayload
+from citadel import ConfigurationError, Event, EventRegistry, PayloadForgotten, TamperedPayload
 from citadel.security.encryption import Keyring, MasterKeys
 from citadel.store.base import Commit, EventStore, Snapshot, StreamAppend
 
@@ -191,3 +191,60 @@ async def test_many_subjects_keep_few_ciphers_and_every_payload_still_opens(
         await store.append("p-person-0", [Confided(person="person-0", secret="more")], 1)
         assert len(keyring._ciphers) <= 3
         assert all(keyring.known(f"subject:{p}") for p in people)
+
+
+async def test_master_key_ids_names_the_master_keys_that_wrap_the_stored_data_keys(
+    backend: str, tmp_path: Path
+) -> None:
+    old = MasterKeys.generate()
+    async with sealed_store(backend, tmp_path, old) as store:
+        assert await store.master_key_ids() == set()
+        await store.append("p-ada", [Confided(person="ada", secret=SECRET)])
+        assert await store.master_key_ids() == {old.current}
+    new = old.rotated()
+    async with sealed_store(backend, tmp_path, new, fresh=False) as store:  # both keys held: new data keys use new
+        await store.append("p-bob", [Confided(person="bob", secret="bob's")])
+        assert await store.master_key_ids() == {old.current, new.current}
+        await store.rewrap_keys(new)
+        assert await store.master_key_ids() == {new.current}
+
+
+async def test_master_key_ids_leaves_out_the_tombstones_of_forgotten_keys(backend: str, tmp_path: Path) -> None:
+    master = MasterKeys.generate()
+    async with sealed_store(backend, tmp_path, master) as store:
+        await store.commit(Commit([StreamAppend("notes", [Noted(text="nobody yet")])], forget=["ada"]))
+        await store.append("p-bob", [Confided(person="bob", secret="bob's")])
+        assert await store.master_key_ids() == {master.current}
+
+
+async def test_a_store_whose_data_keys_need_a_master_key_not_held_refuses_to_open_naming_it(
+    backend: str, tmp_path: Path
+) -> None:
+    lost = MasterKeys.generate()
+    async with sealed_store(backend, tmp_path, lost) as store:
+        await store.append("p-ada", [Confided(person="ada", secret=SECRET)])
+    replacement = MasterKeys.generate()  # what silently creating a key file would have done
+
+    with pytest.raises(ConfigurationError) as refused:
+        async with sealed_store(backend, tmp_path, replacement, fresh=False):
+            pass
+
+    message = str(refused.value)
+    assert f"the stored data keys need master key {lost.current!r}, which this process does not hold" in message
+    assert "master_key_file, CITADEL_MASTER_KEY_FILE" in message
+    assert "CITADEL_MASTER_KEY" in message
+
+
+async def test_a_store_refused_for_a_missing_master_key_opens_once_the_key_is_given(
+    backend: str, tmp_path: Path
+) -> None:
+    lost = MasterKeys.generate()
+    async with sealed_store(backend, tmp_path, lost) as store:
+        await store.append("p-ada", [Confided(person="ada", secret=SECRET)])
+    with pytest.raises(ConfigurationError):
+        async with sealed_store(backend, tmp_path, MasterKeys.generate(), fresh=False):
+            pass
+
+    async with sealed_store(backend, tmp_path, lost, fresh=False) as store:
+        (record,) = await store.read_stream("p-ada")
+        assert record.event == Confided(person="ada", secret=SECRET)

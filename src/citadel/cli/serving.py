@@ -14,6 +14,14 @@ __all__ = ["consume", "serve"]
 
 _LIMITS = "Limits"  # where --help lists the limits
 
+DevOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dev",
+        help="development mode: create the missing token secret and keys in var/ (loopback addresses only)",
+    ),
+]
+
 
 def serve(
     app: AppArg = None,
@@ -93,6 +101,7 @@ def serve(
             rich_help_panel=_LIMITS,
         ),
     ] = None,
+    dev: DevOpt = False,
 ) -> None:
     """Serve the application over HTTP.
 
@@ -101,6 +110,7 @@ def serve(
     except the body limit and the proxies, which the application enforces itself.
     """
     options = dict(locals())  # every option by its setting's name
+    options["dev"] = dev or None  # without --dev, CITADEL_DEV and citadel.toml decide
     settings = settings_of(options.pop("app"), **options)
     from citadel.server import serve as run_server
 
@@ -115,6 +125,7 @@ def consume(
     store: StoreOpt = None,
     modules: ModulesOpt = None,
     broker: BrokerOpt = None,
+    dev: DevOpt = False,
 ) -> None:
     """Run the application's async projections and process managers, without HTTP, until interrupted.
 
@@ -123,7 +134,7 @@ def consume(
     """
     from citadel.server import consume as run_consumers
 
-    settings = settings_of(app, store=store, modules=modules, broker=broker)
+    settings = settings_of(app, store=store, modules=modules, broker=broker, dev=dev or None)
     try:
         run_consumers(settings)
     except CitadelError as exc:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from citadel.errors import ConfigurationError, TamperedPayload
+from citadel.security.keyfiles import create_private, read_private
 
 __all__ = ["FORMAT", "Keyring", "MasterKeys", "is_sealed", "key_id_of", "open_sealed", "seal"]
 
@@ -100,26 +101,50 @@ class MasterKeys:
 
     @classmethod
     def load(cls, path: Path) -> MasterKeys:
-        """Read a key file written by ``save`` (``citadel keys generate``).
+        """Read a key file written by ``create`` or ``save`` (``citadel keys generate``).
 
         Raises:
-            ConfigurationError: the file is missing or malformed.
+            ConfigurationError: the file is missing, malformed, or open to other users.
         """
+        text = read_private(path, "master key")
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(text)
             keys = {k: base64.b64decode(v, validate=True) for k, v in document["keys"].items()}
             return cls(keys, document["current"])
-        except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise ConfigurationError(f"cannot read master keys from {path}: {exc}") from exc
 
+    def _document(self) -> str:
+        keys = {k: base64.b64encode(v).decode() for k, v in self.keys.items()}
+        return json.dumps({"current": self.current, "keys": keys}, indent=2) + "\n"
+
+    def create(self, path: Path) -> bool:
+        """Write the keys to the new file ``path``, readable by its owner only; False, writing nothing, when it
+        exists (its keys may be all that can read a store)."""
+        return create_private(path, self._document())
+
     def save(self, path: Path) -> None:
-        """Write the keys to ``path``, readable by its owner only."""
-        document = {"current": self.current, "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()}}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.touch(mode=0o600)
-        temporary.write_text(json.dumps(document, indent=2) + "\n")
+        """Replace the keys in ``path`` (rotation) at once, the file readable by its owner only."""
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        if not create_private(temporary, self._document()):
+            raise ConfigurationError(f"cannot write {temporary}: it exists")
         temporary.replace(path)
+
+    def require(self, master_ids: Collection[str]) -> None:
+        """Check that every master key in ``master_ids`` (those the stored data keys use) is held here.
+
+        Raises:
+            ConfigurationError: one is missing (the message names it and the settings that give keys).
+        """
+        missing = sorted(set(master_ids) - set(self.keys))
+        if missing:
+            which = ", ".join(repr(m) for m in missing)
+            keys, them = ("master key", "it") if len(missing) == 1 else ("master keys", "them")
+            raise ConfigurationError(
+                f"the stored data keys need {keys} {which}, which this process does not hold: give the key file that "
+                f"holds {them} (master_key_file, CITADEL_MASTER_KEY_FILE) or the key itself (CITADEL_MASTER_KEY); a "
+                "new master key cannot read what the old one wrapped"
+            )
 
     def rotated(self) -> MasterKeys:
         """A copy with a new random key as the current one (the old ones still unwrap)."""

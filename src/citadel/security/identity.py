@@ -2,13 +2,16 @@
 
 Tokens are verified with PyJWT with the algorithms pinned (never taken from the token), and expiry, issuer
 and audience checked. Keys: an HS256 secret for development (``citadel token`` signs with it), or a public
-key / JWKS file for tokens from a real identity provider (RS256, ES256, EdDSA).
+key / JWKS file for tokens from a real identity provider (RS256, ES256, EdDSA). A JWKS file is read again when
+it changes (the provider rotated its keys). The subjects ``system`` and ``anonymous`` are the framework's own
+actors: a token that claims one is refused.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -17,13 +20,18 @@ from typing import Any
 
 import jwt
 
-from citadel.context import Actor
+from citadel.context import ANONYMOUS, SYSTEM, Actor
 from citadel.errors import ConfigurationError, Unauthenticated
+from citadel.security.keyfiles import create_private, read_private
 
-__all__ = ["TokenVerifier", "issue_token", "load_or_create_secret"]
+__all__ = ["RESERVED_SUBJECTS", "TokenVerifier", "issue_token", "load_or_create_secret"]
+
+log = logging.getLogger("citadel.security")
 
 _ASYMMETRIC = ("RS256", "ES256", "EdDSA")
 _ROLE_CLAIM = "roles"
+RESERVED_SUBJECTS = frozenset({SYSTEM.subject, ANONYMOUS.subject})
+"""Subjects no token may claim: the framework's own actors (process managers, callers without a token)."""
 
 
 class TokenVerifier:
@@ -36,6 +44,9 @@ class TokenVerifier:
         issuer, audience: required values of ``iss`` and ``aud``.
         leeway: clock skew tolerated on ``exp`` and ``nbf``, in seconds.
     """
+
+    JWKS_RELOAD = 1.0
+    """Seconds between two looks at a JWKS file's size and modification time (it is read again when they change)."""
 
     def __init__(
         self,
@@ -50,10 +61,15 @@ class TokenVerifier:
         if sum(x is not None for x in (secret, public_key, jwks)) != 1:
             raise ConfigurationError("give exactly one of: an HS256 secret, a public key, or a JWKS file")
         if secret is not None and len(secret) < 32:
-            raise ConfigurationError("an HS256 secret must be at least 32 characters; generate one with `citadel keys`")
+            raise ConfigurationError(
+                "an HS256 secret must be at least 32 characters; make one with `citadel keys generate --kind secret`"
+            )
         self._secret = secret
         self._public_key = public_key
-        self._jwks = jwt.PyJWKSet.from_dict(jwks) if jwks is not None else None
+        self._jwks = _key_set(jwks) if jwks is not None else None
+        self._jwks_file: Path | None = None
+        self._jwks_seen: tuple[int, int] | None = None
+        self._jwks_looked = 0.0
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
@@ -73,18 +89,44 @@ class TokenVerifier:
         issuer: str = "citadel",
         audience: str = "citadel",
     ) -> TokenVerifier:
-        """Build a verifier from key files (the secret file holds the secret on its first line).
+        """Build a verifier from key files (the secret file holds the secret on its first line); a JWKS file is
+        read again whenever it changes.
 
         Raises:
-            ConfigurationError: a file is missing or unreadable.
+            ConfigurationError: a file is missing or unreadable, or the secret file is open to other users.
         """
+        secret = read_private(secret_file, "token secret").strip() if secret_file else None
         try:
-            secret = secret_file.read_text().strip() if secret_file else None
             public_key = public_key_file.read_text() if public_key_file else None
+            seen = _signature(jwks_file) if jwks_file else None
             jwks = json.loads(jwks_file.read_text()) if jwks_file else None
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read the token key: {exc}") from exc
-        return cls(secret=secret, public_key=public_key, jwks=jwks, issuer=issuer, audience=audience)
+        verifier = cls(secret=secret, public_key=public_key, jwks=jwks, issuer=issuer, audience=audience)
+        verifier._jwks_file, verifier._jwks_seen, verifier._jwks_looked = jwks_file, seen, time.monotonic()
+        return verifier
+
+    def _reload_jwks(self, path: Path) -> None:
+        """Read the JWKS file again when its size or modification time changed; keep the old keys (and warn)
+        when it cannot be read or holds no usable key."""
+        self._jwks_looked = time.monotonic()
+        try:
+            seen = _signature(path)
+        except OSError as exc:
+            seen = None
+            if self._jwks_seen is not None:
+                log.warning("cannot read the JWKS file %s, keeping its previous keys: %s", path, exc)
+        if seen is None or seen == self._jwks_seen:
+            self._jwks_seen = seen
+            return
+        self._jwks_seen = seen
+        try:
+            keys = _key_set(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, AttributeError, ConfigurationError) as exc:
+            log.warning("cannot reload the JWKS file %s, keeping its previous keys: %s", path, exc)
+            return
+        self._jwks = keys
+        self._verified.clear()  # a token of a key that was withdrawn must be refused from now on
 
     def _key(self, token: str) -> Any:
         if self._secret is not None:
@@ -102,8 +144,10 @@ class TokenVerifier:
 
         Raises:
             Unauthenticated: the token is malformed, expired, not yet valid, for another issuer or audience,
-                signed with another key or algorithm, or lacks a subject.
+                signed with another key or algorithm, or lacks a subject or claims a reserved one.
         """
+        if self._jwks_file is not None and time.monotonic() - self._jwks_looked >= self.JWKS_RELOAD:
+            self._reload_jwks(self._jwks_file)
         known = self._verified.get(token)
         if known is not None:
             if time.time() < known[1] + self.leeway:
@@ -128,10 +172,13 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid bearer token: {exc}") from exc
+        subject = str(claims["sub"])
+        if subject in RESERVED_SUBJECTS:
+            raise Unauthenticated(f"the token's subject {subject!r} is reserved for Citadel's own actors")
         roles = claims.get(_ROLE_CLAIM, [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated(f"the token's {_ROLE_CLAIM!r} claim must be a list of strings")
-        return Actor(str(claims["sub"]), frozenset(roles)), float(claims["exp"])
+        return Actor(subject, frozenset(roles)), float(claims["exp"])
 
 
 def issue_token(
@@ -158,14 +205,29 @@ def issue_token(
 
 
 def load_or_create_secret(path: Path) -> tuple[str, bool]:
-    """Return the secret in ``path``, creating the file with a new random secret when missing (mode 0600).
+    """Return the secret in ``path``, creating the file with a new random secret when missing (mode 0600; for
+    development mode only). Returns the secret and whether this call created it.
 
-    Returns the secret and whether it was just created.
+    Raises:
+        ConfigurationError: the file cannot be read, or is open to other users.
     """
-    if path.exists():
-        return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(secret + "\n")
-    return secret, True
+    created = create_private(path, secrets.token_urlsafe(48) + "\n")
+    return read_private(path, "token secret").strip(), created
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    """What tells that a file changed: its modification time and size."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _key_set(jwks: Any) -> jwt.PyJWKSet:
+    """The keys of a parsed JWKS document.
+
+    Raises:
+        ConfigurationError: it holds no key usable here.
+    """
+    try:
+        return jwt.PyJWKSet.from_dict(jwks)
+    except (jwt.PyJWTError, TypeError, AttributeError, KeyError) as exc:
+        raise ConfigurationError(f"the JWKS holds no usable key: {exc}") from exc

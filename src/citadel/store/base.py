@@ -355,6 +355,10 @@ class EventStore(Protocol):
         """Re-wrap every stored data key with ``master``'s current key (no event is rewritten); return how many
         changed. ``master`` must still hold the keys that wrapped them."""
 
+    async def master_key_ids(self) -> set[str]:
+        """Return the ids of the master keys that wrap the stored data keys (forgotten keys need none); a store
+        opened with a keyring refuses to open when its master keys miss one of them."""
+
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew ``lease``; False while another owner holds an unexpired one."""
 

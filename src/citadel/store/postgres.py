@@ -44,6 +44,7 @@ from citadel.store.base import (
 )
 from citadel.store.encoding import encode_appends, forgotten_keys
 from citadel.store.migrations import check_known, expand
+from citadel.store.postgres_keys import master_key_ids, rewrap_keys
 from citadel.store.postgres_schema import migrate
 from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
 from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter, apply_handler, read_keys
@@ -156,9 +157,16 @@ class PostgresEventStore:
             )
             async with self._pool.acquire() as connection:
                 await migrate(connection)
+                masters = await master_key_ids(connection) if self._sealer is not None else set()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._close_pool()
             raise StoreError(f"cannot open PostgreSQL store at {_redact(self.dsn)}: {exc}") from exc
+        try:  # a master key that changed would leave every stored payload unreadable: refuse now
+            if self._sealer is not None:
+                self._sealer.keyring.master.require(masters)
+        except ConfigurationError:
+            await self._close_pool()
+            raise
         self._changed = asyncio.Event()
         self._head = await self.head_position()
         self._writer = PostgresWriter(
@@ -570,25 +578,13 @@ class PostgresEventStore:
 
     async def rewrap_keys(self, master: MasterKeys) -> int:
         """Re-wrap every data key with the current master key, in one transaction."""
-
-        async def rewrap(connection: Any) -> int:
-            rows = await connection.fetch(
-                "SELECT key_id, master_id, wrapped FROM citadel.keys WHERE master_id != $1 AND wrapped != ''::bytea "
-                "FOR UPDATE",
-                master.current,
-            )
-            for key_id, master_id, wrapped in rows:
-                new_master, new_wrapped = master.wrap(key_id, master.unwrap(master_id, key_id, wrapped))
-                await connection.execute(
-                    "UPDATE citadel.keys SET master_id = $2, wrapped = $3 WHERE key_id = $1",
-                    key_id,
-                    new_master,
-                    new_wrapped,
-                )
-            return len(rows)
-
-        result: int = await self._transaction(rewrap)
+        result: int = await self._transaction(lambda connection: rewrap_keys(connection, master))
         return result
+
+    async def master_key_ids(self) -> set[str]:
+        """The ids of the master keys that wrap the stored data keys."""
+        async with self.pool.acquire() as connection:
+            return await master_key_ids(connection)
 
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew a lease (by the database's clock); False while another owner holds it."""

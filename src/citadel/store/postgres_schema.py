@@ -77,6 +77,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
         )""",
     ),
+    (
+        # Which master keys the data keys need, read at every start (``postgres_keys.master_key_ids``).
+        "CREATE INDEX keys_by_master ON citadel.keys (master_id)",
+    ),
 )
 
 

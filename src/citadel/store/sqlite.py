@@ -20,6 +20,7 @@ from typing import Any
 from citadel.errors import ConfigurationError, StoreError
 from citadel.messages import Event, EventRegistry
 from citadel.security.encryption import Keyring, MasterKeys
+from citadel.security.keyfiles import create_private
 from citadel.store.base import (
     AppendResult,
     Commit,
@@ -48,6 +49,7 @@ from citadel.store.sqlite_jobs import (
     save_checkpoint,
     select_events,
 )
+from citadel.store.sqlite_keys import master_key_ids, rewrap_keys
 from citadel.store.sqlite_schema import migrate
 from citadel.store.sqlite_views import SQLiteViewReader, SQLiteViewWriter, view_ddl
 from citadel.store.sqlite_writer import GroupCommitWriter, LoopWriter, ThreadWriter, WriteTransaction
@@ -158,12 +160,19 @@ class SQLiteEventStore:
             StoreError: the file cannot be opened or is not a Citadel database.
         """
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path, "")  # a file made here is its owner's alone (0600, a new folder 0700)
             self._reader = self._connect()
             migrate(self._reader)
             self._head = self._read_head()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
+        if self._sealer is not None:
+            try:  # a master key that changed would leave every stored payload unreadable: refuse now
+                self._sealer.keyring.master.require(master_key_ids(self._reader))
+            except ConfigurationError:
+                self._reader.close()
+                self._reader = None
+                raise
         self._changed = asyncio.Event()
         self._writer.start(asyncio.get_running_loop())
 
@@ -449,22 +458,12 @@ class SQLiteEventStore:
 
     async def rewrap_keys(self, master: MasterKeys) -> int:
         """Re-wrap every data key with the current master key, in one transaction."""
-
-        def rewrap(tx: WriteTransaction) -> int:
-            rows = tx.db.execute(
-                "SELECT key_id, master_id, wrapped FROM citadel_keys WHERE master_id != ? AND wrapped != x''",
-                (master.current,),
-            ).fetchall()
-            for key_id, master_id, wrapped in rows:
-                new_master, new_wrapped = master.wrap(key_id, master.unwrap(master_id, key_id, wrapped))
-                tx.db.execute(
-                    "UPDATE citadel_keys SET master_id = ?, wrapped = ? WHERE key_id = ?",
-                    (new_master, new_wrapped, key_id),
-                )
-            return len(rows)
-
-        result: int = await self._writer.submit(CallJob(rewrap))
+        result: int = await self._writer.submit(CallJob(lambda tx: rewrap_keys(tx.db, master)))
         return result
+
+    async def master_key_ids(self) -> set[str]:
+        """The ids of the master keys that wrap the stored data keys."""
+        return master_key_ids(self._db)
 
     async def acquire_lease(self, lease: Lease) -> bool:
         """Take or renew a lease; False while another owner holds it."""

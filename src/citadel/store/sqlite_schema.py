@@ -82,6 +82,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "INSERT INTO citadel_meta (name, value) VALUES ('forgotten_keys', 0)",
     ),
+    (
+        # Which master keys the data keys need, read at every start (``sqlite_keys.master_key_ids``).
+        "CREATE INDEX citadel_keys_by_master ON citadel_keys (master_id)",
+    ),
 )
 
 

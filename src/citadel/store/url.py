@@ -10,7 +10,7 @@ from citadel.errors import ConfigurationError
 from citadel.messages import EventRegistry
 from citadel.store.base import EventStore
 
-__all__ = ["open_store", "sqlite_path"]
+__all__ = ["check_store_url", "open_store", "sqlite_path"]
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -54,7 +54,19 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
             options.setdefault("group_commit", query["group_commit"].lower() not in ("0", "false", "off"))
         dsn = url.split("?", 1)[0] if "group_commit" in query else url
         return PostgresEventStore(dsn, registry, **options)
-    raise ConfigurationError(
-        f"unknown store URL scheme {parts.scheme!r} in {url!r}; use sqlite:///path/to/file.db or "
-        "postgresql://user@host:5432/database"
-    )
+    check_store_url(url)
+    raise AssertionError("unreachable: check_store_url refuses every other scheme")
+
+
+def check_store_url(url: str) -> None:
+    """Refuse a store URL of a scheme no store has.
+
+    Raises:
+        ConfigurationError: the scheme is unknown (the message shows the forms to use).
+    """
+    scheme = urlsplit(url).scheme
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigurationError(
+            f"unknown store URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db or "
+            "postgresql://user@host:5432/database"
+        )

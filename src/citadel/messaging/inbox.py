@@ -1,0 +1,239 @@
+"""The inbox of a service: the integration events its own consumers need, imported into its own log.
+
+The inbox is a durable JetStream consumer. Each event's signature is verified first: one that does not verify
+(a forgery, or a key this service does not hold yet) is never imported; it is logged, counted, parked as a dead
+letter and acknowledged, and ``retry`` imports it once its key is held. An event is not refused for its age:
+JetStream keeps events, and a new service, or one back from an outage, reads them long after they were
+published. A replayed event does no harm either: it is recognised by its message id.
+
+Each event is appended to the service's own log in one transaction with its message id (a redelivered message
+is recognised and skipped), and acknowledged after that commit; local projections and process managers then see
+it like any local event. A message that keeps failing is retried with backoff and, after ``max_deliver``
+deliveries, parked as a dead letter and acknowledged.
+
+**Stream ids** come from the event itself, never from a header: ``inbox.<module>``, the module that exports the
+event's type (its subject says which). So an imported event cannot land in a stream of a local aggregate, and
+the events of one exporting module enter this log in the order that module published them (the order of its
+log): streams are imported side by side, each stream's events one after the other. A stream per data subject or
+per type would import faster in parallel, but could reorder two events of one aggregate (an order's creation
+and its cancellation), which the consumers here would then see out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import api
+
+from citadel.errors import IdempotencyConflict, UnverifiedMessage
+from citadel.messaging import wire
+from citadel.store.base import Commit, IdempotencyRecord, Metadata, StreamAppend
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from citadel.messages import EventRegistry
+    from citadel.messaging.nats import NatsBroker
+    from citadel.store.base import EventStore
+
+__all__ = ["Inbox"]
+
+log = logging.getLogger("citadel.nats")
+
+
+class Inbox:
+    """Imports the integration events this service needs into its own log, exactly once in effect.
+
+    ``events`` maps the stored name of each event type it imports to the module that exports it.
+    """
+
+    def __init__(
+        self,
+        broker: NatsBroker,
+        store: EventStore,
+        registry: EventRegistry,
+        service: str,
+        events: Mapping[str, str],
+        *,
+        max_deliver: int = 5,
+        backoff: Sequence[float] = (0.1, 0.5, 1.0, 2.0),
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.registry = registry
+        self.durable = f"citadel-inbox-{service}"
+        self._exporters = dict(events)
+        self.subjects = [broker.event_subject(name) for name in events]
+        self._wanted = frozenset(self.subjects)
+        self.max_deliver = max_deliver
+        self.backoff = list(backoff)
+        self.imported = 0
+        self.running = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Create (or find) the durable consumer and start importing."""
+        # NATS 2.10 filters on several subjects; before it, one consumer takes every event of the stream (in
+        # stream order, as it must) and the inbox acknowledges those it does not need without importing them.
+        several = self.broker.server_version >= (2, 10)
+        config = api.ConsumerConfig(
+            durable_name=self.durable,
+            filter_subjects=self.subjects if several else None,
+            filter_subject=None if several else f"{self.broker.prefix}.events.>",
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_deliver=self.max_deliver + 1,  # the last delivery parks the message
+            backoff=self.backoff[: self.max_deliver] if self.backoff else None,
+            deliver_policy=api.DeliverPolicy.ALL,
+        )
+        try:
+            await self.broker.js.add_consumer(self.broker.stream, config)
+        except Exception:  # it exists: keep it (its position is the point), and its settings
+            log.debug("inbox consumer %s exists", self.durable)
+        subscription = await self.broker.js.pull_subscribe_bind(self.durable, stream=self.broker.stream)
+        self.running = True
+        self._task = asyncio.create_task(self._run(subscription), name=f"citadel-inbox-{self.durable}")
+
+    async def stop(self) -> None:
+        """Stop importing (what is unacknowledged is delivered again later)."""
+        self.running = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def pending(self) -> int:
+        """Messages for this inbox that the broker holds and it has not imported yet (delivered or not)."""
+        info = await self.broker.js.consumer_info(self.broker.stream, self.durable)
+        return int(info.num_pending) + int(info.num_ack_pending)
+
+    async def wait_through(self, sequence: int, timeout: float) -> bool:
+        """Wait until every message this inbox takes, up to the stream's ``sequence``, is imported and
+        acknowledged (it is acknowledged after its commit); False if ``timeout`` passes first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            info = await self.broker.js.consumer_info(self.broker.stream, self.durable)
+            if info.ack_floor.stream_seq >= sequence or (
+                not info.num_ack_pending and (not info.num_pending or info.delivered.stream_seq >= sequence)
+            ):
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+
+    def stream_of(self, subject: str) -> str:
+        """The local stream id of an event received on ``subject``: ``inbox.<the module that exports it>``."""
+        return f"inbox.{self._exporters.get(subject.removeprefix(f'{self.broker.prefix}.events.'), '')}"
+
+    async def _run(self, subscription: Any) -> None:
+        while self.running:
+            try:
+                messages = await subscription.fetch(batch=200, timeout=1.0)
+            except (NatsTimeout, TimeoutError):  # nothing new within the second (raised as either)
+                # A cancellation that lands as the fetch times out surfaces as the timeout (the fetch's
+                # wait_for swallows it): stop here rather than fetch again with the task still "cancelling".
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.running:
+                    log.warning("inbox %s cannot fetch, retrying: %r", self.durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            # Streams are imported side by side (their commits are grouped), each stream's events one after the
+            # other, so that they enter this log in their own order; each is acknowledged after its commit.
+            by_stream: dict[str, list[Any]] = {}
+            for message in messages:
+                by_stream.setdefault(self.stream_of(message.subject), []).append(message)
+            await asyncio.gather(*(self._handle_in_order(stream) for stream in by_stream.values()))
+
+    async def _handle_in_order(self, messages: list[Any]) -> None:
+        for message in messages:
+            await self._handle(message)
+
+    async def _handle(self, message: Any) -> None:
+        try:
+            await self._import(message)
+        except UnverifiedMessage as exc:  # redelivery cannot make it verify: park it for an operator at once
+            await self.park(message, f"{type(exc).__name__}: {exc}", message.metadata.num_delivered)
+            await message.ack()
+            return
+        except Exception as exc:
+            delivered = message.metadata.num_delivered
+            if delivered >= self.max_deliver:
+                await self.park(message, f"{type(exc).__name__}: {exc}", delivered)
+                await message.ack()
+            else:
+                await message.nak(delay=self.backoff[min(delivered, len(self.backoff)) - 1] if self.backoff else None)
+            return
+        await message.ack()
+
+    async def _import(self, message: Any) -> None:
+        if message.subject not in self._wanted:
+            return  # another service's business (a server without multi-subject filters sends everything)
+        headers = self.broker.verified(wire.EVENT, message.subject, message.data, message.headers or {})
+        type_name = message.subject.removeprefix(f"{self.broker.prefix}.events.")
+        event = self.registry.decode(type_name, int(headers.get(wire.SCHEMA_VERSION) or 1), message.data)
+        message_id = headers.get(wire.EVENT_ID, "")
+        commit = Commit(
+            [StreamAppend(self.stream_of(message.subject), [event])],
+            Metadata(
+                correlation_id=headers.get(wire.CORRELATION) or None,
+                causation_id=message_id,
+                actor=headers.get(wire.ACTOR) or None,
+            ),
+            idempotency=IdempotencyRecord(f"inbox:{message_id}", "", b"null"),
+        )
+        try:
+            await self.store.commit(commit)
+            self.imported += 1
+        except IdempotencyConflict:
+            pass  # delivered before, and imported then: one effect
+
+    async def park(self, message: Any, error: str, attempts: int) -> None:
+        """Record a message that kept failing, or did not verify; its position is its sequence in the stream,
+        where ``retry`` finds it again."""
+        await self.store.add_dead_letter(self.consumer_name, _Parked(message), error, attempts)  # type: ignore[arg-type]
+
+    @property
+    def consumer_name(self) -> str:
+        """The consumer name of this inbox's dead letters."""
+        return f"inbox:{self.durable}"
+
+    async def retry(self, sequence: int) -> None:
+        """Import the stream's message ``sequence`` again (a parked one, once its cause is fixed).
+
+        Raises:
+            UnverifiedMessage: its signature still does not verify (it stays parked).
+            Whatever importing it raises (it stays parked).
+        """
+        stored = await self.broker.js.get_msg(self.broker.stream, sequence)
+        await self._import(_Stored(stored))
+
+
+class _Parked:
+    """The fields of a broker message that a dead letter keeps (the shape of a recorded event)."""
+
+    def __init__(self, message: Any) -> None:
+        headers = message.headers or {}
+        self.position = int(message.metadata.sequence.stream)
+        self.event_id = headers.get(wire.EVENT_ID, "")[:128]
+
+
+class _Stored:
+    """A message read back from the stream, shaped like a delivered one."""
+
+    def __init__(self, raw: Any) -> None:
+        self.subject = raw.subject
+        self.headers = raw.headers or {}
+        self.data = raw.data
