@@ -202,7 +202,8 @@ class Unauthenticated(AccessDenied):
 class UnverifiedMessage(Unauthenticated):
     """A message from another service is unsigned, mis-signed (an unknown key id included) or stale.
 
-    ``reason`` is one of ``unsigned``, ``malformed``, ``unknown-key``, ``bad-signature``, ``stale``, ``future``;
+    ``reason`` is one of ``unsigned``, ``malformed``, ``unknown-key``, ``bad-signature``, ``stale``, ``future``,
+    ``replayed``;
     ``key_id`` is the key id the message claims ("" if none).
     """
 

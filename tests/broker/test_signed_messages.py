@@ -343,3 +343,16 @@ async def test_a_query_forwarded_by_another_service_holding_the_keys_is_answered
 
     assert profile.email == "ada@example.com"
     assert refusals(service) == {}
+
+
+async def test_a_signed_request_sent_again_is_refused_as_a_replay(
+    service: Application, plain: Any, broker_url: str, keys: ServiceKeys
+) -> None:
+    user_id = await registered(service)
+    subject, body, headers = get_user(prefix_of(broker_url), keys, user_id)
+
+    assert answered(await plain.request(subject, body, headers=headers, timeout=5))["email"] == "ada@example.com"
+    refusal = refused(await plain.request(subject, body, headers=headers, timeout=5))
+
+    assert "replay" in refusal
+    assert refusals(service) == {("request", "replayed"): 1}

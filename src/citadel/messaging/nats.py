@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["Inbox", "NatsBroker", "OutboxRelay"]
 
 log = logging.getLogger("citadel.nats")
+_MAX_SEEN = 100_000
+"""Request tags a service remembers against replays, at most (a few MB)."""
 Serve = Callable[["Message", DispatchContext], Awaitable[tuple[bytes, int, bool]]]
 PublishedThrough = Callable[[int, float], Awaitable[bool]]
 
@@ -81,6 +84,7 @@ class NatsBroker:
         self.timeout = timeout
         self.retries = retries
         self.keys, self.max_age, self.refusals = keys, max_age, Counter[tuple[str, str]]()  # (kind, reason)
+        self._seen: dict[str, float] = {}  # tags of verified requests, until they go stale
         self._nc: Any = None
         self.js: Any = None
         self._subscriptions: list[Any] = []
@@ -161,12 +165,32 @@ class NatsBroker:
         """
         max_age = None if kind == wire.EVENT else self.max_age
         try:
-            return wire.verify(self._require_keys(), kind, subject, body, headers, max_age=max_age)
+            found = wire.verify(self._require_keys(), kind, subject, body, headers, max_age=max_age)
+            if kind == wire.REQUEST:  # by its tag: a retry is signed anew (a new timestamp), a replay is not
+                self._first_time(headers.get(wire.SIGNATURE, ""))
+            return found
         except UnverifiedMessage as exc:
             self.refusals[(kind, exc.reason)] += 1
             actor, key_id = headers.get(wire.ACTOR, "")[:128], headers.get(wire.SIGNATURE, "").partition(":")[0][:64]
             log.warning("refused a %s on %s: %s (claimed actor %r, key id %r)", kind, subject, exc, actor, key_id)
             raise
+
+    def _first_time(self, tag: str) -> None:
+        """Refuse a request this process has verified before, within its age limit: a captured request replayed
+        (a replica of the service in the same queue group does not share this memory; idempotency keys make
+        commands safe to repeat across replicas).
+
+        Raises:
+            UnverifiedMessage: the request was seen already.
+        """
+        now = time.monotonic()
+        seen = self._seen
+        if seen.get(tag, 0.0) > now:
+            raise UnverifiedMessage("the request was received before: a replay", reason="replayed")
+        if len(seen) >= _MAX_SEEN:  # the oldest first: keep those still within the age limit, then bound the rest
+            for old in [k for k, until in seen.items() if until <= now][:_MAX_SEEN] or list(seen)[: _MAX_SEEN // 2]:
+                del seen[old]
+        seen[tag] = now + self.max_age + wire.FUTURE
 
     async def _reply(self, message: Any, in_reply_to: str, body: bytes, headers: dict[str, str]) -> None:
         """Answer ``message`` (if it asks for an answer), signed, naming the request it answers."""
