@@ -36,7 +36,7 @@ from citadel.errors import (
 )
 from citadel.handling import CommandContext, Loaded, QueryContext
 from citadel.ids import new_id
-from citadel.messages import Command, Event, EventRegistry, Message, Query, Upcaster
+from citadel.messages import Command, Event, EventRegistry, Message, Query, SubjectForgotten, Upcaster
 from citadel.messaging import ProcessManager, RetryPolicy
 from citadel.module import Module
 from citadel.projection import ProjectionContext, Projector
@@ -89,6 +89,7 @@ __all__ = [
     "RecordedEvent",
     "RetryPolicy",
     "StoreError",
+    "SubjectForgotten",
     "TamperedPayload",
     "Unauthenticated",
     "UniqueViolation",

@@ -24,7 +24,7 @@ from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query
 from citadel.messaging.consumer import Consumer
 from citadel.messaging.process_manager import ProcessManagerConsumer
-from citadel.module import Module, dependency_cycles
+from citadel.module import Module, check_dependencies
 from citadel.pipeline import command_step, query_step
 from citadel.projection import BoundProjection
 from citadel.projection_runner import AsyncProjection, Progress, rebuild
@@ -74,6 +74,7 @@ class Application:
         conflict_retries: how often a command is re-run on fresh state after a concurrency conflict.
         policy: who may send which message (``citadel.security.rbac``); None lets everyone send everything.
         keyring: encrypt stored payloads at rest with these keys (``citadel.security.encryption``).
+        idempotency_ttl: seconds a command's idempotency record is kept (a store opened from a URL).
         lease_ttl: seconds a process holds a consumer's lease without renewing it; another process takes
             over a dead holder's consumers after at most this long.
 
@@ -92,13 +93,15 @@ class Application:
         lease_ttl: float = 5.0,
         policy: Policy | None = None,
         keyring: Keyring | None = None,
+        idempotency_ttl: float = 86400.0,
     ) -> None:
         self.keyring = keyring
+        self.idempotency_ttl = idempotency_ttl
         self.lease_ttl = lease_ttl
         self.modules = {m.name: m for m in modules}
         if len(self.modules) != len(modules):
             raise ConfigurationError("two modules share a name; module names must be unique")
-        _check_dependencies(self.modules)
+        check_dependencies(self.modules)
         self._store_spec = store
         self._store: EventStore | None = None
         self.registry = EventRegistry()
@@ -313,7 +316,7 @@ class Application:
         # A new id at every start: forked worker processes built from one application object must not share it.
         self.node_id = new_id()
         if isinstance(spec, str):
-            self._store = open_store(spec, self.registry, keyring=self.keyring)
+            self._store = open_store(spec, self.registry, keyring=self.keyring, idempotency_ttl=self.idempotency_ttl)
         else:
             self._store = spec
         local = self.topology.local
@@ -575,14 +578,3 @@ class Application:
     def event_types(self) -> list[type[Event]]:
         """Every registered event class."""
         return [info.cls for info in self.registry]
-
-
-def _check_dependencies(modules: dict[str, Module]) -> None:
-    for module in modules.values():
-        for dependency in module.depends_on:
-            if dependency not in modules:
-                raise ConfigurationError(
-                    f"module {module.name!r} depends on {dependency!r}, which is not in the application"
-                )
-    for cycle in dependency_cycles({m.name: m.depends_on for m in modules.values()}):
-        raise ConfigurationError(f"module dependencies form a cycle: {' -> '.join(cycle)}")

@@ -26,6 +26,7 @@ from citadel.store.base import Snapshot, StreamAppend
 if TYPE_CHECKING:
     from citadel.module import Module
     from citadel.store.base import EventStore
+    from citadel.topology import Topology
     from citadel.views import View, ViewReader
 
 __all__ = ["CommandContext", "Loaded", "QueryContext", "Receipt", "current_receipt"]
@@ -41,6 +42,10 @@ class Runtime(Protocol):
     @property
     def store(self) -> EventStore:
         """The open event store."""
+
+    @property
+    def topology(self) -> Topology:
+        """Which modules this process runs."""
 
     async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:
         """Run a query on behalf of ``module``, checking that it may ask it."""
@@ -204,8 +209,12 @@ class CommandContext(_Context):
 
     def forget(self, subject: str) -> None:
         """Delete the data key of ``subject`` when the command commits: every event sealed with it becomes
-        unreadable for good (crypto-shredding). Needs encryption at rest."""
+        unreadable for good (crypto-shredding). Needs encryption at rest. The commit also appends
+        ``SubjectForgotten`` (and the local modules' subclasses of it), which projections here handle and the
+        outbox relay announces to the services that imported the subject's events."""
         self.forgotten.append(subject)
+        events = self._runtime.topology.forgotten_events(subject, self.module.name)
+        self.staged.append(StreamAppend(f"citadel.forgotten.{self.module.name}", events))
 
     def append(self, stream_id: str, events: list[Event], expected_version: int | None = None) -> None:
         """Stage events for ``stream_id``; they are written when the handler returns, atomically."""

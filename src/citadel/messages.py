@@ -13,6 +13,11 @@ not the Python path, identifies a stored event, so classes may move and be renam
 ``subject=`` names the field that holds an event's data subject (``subject="user_id"``): stored encrypted,
 the event is sealed with that subject's own key, so forgetting the subject makes it unreadable.
 
+When a subject is forgotten (``CommandContext.forget``), the framework appends ``SubjectForgotten`` to the log
+of the service that forgot it and of every service that imported events of its module; a module that lists its
+own subclass of it among its events gets that appended too, so its projections can drop what they keep of the
+subject.
+
 ``permission=`` names the permission a command or query needs (default: its stable name; see
 ``citadel.security.rbac``). ``expose=False`` keeps a contract command or query for other modules only:
 modules may send it (in process or over a broker), but the HTTP API does not offer it to clients.
@@ -36,6 +41,7 @@ __all__ = [
     "EventType",
     "Message",
     "Query",
+    "SubjectForgotten",
     "Upcaster",
     "decode_json",
     "encode_json",
@@ -105,6 +111,20 @@ class Query(Message, forbid_unknown_fields=True):
 
 class Event(Message):
     """A fact that happened, named in the past tense (``OrderCreated``). Zero or more handlers."""
+
+
+class SubjectForgotten(Event, name="citadel.SubjectForgotten"):
+    """A data subject was forgotten in this service: its data key ``key_id`` is deleted here, and every event
+    sealed with it is unreadable for good. ``module`` is the module whose service forgot it first.
+
+    Subclass it in a module (``class RecipientForgotten(SubjectForgotten, name="mailing.RecipientForgotten")``)
+    and list the subclass in the module's events: it is appended alongside, and the module's projections handle it
+    like any of their own events. A subclass declares no ``subject=``: it is stored after the key is gone.
+    """
+
+    subject: str
+    key_id: str
+    module: str
 
 
 M = TypeVar("M", bound=Message)

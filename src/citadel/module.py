@@ -36,7 +36,7 @@ from citadel.messaging.process_manager import ProcessManager
 from citadel.projection import Projector
 from citadel.views import View
 
-__all__ = ["Module", "dependency_cycles"]
+__all__ = ["Module", "check_dependencies", "dependency_cycles"]
 
 _MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -142,3 +142,19 @@ def dependency_cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
     for name in sorted(edges):
         visit(name, [])
     return found
+
+
+def check_dependencies(modules: Mapping[str, Module]) -> None:
+    """Refuse dependencies on modules that are not in the application, and cycles.
+
+    Raises:
+        ConfigurationError: a module depends on a missing one, or the dependencies form a cycle.
+    """
+    for module in modules.values():
+        for dependency in module.depends_on:
+            if dependency not in modules:
+                raise ConfigurationError(
+                    f"module {module.name!r} depends on {dependency!r}, which is not in the application"
+                )
+    for cycle in dependency_cycles({m.name: m.depends_on for m in modules.values()}):
+        raise ConfigurationError(f"module dependencies form a cycle: {' -> '.join(cycle)}")

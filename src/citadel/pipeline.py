@@ -2,11 +2,14 @@
 
 For commands this is the unit of work: handler, one atomic commit that also stores the idempotency key (a key
 already stored answers as the first time did), conflict retries.
+
+A retry whose stored result can no longer be read, because the subject it was sealed for was forgotten since,
+is refused (``PayloadForgotten``) rather than run again: running it again would repeat its effects (a second
+registration of the person who asked to be forgotten). Once the record expires, the key is free again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import typing
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -15,7 +18,7 @@ import msgspec
 
 from citadel.bus import Handler, as_async_handler
 from citadel.context import DispatchContext
-from citadel.errors import ConcurrencyError, IdempotencyConflict
+from citadel.errors import ConcurrencyError, IdempotencyConflict, PayloadForgotten
 from citadel.handling import CommandContext, QueryContext, Runtime, current_receipt
 from citadel.messages import Command, Query, encode_json
 from citadel.store.base import Commit, IdempotencyRecord, Metadata
@@ -55,6 +58,11 @@ def command_step(
     def replay(record: IdempotencyRecord, request_hash: str) -> Any:
         if record.request_hash != request_hash:
             raise IdempotencyConflict(record.key)
+        if record.forgotten:
+            raise PayloadForgotten(
+                f"the command sent with idempotency key {record.key!r} ran, but its result was about a subject "
+                "forgotten since: it cannot be given again, and the command is not run twice; send a new request"
+            )
         receipt = current_receipt.get()
         if receipt is not None:
             receipt.position, receipt.replayed = record.position, True
@@ -66,7 +74,7 @@ def command_step(
         # A key is not looked up before the handler runs: the commit stores it, and refuses the commit when it is
         # taken, so a retry that got here after its twin (rare) is answered from the stored record below. Fresh
         # commands, nearly all of them, so save a read.
-        request_hash = "" if key is None else hashlib.sha256(name + b"\0" + encode_json(command)).hexdigest()
+        request_hash = "" if key is None else store.request_hash(name + b"\0" + encode_json(command))
         metadata = Metadata(
             correlation_id=context.correlation_id,
             causation_id=context.causation_id or context.message_id,
@@ -85,7 +93,9 @@ def command_step(
                 if record is not None:
                     return replay(record, request_hash)
                 raise
-            idempotency = None if key is None else IdempotencyRecord(key, request_hash, encode_json(result))
+            idempotency = (
+                None if key is None else IdempotencyRecord(key, request_hash, encode_json(result), module=module.name)
+            )
             receipt = current_receipt.get()
             if not ctx.staged and idempotency is None and not ctx.forgotten:
                 if receipt is not None:

@@ -259,6 +259,7 @@ def configure(application: Application, settings: Settings) -> None:
     """Configure ``application`` from settings: its placement, keys, leases, and whether it runs consumers."""
     place(application, settings)
     application.lease_ttl = settings.lease_ttl
+    application.idempotency_ttl = settings.idempotency_ttl
     application.runs_consumers = settings.consumers == "workers"
     use_keys(application, settings)
 

@@ -22,6 +22,12 @@ for ``orders:57``, where orders runs elsewhere, waits in three steps, each one b
 
 Everything the write at ``orders:57`` caused upstream of this service's consumers is then visible, by the
 same at-least-once, in-order delivery the relay and inbox give events.
+
+**Data subjects across services.** A public event whose type declares a data subject travels sealed with the
+subject's key, and a service that imports it keeps a copy of that key, which it deletes when the exporting
+module's service announces that it forgot the subject (``citadel.messaging.keyshare``,
+``citadel.messaging.forgetting``). Both services then need encryption at rest: a service without a keyring that
+exports or imports such events is refused at start.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from citadel.bus import AsyncHandler
 from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
 from citadel.handling import Receipt, current_receipt
-from citadel.messages import Command, Message, Query, decode_json, encode_json
+from citadel.messages import Command, Event, Message, Query, SubjectForgotten, decode_json, encode_json, subject_key
+from citadel.messaging.forgetting import Announcer, Forgetting
 from citadel.messaging.inbox import Inbox
+from citadel.messaging.keyshare import KeyShare
 from citadel.messaging.nats import NatsBroker, OutboxRelay
 
 if TYPE_CHECKING:
@@ -85,6 +93,10 @@ class Topology:
                 f"unknown module(s) {', '.join(sorted(unknown))}; the application has {', '.join(app.modules)}"
             )
         self.app = app
+        app.registry.register(SubjectForgotten)  # the framework's own event: forgetting appends it to this log
+        for event_type in (t for m in app.modules.values() for t in m.events if issubclass(t, SubjectForgotten)):
+            if event_type.__message_subject__ is not None:  # it is written as the subject's key is deleted
+                raise ConfigurationError(f"{event_type.__name__} records a forgotten subject: it declares no subject=")
         self.local = set(local) if local else names
         self.partial = self.local != names
         if self.partial and broker is None:
@@ -94,6 +106,7 @@ class Topology:
         self.broker = broker if isinstance(broker, NatsBroker) else NatsBroker(broker) if broker else None
         self.relay: OutboxRelay | None = None
         self.inbox: Inbox | None = None
+        self.keys: KeyShare | None = None
         self._local: dict[type[Message], AsyncHandler] = {}  # the handlers of forwarded messages, kept
 
     def is_local(self, module: Module) -> bool:
@@ -108,6 +121,15 @@ class Topology:
     def runs(self, module: str) -> bool:
         """Whether this process runs the module named ``module``."""
         return not self.partial or module in self.local
+
+    def forgotten_events(self, subject: str, module: str) -> list[Event]:
+        """The events that record in this service's log that ``module`` forgot ``subject``: ``SubjectForgotten``,
+        and one of each subclass of it that a local module lists among its events (for its projections)."""
+        types: list[type[SubjectForgotten]] = [SubjectForgotten]
+        for m in self.app.modules.values():
+            if self.is_local(m):
+                types += [t for t in m.events if issubclass(t, SubjectForgotten) and t is not SubjectForgotten]
+        return [t(subject=subject, key_id=subject_key(subject), module=module) for t in types]
 
     def position_token(self, module: str, position: int) -> str:
         """A position as clients see it: the number, or ``module:number`` in a partial topology."""
@@ -177,15 +199,22 @@ class Topology:
                 if module.is_public(query_type):
                     forward = self._forwarder(module, query_type, handler)
                     self._local[query_type] = app.queries.replace(query_type, forward)
-        exported = frozenset(
-            app.registry.of(t).name
-            for m in app.modules.values()
-            if self.is_local(m)
-            for t in m.events
-            if m.is_public(t)
+        public = [(m.name, t) for m in app.modules.values() if self.is_local(m) for t in m.events if m.is_public(t)]
+        exported = frozenset(app.registry.of(t).name for _, t in public)
+        sealed = {m: app.registry.of(t).name for m, t in public if t.__message_subject__ is not None}
+        self.keys = self._key_share(sealed.values(), "exports")
+        for module_name in sorted(set(sealed)):
+            await self._shared_keys().serve(module_name)
+        self.relay = OutboxRelay(
+            app.store,
+            self.broker,
+            exported,
+            owner=app.node_id,
+            lease_ttl=app.lease_ttl,
+            sealed=frozenset(sealed.values()),
+            keys=self.keys,
+            announcer=Announcer(self.broker, sealed, self.local) if sealed else None,
         )
-        store = app.store
-        self.relay = OutboxRelay(store, self.broker, exported, owner=app.node_id, lease_ttl=app.lease_ttl)
         await self.relay.start()
         self.inbox = self._inbox()
         if self.inbox is not None:
@@ -219,7 +248,35 @@ class Topology:
             return None
         app = self.app
         exporters = {n: app.owner_of(app.registry.named(n).cls).name for n in needed}
-        return Inbox(self.broker, app.store, app.registry, self.service, exporters)
+        sealed = [n for n in needed if app.registry.named(n).cls.__message_subject__ is not None]
+        self.keys = self.keys or self._key_share(sealed, "imports")
+        forgetting = Forgetting(self.broker, app.store, self.forgotten_events, encrypting=app.keyring is not None)
+        return Inbox(
+            self.broker, app.store, app.registry, self.service, exporters, keys=self.keys, forgetting=forgetting
+        )
+
+    def _key_share(self, sealed: Collection[str], does: str) -> KeyShare | None:
+        """The service's key share, when it has data keys; None when none is needed.
+
+        Raises:
+            ConfigurationError: the service ``does`` (exports, imports) events that declare a data subject and its
+                store does not encrypt.
+        """
+        app = self.app
+        if app.keyring is None or self.broker is None:
+            if sealed:
+                raise ConfigurationError(
+                    f"this service {does} {', '.join(sorted(sealed))}, which declare a data subject: it needs "
+                    "encryption at rest (a master key: master_key_file, CITADEL_MASTER_KEY_FILE) so that the "
+                    "subject's events travel sealed and can be forgotten"
+                )
+            return None
+        return KeyShare(self.broker, app.store, app.keyring)
+
+    def _shared_keys(self) -> KeyShare:
+        if self.keys is None:
+            raise ConfigurationError("this service holds no data keys to share")
+        return self.keys
 
     async def stop(self) -> None:
         """Stop the inbox, the relay and the broker connection; local handlers take their messages back."""

@@ -127,12 +127,12 @@ async def test_a_batchs_stream_versions_are_index_lookups_before_the_events_have
             "FROM generate_series(2, 40001) i"
         )
         streams = ["s1", "s2", "s999", "missing"]
-        for sql, args in ((_BEGIN, (streams, ["k"])), (_VERSIONS, (streams,))):
+        for sql, args in ((_BEGIN, (streams, ["k"], 0.0)), (_VERSIONS, (streams,))):  # 0.0: records kept since
             found = await plan(connection, sql, args)
             assert "Seq Scan on events" not in found, found
             assert "events_stream_id_version_key" in found, found
         async with connection.transaction():
-            rows = await connection.fetch(_BEGIN, streams, ["k"])
+            rows = await connection.fetch(_BEGIN, streams, ["k"], 0.0)
         assert [(r[1], r[2]) for r in rows] == [("s1", 2), ("s2", 2), ("s999", 2), ("missing", 0)]
         assert [tuple(r) for r in await connection.fetch(_VERSIONS, streams)] == [
             ("s1", 2),

@@ -23,6 +23,7 @@ from citadel.errors import (
     InvalidMessage,
     NotCaughtUp,
     NotFound,
+    PayloadForgotten,
     RateLimited,
     ServiceUnavailable,
     StoreError,
@@ -104,6 +105,7 @@ def field_problem(loc: str, message: str, what: str) -> Problem:
 
 _BY_CLASS: list[tuple[type[BaseException], int, str, str]] = [
     (NotFound, 404, "not-found", "Not found"),
+    (PayloadForgotten, 410, "forgotten", "Gone"),
     (InvalidCommand, 422, "invalid-command", "Invalid command"),
     (DomainError, 409, "conflict", "Refused"),
     (ConcurrencyError, 409, "concurrency-conflict", "Concurrent modification"),

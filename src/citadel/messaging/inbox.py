@@ -6,6 +6,11 @@ letter and acknowledged, and ``retry`` imports it once its key is held. An event
 JetStream keeps events, and a new service, or one back from an outage, reads them long after they were
 published. A replayed event does no harm either: it is recognised by its message id.
 
+An event sealed with its subject's key is opened with that key, from this service's key table or asked of the
+exporting service (``citadel.messaging.keyshare``); one whose subject was forgotten is acknowledged and not
+imported. The announcements that the exporting modules forgot subjects come through this inbox too, in order with
+their events, and are carried out here (``citadel.messaging.forgetting``).
+
 Each event is appended to the service's own log in one transaction with its message id (a redelivered message
 is recognised and skipped), and acknowledged after that commit; local projections and process managers then see
 it like any local event. A message that keeps failing is retried with backoff and, after ``max_deliver``
@@ -30,14 +35,17 @@ from typing import TYPE_CHECKING, Any
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
-from citadel.errors import IdempotencyConflict, UnverifiedMessage
+from citadel.errors import ConfigurationError, IdempotencyConflict, UnverifiedMessage
 from citadel.messaging import wire
+from citadel.security.encryption import is_sealed
 from citadel.store.base import Commit, IdempotencyRecord, Metadata, StreamAppend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from citadel.messages import EventRegistry
+    from citadel.messaging.forgetting import Forgetting
+    from citadel.messaging.keyshare import KeyShare
     from citadel.messaging.nats import NatsBroker
     from citadel.store.base import EventStore
 
@@ -49,7 +57,8 @@ log = logging.getLogger("citadel.nats")
 class Inbox:
     """Imports the integration events this service needs into its own log, exactly once in effect.
 
-    ``events`` maps the stored name of each event type it imports to the module that exports it.
+    ``events`` maps the stored name of each event type it imports to the module that exports it. ``keys`` opens
+    sealed events; with ``forgetting``, the inbox also carries out the exporting modules' forgotten subjects.
     """
 
     def __init__(
@@ -62,29 +71,38 @@ class Inbox:
         *,
         max_deliver: int = 5,
         backoff: Sequence[float] = (0.1, 0.5, 1.0, 2.0),
+        keys: KeyShare | None = None,
+        forgetting: Forgetting | None = None,
     ) -> None:
         self.broker = broker
         self.store = store
         self.registry = registry
         self.durable = f"citadel-inbox-{service}"
         self._exporters = dict(events)
+        self.keys = keys
+        self.forgetting = forgetting
+        self._announced = f"{broker.prefix}.forgotten."
         self.subjects = [broker.event_subject(name) for name in events]
+        if forgetting is not None:
+            self.subjects += [forgetting.subject(module) for module in sorted(set(self._exporters.values()))]
         self._wanted = frozenset(self.subjects)
         self.max_deliver = max_deliver
         self.backoff = list(backoff)
         self.imported = 0
+        self.skipped = 0
+        """Sealed events not imported: their subject was forgotten."""
         self.running = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Create (or find) the durable consumer and start importing."""
-        # NATS 2.10 filters on several subjects; before it, one consumer takes every event of the stream (in
+        # NATS 2.10 filters on several subjects; before it, one consumer takes every message of the stream (in
         # stream order, as it must) and the inbox acknowledges those it does not need without importing them.
         several = self.broker.server_version >= (2, 10)
         config = api.ConsumerConfig(
             durable_name=self.durable,
             filter_subjects=self.subjects if several else None,
-            filter_subject=None if several else f"{self.broker.prefix}.events.>",
+            filter_subject=None,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=30.0,
             max_deliver=self.max_deliver + 1,  # the last delivery parks the message
@@ -95,9 +113,25 @@ class Inbox:
             await self.broker.js.add_consumer(self.broker.stream, config)
         except Exception:  # it exists: keep it (its position is the point), and its settings
             log.debug("inbox consumer %s exists", self.durable)
+            await self._check_filters()
         subscription = await self.broker.js.pull_subscribe_bind(self.durable, stream=self.broker.stream)
         self.running = True
         self._task = asyncio.create_task(self._run(subscription), name=f"citadel-inbox-{self.durable}")
+
+    async def _check_filters(self) -> None:
+        """Warn when the durable consumer, kept from an earlier start, does not take every subject this inbox needs
+        (one made by an earlier version does not take the announcements of forgotten subjects)."""
+        config = (await self.broker.js.consumer_info(self.broker.stream, self.durable)).config
+        filters = [*(config.filter_subjects or ()), *([config.filter_subject] if config.filter_subject else [])]
+        missed = [s for s in self.subjects if filters and not any(_matches(f, s) for f in filters)]
+        if missed:
+            log.warning(
+                "inbox consumer %s takes only %s, not %s: delete it once (the inbox makes it again, replays the stream "
+                "and recognises what it imported)",
+                self.durable,
+                ", ".join(filters),
+                ", ".join(missed),
+            )
 
     async def stop(self) -> None:
         """Stop importing (what is unacknowledged is delivered again later)."""
@@ -128,9 +162,15 @@ class Inbox:
                 return False
             await asyncio.sleep(0.01)
 
+    def exporter_of(self, subject: str) -> str:
+        """The module whose event (or announcement) arrived on ``subject``; "" for one this inbox does not take."""
+        if subject.startswith(self._announced):
+            return subject.removeprefix(self._announced)
+        return self._exporters.get(subject.removeprefix(f"{self.broker.prefix}.events."), "")
+
     def stream_of(self, subject: str) -> str:
         """The local stream id of an event received on ``subject``: ``inbox.<the module that exports it>``."""
-        return f"inbox.{self._exporters.get(subject.removeprefix(f'{self.broker.prefix}.events.'), '')}"
+        return f"inbox.{self.exporter_of(subject)}"
 
     async def _run(self, subscription: Any) -> None:
         while self.running:
@@ -181,9 +221,20 @@ class Inbox:
     async def _import(self, message: Any) -> None:
         if message.subject not in self._wanted:
             return  # another service's business (a server without multi-subject filters sends everything)
+        if self.forgetting is not None and message.subject.startswith(self._announced):
+            await self.forgetting.receive(message, self.exporter_of(message.subject), self.stream_of(message.subject))
+            return
         headers = self.broker.verified(wire.EVENT, message.subject, message.data, message.headers or {})
         type_name = message.subject.removeprefix(f"{self.broker.prefix}.events.")
-        event = self.registry.decode(type_name, int(headers.get(wire.SCHEMA_VERSION) or 1), message.data)
+        data = message.data
+        if is_sealed(data):
+            if self.keys is None:
+                raise ConfigurationError(f"a sealed {type_name} arrived, and this service shares no data keys")
+            data = await self.keys.open(self.exporter_of(message.subject), type_name, headers, data)
+            if data is None:
+                self.skipped += 1  # its subject was forgotten: as if never published
+                return
+        event = self.registry.decode(type_name, int(headers.get(wire.SCHEMA_VERSION) or 1), data)
         message_id = headers.get(wire.EVENT_ID, "")
         commit = Commit(
             [StreamAppend(self.stream_of(message.subject), [event])],
@@ -219,6 +270,17 @@ class Inbox:
         """
         stored = await self.broker.js.get_msg(self.broker.stream, sequence)
         await self._import(_Stored(stored))
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """Whether the NATS subject filter ``pattern`` (``*`` one token, ``>`` the rest) takes ``subject``."""
+    wanted, parts = pattern.split("."), subject.split(".")
+    for i, part in enumerate(wanted):
+        if part == ">":
+            return len(parts) > i
+        if i >= len(parts) or part not in ("*", parts[i]):
+            return False
+    return len(parts) == len(wanted)
 
 
 class _Parked:

@@ -7,14 +7,18 @@
 * **Integration events** leave through the outbox relay: the event store is the outbox, a consumer follows
   it from its checkpoint and publishes each public event of the service's modules to JetStream, on
   ``citadel.events.<module>.<Event>``, with the event id as ``Nats-Msg-Id`` (the broker drops a duplicate
-  publish), and moves its checkpoint only once the broker acknowledged. At least once, in log order.
+  publish), and moves its checkpoint only once the broker acknowledged. At least once, in log order
+  (``citadel.messaging.relay``). An event whose type declares a data subject travels sealed with the subject's
+  key, which importing services ask its service for (``citadel.messaging.keyshare``); a forgotten subject is
+  announced on ``citadel.forgotten.<module>``, in the same stream (``citadel.messaging.forgetting``).
 * **The inbox** of a service is a durable JetStream consumer of the events its own consumers need
   (``citadel.messaging.inbox``).
 * **Every message is signed** with the services' shared keys and verified before it is read
   (``citadel.messaging.wire``): a request that does not verify is answered with ``UnverifiedMessage`` (401 for
   the caller's client), a reply that does not verify fails the request, an event that does not verify is parked.
-  Requests, replies and the relay's "published?" messages older than ``max_age`` seconds are refused as stale;
-  events are not (see the inbox). Each refusal is logged with its subject and counted in ``refusals``.
+  Requests, replies, "published?" and key requests older than ``max_age`` seconds are refused as stale; what
+  JetStream keeps (events, forgotten subjects) is not (see the inbox). Each refusal is logged with its subject
+  and counted in ``refusals``.
 """
 
 from __future__ import annotations
@@ -36,13 +40,13 @@ from citadel.errors import ConfigurationError, ServiceUnavailable, UnverifiedMes
 from citadel.ids import new_id
 from citadel.messaging import wire
 from citadel.messaging.connection import BrokerConnection, open_connection
-from citadel.messaging.consumer import Consumer
 from citadel.messaging.inbox import Inbox
+from citadel.messaging.relay import OutboxRelay
 from citadel.messaging.signing import ServiceKeys
 
 if TYPE_CHECKING:
     from citadel.messages import Message
-    from citadel.store.base import EventStore, RecordedEvent
+    from citadel.store.base import RecordedEvent
 
 __all__ = ["Inbox", "NatsBroker", "OutboxRelay"]
 
@@ -50,6 +54,9 @@ log = logging.getLogger("citadel.nats")
 _MAX_SEEN = 100_000
 """Request tags a service remembers against replays, at most (a few MB)."""
 Serve = Callable[["Message", DispatchContext], Awaitable[tuple[bytes, int, bool]]]
+Give = Callable[[bytes, wire.Verified], Awaitable[tuple[bytes, dict[str, str]]]]
+Outgoing = tuple[str, str, bytes, dict[str, str]]
+"""A message to sign and publish to JetStream: kind, subject, body, headers."""
 PublishedThrough = Callable[[int, float], Awaitable[bool]]
 
 
@@ -105,7 +112,7 @@ class NatsBroker:
         self.js = self._nc.jetstream()
         config = api.StreamConfig(
             name=self.stream,
-            subjects=[f"{self.prefix}.events.>"],
+            subjects=[f"{self.prefix}.events.>", f"{self.prefix}.forgotten.>"],
             storage=api.StorageType.FILE,
             duplicate_window=120.0,
         )
@@ -152,21 +159,23 @@ class NatsBroker:
             )
         return self.keys
 
-    def _signed(self, kind: str, subject: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+    def signed(self, kind: str, subject: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` with the timestamp and the signature of the message under the current service key."""
         return wire.sign(self._require_keys(), kind, subject, body, headers)
 
     def verified(self, kind: str, subject: str, body: bytes, headers: dict[str, str]) -> wire.Verified:
-        """Verify a message received on ``subject``, and its age unless it is an event; return its headers. An
-        event is not refused for its age: JetStream keeps events, a new service replays the stream long after they
-        were published, and the inbox recognises a replayed event by its message id.
+        """Verify a message received on ``subject``, and its age unless JetStream keeps its kind; return its
+        headers. An event is not refused for its age: JetStream keeps events, a new service replays the stream
+        long after they were published, and the inbox recognises a replayed event by its message id.
 
         Raises:
             UnverifiedMessage: it does not verify; the refusal is logged and counted in ``refusals`` first.
         """
-        max_age = None if kind == wire.EVENT else self.max_age
+        max_age = None if kind in wire.KEPT else self.max_age
         try:
             found = wire.verify(self._require_keys(), kind, subject, body, headers, max_age=max_age)
-            if kind == wire.REQUEST:  # by its tag: a retry is signed anew (a new timestamp), a replay is not
+            # A request (a key request too) by its tag: a retry is signed anew (a new timestamp), a replay is not.
+            if kind in (wire.REQUEST, wire.KEY):
                 self._first_time(headers.get(wire.SIGNATURE, ""))
             return found
         except UnverifiedMessage as exc:
@@ -195,7 +204,7 @@ class NatsBroker:
     async def _reply(self, message: Any, in_reply_to: str, body: bytes, headers: dict[str, str]) -> None:
         """Answer ``message`` (if it asks for an answer), signed, naming the request it answers."""
         if message.reply:
-            headers = self._signed(wire.REPLY, message.reply, body, {**headers, wire.IN_REPLY_TO: in_reply_to})
+            headers = self.signed(wire.REPLY, message.reply, body, {**headers, wire.IN_REPLY_TO: in_reply_to})
             await self._nc.publish(message.reply, body, headers=headers)
 
     def _answer_of(self, reply: Any, in_reply_to: str) -> wire.Verified:
@@ -221,7 +230,7 @@ class NatsBroker:
         wait = context.wait if context.min_position else 0.0
         attempts = 1 + (self.retries if retry else 0)
         for attempt in range(attempts):
-            signed = self._signed(wire.REQUEST, subject, body, headers)  # at each attempt: a fresh timestamp
+            signed = self.signed(wire.REQUEST, subject, body, headers)  # at each attempt: a fresh timestamp
             try:
                 reply = await self._nc.request(subject, body, timeout=self.timeout + wait, headers=signed)
             except NoRespondersError:
@@ -309,49 +318,70 @@ class NatsBroker:
         Raises:
             UnverifiedMessage: the answer does not verify, or that service refused this question's signature.
         """
-        subject, body, message_id = f"{self.prefix}.published.{module}", f"{position} {wait}".encode(), new_id()
-        headers = self._signed(wire.PUBLISHED, subject, body, {wire.MESSAGE_ID: message_id})
+        asked = await self.ask(wire.PUBLISHED, f"{self.prefix}.published.{module}", f"{position} {wait}".encode(), wait)
+        if asked is None:
+            return None
+        body, answer, _ = asked
+        if wire.ERROR in answer:
+            raise wire.error_from(answer[wire.ERROR], body.decode(errors="replace"))
+        return int(body) if body else None
+
+    async def ask(
+        self, kind: str, subject: str, body: bytes, wait: float = 0.0
+    ) -> tuple[bytes, wire.Verified, dict[str, str]] | None:
+        """Send a signed question of ``kind`` on ``subject``; return the answer's body, its verified headers and the
+        question's signed headers; None when no service answers within the timeout (plus ``wait`` seconds).
+
+        Raises:
+            UnverifiedMessage: the answer does not verify.
+        """
+        message_id = new_id()
+        headers = self.signed(kind, subject, body, {wire.MESSAGE_ID: message_id})
         try:
             reply = await self._nc.request(subject, body, timeout=wait + self.timeout, headers=headers)
         except (NoRespondersError, NatsTimeout):
             return None
-        answer = self._answer_of(reply, message_id)
-        if wire.ERROR in answer:
-            raise wire.error_from(answer[wire.ERROR], reply.data.decode(errors="replace"))
-        return int(reply.data) if reply.data else None
+        return reply.data, self._answer_of(reply, message_id), headers
+
+    async def answer(self, kind: str, subject: str, module: str, give: Give) -> None:
+        """Answer the questions of ``kind`` on ``subject`` (in ``module``'s queue group) with what ``give`` returns
+        for their body and verified headers; a question that does not verify is answered with
+        ``UnverifiedMessage``, one that ``give`` fails on with the error (its text only if meant for the caller)."""
+
+        async def on_question(message: Any) -> None:
+            claimed = message.headers or {}
+            try:
+                body, reply = await give(message.data, self.verified(kind, message.subject, message.data, claimed))
+            except Exception as exc:
+                if not isinstance(exc, UnverifiedMessage):
+                    log.warning("cannot answer a %s question on %s: %r", kind, message.subject, exc)
+                body, reply = wire.error_answer(exc, claimed.get(wire.CORRELATION, "")[:128])
+            await self._reply(message, claimed.get(wire.MESSAGE_ID, ""), body, reply)
+
+        await self._answer(subject, module, on_question)
+
+    def event_message(self, r: RecordedEvent, sealed: bytes | None = None) -> Outgoing:
+        """The message that carries a recorded event: its payload, or ``sealed`` (then its stream and version,
+        which the seal is bound to, travel in the signed headers)."""
+        headers = {
+            wire.EVENT_ID: r.event_id,
+            wire.TYPE: r.type,
+            wire.SCHEMA_VERSION: str(r.schema_version),
+            wire.CORRELATION: r.correlation_id or "",
+            wire.ACTOR: r.actor or "",
+        }
+        if sealed is not None:
+            headers |= {wire.STREAM: r.stream_id, wire.VERSION: str(r.version)}
+        return wire.EVENT, self.event_subject(r.type), r.data if sealed is None else sealed, headers
 
     async def publish_events(self, records: Sequence[RecordedEvent]) -> None:
-        """Publish events to JetStream, each signed, in order, and wait until the broker has stored every one."""
-        acks = []
-        for r in records:
-            subject = self.event_subject(r.type)
-            headers = {
-                wire.EVENT_ID: r.event_id,
-                wire.TYPE: r.type,
-                wire.SCHEMA_VERSION: str(r.schema_version),
-                wire.CORRELATION: r.correlation_id or "",
-                wire.ACTOR: r.actor or "",
-            }
-            acks.append(self.js.publish(subject, r.data, headers=self._signed(wire.EVENT, subject, r.data, headers)))
+        """Publish events to JetStream as they are, each signed, in order, and wait until the broker stored them."""
+        await self.publish([self.event_message(r) for r in records])
+
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Publish messages to JetStream, each signed, in order, and wait until the broker has stored every one."""
+        acks = [
+            self.js.publish(subject, body, headers=self.signed(kind, subject, body, headers))
+            for kind, subject, body, headers in messages
+        ]
         await asyncio.gather(*acks)
-
-
-class OutboxRelay(Consumer):
-    """Follows the local log and publishes the public events of this service's modules to JetStream."""
-
-    def __init__(
-        self, store: EventStore, broker: NatsBroker, exported: frozenset[str], *, owner: str, lease_ttl: float = 5.0
-    ) -> None:
-        super().__init__("citadel.outbox", store, owner=owner, lease_ttl=lease_ttl)
-        self.broker = broker
-        self.exported = exported
-        self.types = exported
-        self.published = 0
-
-    async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
-        public = [r for r in records if r.type in self.exported and not r.forgotten]
-        if public:
-            await self.broker.publish_events(public)
-            self.published += len(public)
-        await self.store.save_checkpoint(self.name, upto, self.lease)
-        self.saved(upto)

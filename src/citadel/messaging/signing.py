@@ -9,6 +9,9 @@ different messages encode alike::
 
 The fields (type, actor, roles, correlation, ...) and their order are ``citadel.messaging.wire``'s.
 
+``derive`` turns a service key into a key for one purpose (HKDF-SHA256): a data key travels between services
+wrapped under one (``citadel.messaging.keyshare``).
+
 **Rotation** without a refused message: give every service the new key second (``old:…,new:…``: it verifies
 but does not sign yet), then first (``new:…,old:…``, what ``rotated`` returns), then drop the old one.
 """
@@ -24,6 +27,9 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from citadel.errors import ConfigurationError, UnverifiedMessage
 from citadel.security.keyfiles import create_private, read_private
@@ -140,6 +146,18 @@ class ServiceKeys:
     def sign(self, kind: str, subject: str, body: bytes, fields: Sequence[str | bytes]) -> str:
         """The tag of a message under the current key: ``<key id>:<base64url HMAC-SHA256>``."""
         return f"{self.current}:{_tag(self._keys[self.current], kind, subject, body, fields)}"
+
+    def derive(self, key_id: str, purpose: bytes) -> bytes:
+        """A 32-byte key for ``purpose``, derived from the service key ``key_id`` with HKDF-SHA256: whoever holds
+        that service key derives the same key, nobody else can.
+
+        Raises:
+            UnverifiedMessage: the key id is not held here.
+        """
+        key = self._keys.get(key_id)
+        if key is None:
+            raise UnverifiedMessage(f"no service key {key_id[:64]!r} here", reason="unknown-key", key_id=key_id)
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=_VERSION, info=purpose).derive(key)
 
     def verify(self, kind: str, subject: str, body: bytes, fields: Sequence[str | bytes], signature: str) -> str:
         """Check ``signature`` (as ``sign`` makes it) over the message, in constant time; return its key id.

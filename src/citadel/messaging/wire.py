@@ -12,8 +12,12 @@ Every message is signed (``citadel.messaging.signing``): ``Citadel-Signature: <k
 ``event``, ``published``), the NATS subject, the body's SHA-256 and these fields, in this order: type, actor,
 roles (sorted), correlation, causation, message id (an event's ``Nats-Msg-Id``), idempotency key, min position,
 position of, wait, schema version, timestamp, and for a reply the request's message id, position, replayed flag
-and error name. A receiver verifies before it reads anything else: ``context_from`` only takes what ``verify``
-returned.
+and error name; a message that carries ``Citadel-Stream`` (an event sealed with its subject's key) ends with that
+stream id and ``Citadel-Version``. A receiver verifies before it reads anything else: ``context_from`` only takes
+what ``verify`` returned.
+
+Besides those kinds, ``key`` asks the service of a module for a data subject's key (``citadel.messaging.keyshare``)
+and ``forgotten`` announces that a service forgot subjects (``citadel.messaging.forgetting``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from citadel.messaging.signing import ServiceKeys, canonical
 
 __all__ = [
     "EVENT",
+    "FORGOTTEN",
+    "KEY",
     "PUBLISHED",
     "REPLY",
     "REQUEST",
@@ -61,6 +67,9 @@ _FOR_CALLER = (
 _CALLER_NAMES = frozenset(name for name, cls in _ERRORS.items() if issubclass(cls, _FOR_CALLER))
 
 REQUEST, REPLY, EVENT, PUBLISHED = "request", "reply", "event", "published"
+KEY, FORGOTTEN = "key", "forgotten"
+KEPT = frozenset({EVENT, FORGOTTEN})
+"""Kinds JetStream keeps: named by their ``Nats-Msg-Id``, and not refused for their age."""
 FUTURE = 5.0
 """Seconds a timestamp may lie ahead of this clock (the services' clocks differ a little)."""
 
@@ -82,6 +91,8 @@ POSITION = "Citadel-Position"
 REPLAYED = "Citadel-Replayed"
 ERROR = "Citadel-Error"
 SIGNATURE = "Citadel-Signature"
+STREAM = "Citadel-Stream"
+VERSION = "Citadel-Version"
 
 _BEFORE_ROLES = (TYPE, ACTOR)
 _AFTER_ROLES = (CORRELATION, CAUSATION)
@@ -115,13 +126,16 @@ def headers_of(name: str, context: DispatchContext) -> dict[str, str]:
 def _covered(kind: str, headers: Mapping[str, str]) -> list[str | bytes]:
     """The signed fields of a message, in their fixed order; a missing header counts as empty, as it is read."""
     roles = sorted(r for r in headers.get(ROLES, "").split(",") if r)
+    # A sealed event's stream and version come last, and only when present: messages without them sign as before.
+    sealed = [headers[STREAM], headers.get(VERSION, "")] if headers.get(STREAM) else []
     return [
         *(headers.get(h, "") for h in _BEFORE_ROLES),
         canonical(*roles),
         *(headers.get(h, "") for h in _AFTER_ROLES),
-        headers.get(EVENT_ID if kind == EVENT else MESSAGE_ID, ""),
+        headers.get(EVENT_ID if kind in KEPT else MESSAGE_ID, ""),
         *(headers.get(h, "") for h in _AFTER_ID),
         headers.get(ERROR, ""),
+        *sealed,
     ]
 
 

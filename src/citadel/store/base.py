@@ -11,17 +11,18 @@ they trigger, the command's idempotency record and snapshots.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
 from citadel.errors import PayloadForgotten
+from citadel.store.targets import ProjectionTarget, ViewTransaction
 
 if TYPE_CHECKING:
     from citadel.messages import Event, EventRegistry
     from citadel.security.encryption import MasterKeys
-    from citadel.views import View, ViewReader, ViewWriter
+    from citadel.views import View, ViewReader
 
 __all__ = [
     "NO_STREAM",
@@ -68,6 +69,7 @@ class RecordedEvent:
         "data",
         "event_id",
         "forgotten",
+        "key_id",
         "position",
         "recorded_at",
         "schema_version",
@@ -106,6 +108,7 @@ class RecordedEvent:
         self._registry = registry
         self._event = event
         self.forgotten = False
+        self.key_id: str | None = None  # the data key its payload was sealed with (set when opened)
 
     @property
     def event(self) -> Event:
@@ -140,12 +143,15 @@ class StreamAppend(msgspec.Struct, frozen=True, gc=False):
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, gc=False):
-    """The stored outcome of a command dispatched with an idempotency key."""
+    """The stored outcome of a command dispatched with an idempotency key. ``module`` ran the command (its data key
+    seals the result of a command that appended nothing); ``forgotten``: read back, its result's key was deleted."""
 
     key: str
     request_hash: str
     result: bytes
     position: int = 0
+    module: str = ""
+    forgotten: bool = False
 
 
 class Snapshot(msgspec.Struct, frozen=True, gc=False):
@@ -209,31 +215,6 @@ class Lease(msgspec.Struct, frozen=True, gc=False):
     name: str
     owner: str
     ttl: float = 5.0
-
-
-class ViewTransaction(Protocol):
-    """Write access to views inside one store transaction."""
-
-    def writer(self, view: View[Any]) -> ViewWriter[Any]:
-        """Return the writer of ``view`` bound to this transaction."""
-
-
-class ProjectionTarget(Protocol):
-    """What a store needs from a projection to run it: its name, views, and how to apply an event."""
-
-    @property
-    def name(self) -> str:
-        """Unique name; async projections keep their checkpoint under it."""
-
-    @property
-    def views(self) -> Sequence[View[Any]]:
-        """The views this projection writes (cleared on rebuild)."""
-
-    def handles(self, type_name: str) -> bool:
-        """Return whether the projection has a handler for the stored event type name."""
-
-    def apply(self, record: RecordedEvent, tx: ViewTransaction) -> Awaitable[None] | None:
-        """Apply one event; an awaitable may only await the transaction's view reads."""
 
 
 class EventStore(Protocol):
@@ -303,8 +284,15 @@ class EventStore(Protocol):
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until an event after position ``after`` is committed or ``timeout`` passes; return the head."""
 
+    def request_hash(self, material: bytes) -> str:
+        """Return what an idempotency record stores to recognise a command (``material``: its name and payload):
+        an HMAC-SHA256 under the store's own key when it encrypts, so a guessed payload cannot be confirmed."""
+
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        """Return the stored outcome of the command dispatched with ``key``, or None."""
+        """Return the stored outcome of the command dispatched with ``key``, or None (also once it expired)."""
+
+    async def prune_idempotency(self) -> int:
+        """Delete expired idempotency records, a bounded number per transaction; return how many."""
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
         """Return the stream's latest snapshot, or None."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
@@ -43,13 +44,16 @@ from citadel.store.base import (
     StreamAppend,
 )
 from citadel.store.encoding import encode_appends, forgotten_keys
+from citadel.store.expiry import Pruner, check_ttl
 from citadel.store.migrations import check_known, expand
-from citadel.store.postgres_keys import master_key_ids, rewrap_keys
+from citadel.store.postgres_keys import master_key_ids, open_request_key, read_keys, rewrap_keys
+from citadel.store.postgres_records import dead_letters, idempotency_record, load_snapshot, park, prune_idempotency
 from citadel.store.postgres_schema import migrate
-from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, view_ddl
-from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter, apply_handler, read_keys
-from citadel.store.sealing import Sealer
+from citadel.store.postgres_views import PostgresViewReader, ViewBuffer, apply_handler, view_ddl
+from citadel.store.postgres_writer import BROKEN, INDEX_BITS, PgCommit, PostgresWriter
+from citadel.store.sealing import Sealer, request_hash
 from citadel.store.subscription import follow
+from citadel.store.url import redacted
 from citadel.views import View
 
 __all__ = ["PostgresEventStore"]
@@ -113,6 +117,7 @@ class PostgresEventStore:
         writers: connections writing at once (batches are pipelined across them).
         pool_size: most connections of the pool (readers and writers together).
         poll_interval: fallback polling of live subscribers when a notification is lost, in seconds.
+        idempotency_ttl: seconds an idempotency record is kept (``citadel.store.expiry``).
     """
 
     def __init__(
@@ -125,8 +130,11 @@ class PostgresEventStore:
         pool_size: int = 16,
         poll_interval: float = 0.5,
         keyring: Keyring | None = None,
+        idempotency_ttl: float = 86400.0,
     ) -> None:
         self._sealer = Sealer(keyring) if keyring is not None else None
+        self.idempotency_ttl = check_ttl(idempotency_ttl)
+        self._pruner = Pruner(self._prune)
         if writers >= pool_size:
             raise ConfigurationError("writers must leave room in the pool for readers: writers < pool_size")
         self.dsn = dsn
@@ -160,11 +168,12 @@ class PostgresEventStore:
                 masters = await master_key_ids(connection) if self._sealer is not None else set()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._close_pool()
-            raise StoreError(f"cannot open PostgreSQL store at {_redact(self.dsn)}: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL store at {redacted(self.dsn)}: {exc}") from exc
         try:  # a master key that changed would leave every stored payload unreadable: refuse now
-            if self._sealer is not None:
-                self._sealer.keyring.master.require(masters)
-        except ConfigurationError:
+            if (sealer := self._sealer) is not None:
+                sealer.keyring.master.require(masters)
+                await self._read(lambda connection: open_request_key(connection, sealer))
+        except (ConfigurationError, StoreError):
             await self._close_pool()
             raise
         self._changed = asyncio.Event()
@@ -177,12 +186,15 @@ class PostgresEventStore:
             connections=self._writers,
             group_commit=self._group_commit,
             sealer=self._sealer,
+            ttl=self.idempotency_ttl,
         )
         self._writer.start()
         self._listener = asyncio.create_task(self._listen(), name="citadel-pg-listener")
+        self._pruner.start()
 
     async def close(self) -> None:
         """Finish queued writes, stop listening and close the pool."""
+        await self._pruner.stop()
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -303,8 +315,13 @@ class PostgresEventStore:
         return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._read(lambda connection: connection.fetch(sql, *args)))
+
+    async def _read(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(connection)`` on a pooled connection, translating driver errors."""
         try:
-            return list(await self.pool.fetch(sql, *args))
+            async with self.pool.acquire() as connection:
+                return await work(connection)
         except BROKEN as exc:
             raise StoreError(f"PostgreSQL read failed: {exc}") from exc
 
@@ -368,28 +385,31 @@ class PostgresEventStore:
                 await changed.wait()
         return await self.head_position()
 
+    def request_hash(self, material: bytes) -> str:
+        """Return what an idempotency record stores to recognise a command (see ``EventStore.request_hash``)."""
+        return request_hash(self._sealer, material)
+
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        """Return the stored outcome for an idempotency key, or None."""
-        rows = await self._fetch(
-            "SELECT key, request_hash, result, position FROM citadel.idempotency WHERE key = $1", key
+        """Return the unexpired outcome for an idempotency key (``forgotten`` when its key is gone), or None."""
+        since = time.time() - self.idempotency_ttl
+        record: IdempotencyRecord | None = await self._read(
+            lambda connection: idempotency_record(connection, self._sealer, key, since)
         )
-        return IdempotencyRecord(*rows[0]) if rows else None
+        return record
+
+    async def prune_idempotency(self) -> int:
+        """Delete expired idempotency records, ``Pruner.batch`` per transaction; return how many."""
+        return await self._pruner.prune()
+
+    async def _prune(self, limit: int) -> int:
+        before = time.time() - self.idempotency_ttl
+        deleted: int = await self._transaction(lambda connection: prune_idempotency(connection, before, limit))
+        return deleted
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        """Return the stream's snapshot, or None."""
-        rows = await self._fetch(
-            "SELECT stream_id, version, state_version, data FROM citadel.snapshots WHERE stream_id = $1", stream_id
-        )
-        if not rows:
-            return None
-        snapshot = Snapshot(*rows[0])
-        if self._sealer is None:
-            return snapshot
-        missing = self._sealer.missing(self._sealer.sealed_keys([snapshot.data]))
-        if missing:
-            async with self.pool.acquire() as connection:
-                self._sealer.learn(await read_keys(connection, missing))
-        return self._sealer.open_snapshot(snapshot)
+        """Return the stream's snapshot (None when there is none, or its key is gone)."""
+        snapshot: Snapshot | None = await self._read(lambda c: load_snapshot(c, self._sealer, stream_id))
+        return snapshot
 
     # -- views and projections -------------------------------------------------------------------------
 
@@ -536,18 +556,8 @@ class PostgresEventStore:
         return result
 
     async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
-        """Park an event a consumer gave up on."""
-        await self._transaction(
-            lambda connection: connection.execute(
-                "INSERT INTO citadel.dead_letters (consumer, position, event_id, error, attempts, recorded_at) "
-                "VALUES ($1, $2, $3, $4, $5, extract(epoch FROM clock_timestamp()))",
-                consumer,
-                record.position,
-                record.event_id,
-                error,
-                attempts,
-            )
-        )
+        """Park an event a consumer gave up on (its error text sealed, see ``citadel.store.dead_letters``)."""
+        await self._transaction(lambda c: park(c, self._sealer, consumer, record, error, attempts))
 
     async def resolve_dead_letter(
         self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None
@@ -569,12 +579,8 @@ class PostgresEventStore:
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         """Return parked events, oldest first."""
-        sql = "SELECT id, consumer, position, event_id, error, attempts, recorded_at FROM citadel.dead_letters"
-        if consumer is None:
-            rows = await self._fetch(sql + " ORDER BY id")
-        else:
-            rows = await self._fetch(sql + " WHERE consumer = $1 ORDER BY id", consumer)
-        return [DeadLetter(*row) for row in rows]
+        letters: list[DeadLetter] = await self._read(lambda c: dead_letters(c, self._sealer, consumer))
+        return letters
 
     async def rewrap_keys(self, master: MasterKeys) -> int:
         """Re-wrap every data key with the current master key, in one transaction."""
@@ -643,12 +649,3 @@ async def _reset_checkpoint(connection: Any, name: str, position: int) -> None:
         position,
     )
     await connection.execute("DELETE FROM citadel.leases WHERE name = $1", name)
-
-
-def _redact(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"

@@ -81,6 +81,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Which master keys the data keys need, read at every start (``postgres_keys.master_key_ids``).
         "CREATE INDEX keys_by_master ON citadel.keys (master_id)",
     ),
+    (
+        # Expired idempotency records are pruned oldest first (``postgres_records.prune_idempotency``).
+        "CREATE INDEX idempotency_by_age ON citadel.idempotency (recorded_at)",
+        # A dead letter's error text sealed with its event's data key; ``error`` then keeps the class only.
+        "ALTER TABLE citadel.dead_letters ADD COLUMN sealed_error BYTEA",
+    ),
 )
 
 

@@ -9,6 +9,8 @@ pipelined ``executemany``; a read inside the transaction sends the buffer first,
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -18,7 +20,7 @@ from citadel.errors import ConfigurationError, UniqueViolation
 from citadel.store.coalescing import TurnBatch
 from citadel.views import View
 
-__all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "table_name", "view_ddl"]
+__all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "apply_handler", "table_name", "view_ddl"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -222,3 +224,9 @@ class PostgresViewReader(_ViewSQL):
     async def count(self, **where: Any) -> int:
         clause, params = self.where(where)
         return int(await self._pool.fetchval(f"SELECT count(*) FROM {self.table}{clause}", *params))  # nosec B608 - validated identifiers, bound values
+
+
+async def apply_handler(result: Awaitable[None] | None) -> None:
+    """Await a projection handler's result when it is a coroutine."""
+    if result is not None and inspect.isawaitable(result):
+        await result

@@ -26,11 +26,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -40,10 +39,12 @@ from citadel.messages import EventRegistry
 from citadel.store.base import AppendResult, CommitResult, IdempotencyRecord, Metadata, ProjectionTarget, RecordedEvent
 from citadel.store.base import Snapshot as SnapshotRecord
 from citadel.store.encoding import EncodedAppend
-from citadel.store.postgres_views import ViewBuffer
-from citadel.store.sealing import Sealer, WrappedKey
+from citadel.store.postgres_keys import ensure_keys
+from citadel.store.postgres_records import snapshot_heads
+from citadel.store.postgres_views import ViewBuffer, apply_handler
+from citadel.store.sealing import Sealer
 
-__all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter", "apply_handler"]
+__all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter"]
 
 INDEX_BITS = 20
 """Positions are ``(xid << INDEX_BITS) + index``: at most 2**20 events per transaction."""
@@ -53,7 +54,8 @@ MIN_SHARE = 128
 log = logging.getLogger("citadel.store.postgres")
 
 # Everything a batch writes, and its notification, in one statement (one round trip); empty arrays write nothing.
-# The notification is delivered only if the transaction commits.
+# The notification is delivered only if the transaction commits. An idempotency record replaces an expired one of
+# the same key (not pruned yet), and is not written over a live one: the count of those written tells.
 _WRITE = """
 WITH events AS (
     INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at,
@@ -63,13 +65,18 @@ WITH events AS (
 ), keys AS (
     INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at)
     SELECT * FROM unnest($12::text[], $13::text[], $14::bytea[], $15::bigint[], $16::float8[])
+    ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, result = excluded.result,
+        position = excluded.position, recorded_at = excluded.recorded_at
+    WHERE citadel.idempotency.recorded_at < $22
+    RETURNING 1
 ), snapshots AS (
     INSERT INTO citadel.snapshots (stream_id, version, state_version, data)
     SELECT * FROM unnest($17::text[], $18::int[], $19::int[], $20::bytea[])
     ON CONFLICT (stream_id) DO UPDATE
     SET version = excluded.version, state_version = excluded.state_version, data = excluded.data
 )
-SELECT CASE WHEN cardinality($1::bigint[]) > 0 THEN pg_notify('citadel_events', $21::text) END
+SELECT CASE WHEN cardinality($1::bigint[]) > 0 THEN pg_notify('citadel_events', $21::text) END, count(*)
+FROM keys
 """
 # The version of stream ``s.stream_id``: its own lookup, the last entry of the stream in the (stream_id, version)
 # index. As ``stream_id = ANY(...) GROUP BY stream_id`` the planner, guessing without statistics (a table not
@@ -78,7 +85,7 @@ _STREAM_VERSION = "coalesce((SELECT max(e.version) FROM citadel.events AS e WHER
 # The transaction id, the current version of each stream, and which idempotency keys are taken, in one query.
 _BEGIN = (
     f"SELECT pg_current_xact_id()::text::bigint, s.stream_id, {_STREAM_VERSION}, "  # nosec B608 - constant text
-    "(SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[])) "
+    "(SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[]) AND recorded_at >= $3) "
     "FROM (SELECT 1) AS one LEFT JOIN unnest($1::text[]) AS s(stream_id) ON true"
 )
 # Tombstones replace forgotten data keys; every node drops its opened copy on the notification.
@@ -91,12 +98,6 @@ WITH tombstones AS (
 SELECT pg_notify('citadel_keys', array_to_string($1::text[], ','))
 """
 _VERSIONS = f"SELECT s.stream_id, {_STREAM_VERSION} FROM unnest($1::text[]) AS s(stream_id)"  # nosec B608 - constant text
-
-
-async def apply_handler(result: Awaitable[None] | None) -> None:
-    """Await a projection handler's result when it is a coroutine."""
-    if result is not None and inspect.isawaitable(result):
-        await result
 
 
 class PgCommit:
@@ -129,8 +130,10 @@ def _append_row(columns: list[list[Any]], row: Sequence[Any]) -> None:
 class _Batch:
     """One transaction's rows: events, idempotency records and snapshots, in column arrays."""
 
-    def __init__(self, xid: int, now: float, sealer: Sealer | None = None) -> None:
+    def __init__(self, xid: int, now: float, sealer: Sealer | None = None, ttl: float = 86400.0) -> None:
         self.sealer = sealer
+        self.expired = now - ttl  # an idempotency record stored before this has expired
+        self.heads: dict[str, list[str]] = {}  # stream -> keys its next snapshot goes by (``snapshot_heads``)
         self.forget: list[str] = []
         self.base = xid << INDEX_BITS
         self.index = 0
@@ -170,16 +173,21 @@ class _Batch:
                     recorded = RecordedEvent(*row, registry=registry, event=append.events[i])
                     self.records.append((recorded, projections))
             versions[append.stream_id] = current + len(append.encoded)
+            self.heads.get(append.stream_id, []).extend(append.keys)
             results.append(AppendResult(append.stream_id, versions[append.stream_id], first, self.base + self.index))
         result = CommitResult(tuple(results))
         key = job.idempotency
         if key is not None:  # position 0 when the command wrote no event: nothing to wait for
-            _append_row(self.keys, (key.key, key.request_hash, key.result, result.position, self.now))
+            stored = key.result
+            if self.sealer is not None:
+                stored = self.sealer.seal_result(self.sealer.result_key(job.appends, key.module), key)
+            _append_row(self.keys, (key.key, key.request_hash, stored, result.position, self.now))
         for snap in job.snapshots:
             if self.sealer is not None:
-                key_id = self.sealer.snapshot_key(job.appends, snap.stream_id)
-                if key_id is None:
-                    continue  # nothing to seal it with: the events are the truth anyway
+                key_id = self.sealer.snapshot_key(self.heads.get(snap.stream_id, []))
+                if key_id is None or self.sealer.keyring.cipher(key_id) is None:
+                    continue  # nothing to seal it with that forgetting reaches: the events are the truth anyway
+                self.heads[snap.stream_id] = [key_id]
                 snap = self.sealer.seal_snapshot(key_id, snap)
             _append_row(self.snapshots, (snap.stream_id, snap.version, snap.state_version, snap.data))
         self.forget.extend(job.forget)
@@ -189,7 +197,9 @@ class _Batch:
         """Send the rows added since the last write (then forget them), with the commit notification."""
         try:
             if self.events[0] or self.keys[0] or self.snapshots[0]:
-                await connection.execute(_WRITE, *self.events, *self.keys, *self.snapshots, str(self.last_position))
+                rows = (*self.events, *self.keys, *self.snapshots, str(self.last_position), self.expired)
+                if (await connection.fetchrow(_WRITE, *rows))[1] < len(self.keys[0]):
+                    raise IdempotencyConflict(self.keys[0][0])  # a live record took a key: the careful path tells which
             if self.forget:
                 await connection.execute(_FORGET, self.forget)
             if self.records:
@@ -238,8 +248,10 @@ class PostgresWriter:
         group_commit: bool = True,
         max_batch: int = 2000,
         sealer: Sealer | None = None,
+        ttl: float = 86400.0,
     ) -> None:
         self._sealer = sealer
+        self._ttl = ttl  # seconds an idempotency record lives: an older one with the same key is replaced
         self._pool = pool
         self._registry = registry
         self._inline = inline
@@ -327,8 +339,10 @@ class PostgresWriter:
 
     async def _write(self, jobs: list[PgCommit]) -> int:
         async with self._pool.acquire() as connection:
-            if self._sealer is not None:
-                await ensure_keys(connection, self._sealer, {k for job in jobs for a in job.appends for k in a.keys})
+            if (sealer := self._sealer) is not None:
+                needed = {k for job in jobs for a in job.appends for k in a.keys}
+                needed.update(sealer.result_key(j.appends, j.idempotency.module) for j in jobs if j.idempotency)
+                await ensure_keys(connection, sealer, needed)
             for attempt in range(TRANSIENT_RETRIES + 1):
                 try:
                     async with connection.transaction():
@@ -355,13 +369,21 @@ class PostgresWriter:
 
     async def _begin(self, connection: Any) -> _Batch:
         xid = await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")
-        return _Batch(xid, time.time(), self._sealer)
+        return _Batch(xid, time.time(), self._sealer, self._ttl)
+
+    async def _read_heads(self, connection: Any, batch: _Batch, jobs: list[PgCommit]) -> None:
+        """Read what the keys of the snapshots ``jobs`` write go by (``snapshot_heads``), when the store encrypts."""
+        streams = {snap.stream_id for job in jobs for snap in job.snapshots}
+        if self._sealer is not None and streams:
+            batch.heads.update(await snapshot_heads(connection, self._sealer, list(streams)))
 
     async def _fast(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
         streams = list({a.stream_id for job in jobs for a in job.appends})
         keys = [job.idempotency.key for job in jobs if job.idempotency is not None]
-        rows = await connection.fetch(_BEGIN, streams, keys)
-        batch = _Batch(rows[0][0], time.time(), self._sealer)
+        now = time.time()
+        rows = await connection.fetch(_BEGIN, streams, keys, now - self._ttl)
+        batch = _Batch(rows[0][0], now, self._sealer, self._ttl)
+        await self._read_heads(connection, batch, jobs)
         versions: dict[str, int] = dict.fromkeys(streams, 0)
         versions.update((r[1], r[2]) for r in rows if r[1] is not None)
         taken = set(rows[0][3] or ())
@@ -410,12 +432,13 @@ class PostgresWriter:
         versions.update((r[0], r[1]) for r in await connection.fetch(_VERSIONS, streams))
         taken: set[str] = set()
         if job.idempotency is not None and await connection.fetchval(
-            "SELECT 1 FROM citadel.idempotency WHERE key = $1", job.idempotency.key
+            "SELECT 1 FROM citadel.idempotency WHERE key = $1 AND recorded_at >= $2", job.idempotency.key, batch.expired
         ):
             taken.add(job.idempotency.key)
         refusal = _refusal(job, versions, taken)
         if refusal is not None:
             raise refusal
+        await self._read_heads(connection, batch, [job])
         result = batch.add(job, versions, self._registry, self._inline)
         await batch.write(connection)  # on failure the savepoint rolls back; its positions stay unused
         return result
@@ -431,32 +454,6 @@ class PostgresWriter:
         if isinstance(exc, asyncpg.UniqueViolationError) and exc.table_name == "idempotency" and job.idempotency:
             return IdempotencyConflict(job.idempotency.key)
         return exc
-
-
-async def read_keys(connection: Any, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
-    """The stored (wrapped) data keys among ``key_ids``."""
-    rows = await connection.fetch(
-        "SELECT key_id, master_id, wrapped FROM citadel.keys WHERE key_id = ANY($1::text[])", list(key_ids)
-    )
-    return {row[0]: (row[1], row[2]) for row in rows}
-
-
-async def ensure_keys(connection: Any, sealer: Sealer, key_ids: set[str]) -> None:
-    """Make sure the data keys exist and are open. New keys are committed on their own, before the batch
-    that needs them: when two nodes race to create one, both read back and use the one that won."""
-    missing = sealer.missing(key_ids)
-    if not missing:
-        return
-    stored = await read_keys(connection, missing)
-    created = missing - stored.keys()
-    if created:
-        wrapped = {key_id: sealer.keyring.create(key_id) for key_id in created}
-        await connection.executemany(
-            "INSERT INTO citadel.keys (key_id, master_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [(key_id, master_id, data) for key_id, (master_id, data) in wrapped.items()],
-        )
-        stored.update(await read_keys(connection, created))
-    sealer.learn(stored)
 
 
 def _refusal(job: PgCommit, versions: dict[str, int], taken: set[str]) -> BaseException | None:

@@ -1,20 +1,43 @@
 """What a store does to encrypt at rest, whatever its backend: seal rows as it writes them, open records as it
-reads them. The backend only fetches and writes wrapped keys (see ``citadel.security.encryption``)."""
+reads them. The backend only fetches and writes wrapped keys (see ``citadel.security.encryption``).
+
+Whatever a row may quote of a subject is sealed with that subject's data key, so that forgetting the subject
+leaves none of it readable: events, snapshots (their stream's subject key), idempotency results (the key of the
+events their command appended) and dead letters' error texts (their event's key). An idempotency record's
+request hash is an HMAC under a key of the store's own (``REQUEST_KEY``), never forgotten.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from citadel.errors import PayloadForgotten
+import msgspec
+
+from citadel.errors import PayloadForgotten, StoreError
 from citadel.security.encryption import Keyring, is_sealed, key_id_of, open_sealed, seal
-from citadel.store.base import RecordedEvent, Snapshot
+from citadel.store.base import IdempotencyRecord, RecordedEvent, Snapshot
 from citadel.store.encoding import EncodedAppend, associated_data, snapshot_associated_data
 
-__all__ = ["Sealer", "WrappedKey"]
+__all__ = ["REQUEST_KEY", "Sealer", "WrappedKey", "request_hash"]
 
 WrappedKey = tuple[str, bytes]
 """A stored data key: ``(id of the master key that wrapped it, wrapped bytes)``."""
+
+REQUEST_KEY = "store:idempotency"
+"""The data key of the store's own that idempotency request hashes are HMACs under."""
+_SUBJECT = "subject:"
+
+
+def request_hash(sealer: Sealer | None, material: bytes) -> str:
+    """What an idempotency record stores to recognise a command: an HMAC when the store encrypts; else a plain
+    SHA-256 (without a keyring there is no secret to key it with, and the payloads it could confirm are stored in
+    plaintext anyway)."""
+    if sealer is None:
+        return hashlib.sha256(material).hexdigest()
+    return sealer.request_hash(material)
 
 
 class Sealer:
@@ -22,14 +45,49 @@ class Sealer:
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
+        self._request_mac: Any = None
+
+    def use_request_key(self, stored: WrappedKey) -> None:
+        """Key request hashes with the stored ``REQUEST_KEY`` (kept apart from the keyring, which may be
+        cleared)."""
+        master_id, wrapped = stored
+        self._request_mac = hmac.new(self.keyring.master.unwrap(master_id, REQUEST_KEY, wrapped), None, "sha256")
+
+    def request_hash(self, material: bytes) -> str:
+        """The HMAC-SHA256 of ``material`` under the store's request key, in hex.
+
+        Raises:
+            StoreError: the store is not open (the key is read when it opens).
+        """
+        if self._request_mac is None:
+            raise StoreError("the event store is not open; call `await store.open()` first")
+        mac = self._request_mac.copy()
+        mac.update(material)
+        return str(mac.hexdigest())
 
     @staticmethod
-    def snapshot_key(appends: Sequence[EncodedAppend], stream_id: str) -> str | None:
-        """The key a snapshot of ``stream_id`` is sealed with: that of the stream's last event in the commit."""
-        for append in reversed(appends):
-            if append.stream_id == stream_id and append.keys:
-                return append.keys[-1]
-        return None
+    def snapshot_key(keys: Sequence[str]) -> str | None:
+        """The key a snapshot is sealed with, given the data keys of what its state was folded from (the previous
+        snapshot's, then those of every later event of its stream): the stream's one subject's key; the last one
+        when no event names a subject (the state then holds nothing the module key does not already seal). None,
+        and no snapshot, when there is nothing to go by, or several subjects: sealed with one, the snapshot would
+        stay readable when another is forgotten."""
+        subjects = {key for key in keys if key.startswith(_SUBJECT)}
+        if len(subjects) == 1:
+            return subjects.pop()
+        return keys[-1] if keys and not subjects else None
+
+    @staticmethod
+    def result_key(appends: Sequence[EncodedAppend], module: str) -> str:
+        """The key an idempotency result is sealed with: that of the first event of the commit that names a
+        subject, else of its first event, else the key of the command's ``module``."""
+        first = None
+        for append in appends:
+            for key in append.keys:
+                if key.startswith(_SUBJECT):
+                    return key
+                first = first or key
+        return first or f"module:{module or 'citadel'}"
 
     def missing(self, key_ids: Iterable[str]) -> set[str]:
         """The key ids neither opened nor known to be forgotten yet."""
@@ -63,6 +121,43 @@ class Sealer:
         sealed = seal(cipher, key_id, snapshot.data, snapshot_associated_data(snapshot.stream_id, snapshot.version))
         return Snapshot(snapshot.stream_id, snapshot.version, snapshot.state_version, sealed)
 
+    def seal_result(self, key_id: str, record: IdempotencyRecord) -> bytes:
+        """An idempotency record's result, sealed and bound to its key."""
+        return seal(self._cipher(key_id), key_id, record.result, _result_data(record.key))
+
+    def open_result(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        """The record with its result opened; ``forgotten``, without a result, when its key is gone.
+
+        Raises:
+            TamperedPayload: the result does not authenticate.
+        """
+        if not is_sealed(record.result):
+            return record
+        cipher = self.keyring.cipher(key_id_of(record.result))
+        if cipher is None:
+            return msgspec.structs.replace(record, result=b"", forgotten=True)
+        where = f"the result of idempotency key {record.key!r}"
+        return msgspec.structs.replace(
+            record, result=open_sealed(cipher, record.result, _result_data(record.key), where)
+        )
+
+    def seal_error(self, key_id: str, consumer: str, event_id: str, error: str) -> bytes | None:
+        """A dead letter's error text sealed with its event's key, or None when that key is not open."""
+        cipher = self.keyring.cipher(key_id)
+        return None if cipher is None else seal(cipher, key_id, error.encode(), _error_data(consumer, event_id))
+
+    def open_error(self, consumer: str, event_id: str, sealed: bytes) -> str | None:
+        """A dead letter's sealed error text, or None when its key is gone.
+
+        Raises:
+            TamperedPayload: the text does not authenticate.
+        """
+        cipher = self.keyring.cipher(key_id_of(sealed))
+        if cipher is None:
+            return None
+        where = f"the error of the dead letter of {consumer} for event {event_id}"
+        return open_sealed(cipher, sealed, _error_data(consumer, event_id), where).decode()
+
     @staticmethod
     def sealed_keys(payloads: Iterable[bytes]) -> set[str]:
         """The key ids that sealed payloads name."""
@@ -78,7 +173,8 @@ class Sealer:
             data = record.data
             if not is_sealed(data):
                 continue
-            cipher = self.keyring.cipher(key_id_of(data))
+            key_id = record.key_id = key_id_of(data)
+            cipher = self.keyring.cipher(key_id)
             if cipher is None:
                 record.forgotten = True
                 record.data = b""
@@ -98,3 +194,11 @@ class Sealer:
         where = f"the snapshot of {snapshot.stream_id} v{snapshot.version}"
         data = open_sealed(cipher, snapshot.data, snapshot_associated_data(snapshot.stream_id, snapshot.version), where)
         return Snapshot(snapshot.stream_id, snapshot.version, snapshot.state_version, data)
+
+
+def _result_data(key: str) -> bytes:
+    return f"idempotency\x00{key}".encode()
+
+
+def _error_data(consumer: str, event_id: str) -> bytes:
+    return f"dead-letter\x00{consumer}\x00{event_id}".encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
@@ -35,28 +36,31 @@ from citadel.store.base import (
     StreamAppend,
 )
 from citadel.store.encoding import encode_appends, forgotten_keys
+from citadel.store.expiry import Pruner, check_ttl
 from citadel.store.migrations import check_known, expand
-from citadel.store.sealing import Sealer
+from citadel.store.sealing import Sealer, request_hash
 from citadel.store.sqlite_jobs import (
     CallJob,
     CommitJob,
     ProjectionJob,
     acquire_lease,
-    read_keys,
     renew_lease,
     reset_checkpoint,
     run_handler,
     save_checkpoint,
     select_events,
 )
-from citadel.store.sqlite_keys import master_key_ids, rewrap_keys
-from citadel.store.sqlite_schema import migrate
+from citadel.store.sqlite_keys import master_key_ids, open_request_key, read_keys, rewrap_keys
+from citadel.store.sqlite_records import dead_letters, idempotency_record, load_snapshot, park, prune_idempotency
+from citadel.store.sqlite_schema import migrate, split_statements
 from citadel.store.sqlite_views import SQLiteViewReader, SQLiteViewWriter, view_ddl
 from citadel.store.sqlite_writer import GroupCommitWriter, LoopWriter, ThreadWriter, WriteTransaction
 from citadel.store.subscription import follow
 from citadel.views import View
 
 __all__ = ["SQLiteEventStore"]
+
+log = logging.getLogger("citadel.store")
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _WRITERS = ("loop", "thread")
@@ -80,6 +84,7 @@ class SQLiteEventStore:
             thread to hand work and the interpreter lock to; ``thread``, on a writer thread of its own.
         poll_interval: how often live subscribers look for commits made by other processes, in seconds.
         busy_timeout: how long a write waits for another process's lock, in seconds.
+        idempotency_ttl: seconds an idempotency record is kept (``citadel.store.expiry``).
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class SQLiteEventStore:
         poll_interval: float = 0.25,
         busy_timeout: float = 30.0,
         keyring: Keyring | None = None,
+        idempotency_ttl: float = 86400.0,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}")
@@ -105,6 +111,8 @@ class SQLiteEventStore:
         self.path = Path(path)
         self.registry = registry
         self._sealer = Sealer(keyring) if keyring is not None else None
+        self.idempotency_ttl = check_ttl(idempotency_ttl)
+        self._pruner = Pruner(self._prune)
         self._forgotten_generation = -1
         self._forgotten_checked = 0.0
         self.synchronous = synchronous.upper()
@@ -146,9 +154,10 @@ class SQLiteEventStore:
                 time.sleep(0.01)
         db.execute(f"PRAGMA synchronous = {self.synchronous}")
         db.execute("PRAGMA temp_store = MEMORY")
-        # With encryption, deleted or overwritten rows (a forgotten person's views) are zeroed on disk; without it
-        # nothing is promised of deleted bytes, and zeroing every overwritten row (some builds default to it)
-        # costs every view update a memset.
+        # With encryption, deleted or overwritten rows (a forgotten person's views) are zeroed on disk, freed pages
+        # too, so a forgotten subject's plaintext does not linger in free space (the log is scrubbed after the
+        # commit that forgets, see ``sqlite_checkpoint``). Without it nothing is promised of deleted bytes, and
+        # zeroing every overwritten row (some builds default to it) costs every view update a memset.
         db.execute(f"PRAGMA secure_delete = {'ON' if self._sealer is not None else 'OFF'}")
         db.execute("PRAGMA cache_size = -16000")
         return db
@@ -169,15 +178,20 @@ class SQLiteEventStore:
         if self._sealer is not None:
             try:  # a master key that changed would leave every stored payload unreadable: refuse now
                 self._sealer.keyring.master.require(master_key_ids(self._reader))
-            except ConfigurationError:
+                open_request_key(self._reader, self._sealer)
+            except (ConfigurationError, sqlite3.Error) as exc:
                 self._reader.close()
                 self._reader = None
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
                 raise
         self._changed = asyncio.Event()
         self._writer.start(asyncio.get_running_loop())
+        self._pruner.start()
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close connections."""
+        await self._pruner.stop()
         await self._writer.close()
         if self._reader is not None:
             self._reader.close()
@@ -217,10 +231,14 @@ class SQLiteEventStore:
             self.registry,
             sealer,
             forget,
+            self.idempotency_ttl,
         )
         result: CommitResult = await self._writer.submit(job)
         if forget and sealer is not None:
             sealer.keyring.mark_forgotten(forget)
+            # The log's older frames still hold what the commit overwrote (the subject's views): empty it.
+            if not await self._writer.scrub(self._busy_ms / 1000):
+                log.warning("the write-ahead log still holds forgotten data: emptying it is tried again")
         return result
 
     def _open(self, records: list[RecordedEvent], db: sqlite3.Connection | None = None) -> list[RecordedEvent]:
@@ -351,28 +369,28 @@ class SQLiteEventStore:
             return self._head
         return await self.head_position()  # another process may have written
 
+    def request_hash(self, material: bytes) -> str:
+        """Return what an idempotency record stores to recognise a command (see ``EventStore.request_hash``)."""
+        return request_hash(self._sealer, material)
+
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        """Return the stored outcome for an idempotency key, or None."""
-        row = self._db.execute(
-            "SELECT key, request_hash, result, position FROM citadel_idempotency WHERE key = ?", (key,)
-        ).fetchone()
-        return None if row is None else IdempotencyRecord(*row)
+        """Return the unexpired outcome for an idempotency key (``forgotten`` when its key is gone), or None."""
+        self._notice_forgotten(self._db)
+        return idempotency_record(self._db, self._sealer, key, time.time() - self.idempotency_ttl)
+
+    async def prune_idempotency(self) -> int:
+        """Delete expired idempotency records, ``Pruner.batch`` per transaction; return how many."""
+        return await self._pruner.prune()
+
+    async def _prune(self, limit: int) -> int:
+        before = time.time() - self.idempotency_ttl
+        deleted: int = await self._writer.submit(CallJob(lambda tx: prune_idempotency(tx, before, limit)))
+        return deleted
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        """Return the stream's snapshot, or None."""
-        row = self._db.execute(
-            "SELECT stream_id, version, state_version, data FROM citadel_snapshots WHERE stream_id = ?",
-            (stream_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        snapshot = Snapshot(*row)
-        if self._sealer is None:
-            return snapshot
-        missing = self._sealer.missing(self._sealer.sealed_keys([snapshot.data]))
-        if missing:
-            self._sealer.learn(read_keys(self._db, missing))
-        return self._sealer.open_snapshot(snapshot)
+        """Return the stream's snapshot (None when there is none, or its key is gone)."""
+        self._notice_forgotten(self._db)
+        return load_snapshot(self._db, self._sealer, stream_id)
 
     # -- views and projections -------------------------------------------------------------------------
 
@@ -403,7 +421,7 @@ class SQLiteEventStore:
             for version in range(done + 1, len(steps) + 1):
                 tx.db.execute("SAVEPOINT step")
                 try:
-                    for statement in _statements(expand(steps[version - 1], lambda name: f'"{module}__{name}"')):
+                    for statement in split_statements(expand(steps[version - 1], lambda name: f'"{module}__{name}"')):
                         tx.db.execute(statement)
                     tx.db.execute(
                         "INSERT INTO citadel_module_migrations (module, version) VALUES (?, ?) "
@@ -519,16 +537,8 @@ class SQLiteEventStore:
         return result
 
     async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
-        """Park an event a consumer gave up on."""
-
-        def park(tx: WriteTransaction) -> None:
-            tx.db.execute(
-                "INSERT INTO citadel_dead_letters (consumer, position, event_id, error, attempts, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (consumer, record.position, record.event_id, error, attempts, tx.now),
-            )
-
-        await self._writer.submit(CallJob(park))
+        """Park an event a consumer gave up on (its error text sealed, see ``citadel.store.dead_letters``)."""
+        await self._writer.submit(CallJob(lambda tx: park(tx, self._sealer, consumer, record, error, attempts)))
 
     async def resolve_dead_letter(
         self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None
@@ -547,26 +557,5 @@ class SQLiteEventStore:
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         """Return parked events, oldest first."""
-        sql = "SELECT id, consumer, position, event_id, error, attempts, recorded_at FROM citadel_dead_letters"
-        params: tuple[Any, ...] = ()
-        if consumer is not None:
-            sql += " WHERE consumer = ?"
-            params = (consumer,)
-        return [DeadLetter(*row) for row in self._db.execute(sql + " ORDER BY id", params)]
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration step into statements (sqlite3 runs one at a time)."""
-    statements: list[str] = []
-    current = ""
-    for piece in script.split(";"):
-        current += piece
-        if sqlite3.complete_statement(current + ";"):
-            if current.strip():
-                statements.append(current.strip())
-            current = ""
-        else:
-            current += ";"
-    if current.strip():
-        statements.append(current.strip())
-    return statements
+        self._notice_forgotten(self._db)
+        return dead_letters(self._db, self._sealer, consumer)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from citadel.errors import ConcurrencyError, ConfigurationError, IdempotencyConflict, LeaseLost
+from citadel.errors import ConcurrencyError, ConfigurationError, LeaseLost
 from citadel.messages import EventRegistry
 from citadel.store.base import (
     AppendResult,
@@ -20,7 +20,9 @@ from citadel.store.base import (
     Snapshot,
 )
 from citadel.store.encoding import EncodedAppend
-from citadel.store.sealing import Sealer, WrappedKey
+from citadel.store.sealing import Sealer
+from citadel.store.sqlite_keys import ensure_keys, forget_keys
+from citadel.store.sqlite_records import snapshot_key, store_idempotency
 from citadel.store.sqlite_writer import WriteJob, WriteTransaction
 
 __all__ = [
@@ -40,9 +42,6 @@ EVENT_COLUMNS = (
     "correlation_id, causation_id, actor"
 )
 _INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608 - validated identifiers, bound values
-_IDEMPOTENCY_INSERT = (
-    "INSERT INTO citadel_idempotency (key, request_hash, result, position, recorded_at) VALUES (?, ?, ?, ?, ?)"
-)
 _SNAPSHOT = "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) VALUES (?, ?, ?, ?)"
 
 
@@ -83,8 +82,10 @@ class CommitJob(WriteJob):
         "metadata",
         "projects",
         "registry",
+        "result_key",
         "sealer",
         "snapshots",
+        "ttl",
     )
 
     def __init__(
@@ -97,6 +98,7 @@ class CommitJob(WriteJob):
         registry: EventRegistry,
         sealer: Sealer | None = None,
         forget: Sequence[str] = (),
+        ttl: float = 86400.0,
     ) -> None:
         # WriteJob's fields set here rather than through super().__init__: one call less per commit.
         self.future = None
@@ -112,6 +114,8 @@ class CommitJob(WriteJob):
         self.projects = False
         self.sealer = sealer
         self.forget = forget
+        self.ttl = ttl  # seconds an idempotency record lives: an older one with the same key is replaced
+        self.result_key = ""
 
     tracks_writes = True
 
@@ -120,6 +124,9 @@ class CommitJob(WriteJob):
         # a key that another job of the batch sealed with.
         if self.sealer is not None:
             needed = {k for a in self.appends for k in a.keys}
+            if self.idempotency is not None:
+                self.result_key = self.sealer.result_key(self.appends, self.idempotency.module)
+                needed.add(self.result_key)
             ensure_keys(tx, self.sealer, self.sealer.missing(needed))
 
     def needs_savepoint(self) -> bool:
@@ -206,17 +213,13 @@ class CommitJob(WriteJob):
         if record is not None:  # position 0 when the command wrote no event: nothing to wait for
             # The insert is the check (a taken key is rare: a retry racing its twin). Refused after the events
             # were written, the job is undone by the writer's careful redo, in a savepoint of its own.
-            try:
-                db.execute(
-                    _IDEMPOTENCY_INSERT, (record.key, record.request_hash, record.result, result.position, tx.now)
-                )
-            except sqlite3.IntegrityError:
-                raise IdempotencyConflict(record.key) from None
+            stored = record.result if self.sealer is None else self.sealer.seal_result(self.result_key, record)
+            store_idempotency(tx, record, stored, result.position, self.ttl)
         for snap in self.snapshots:
             if self.sealer is not None:
-                key = self.sealer.snapshot_key(self.appends, snap.stream_id)
+                key = snapshot_key(tx, self.sealer, snap.stream_id)
                 if key is None:
-                    continue  # nothing to seal it with: the events are the truth anyway
+                    continue  # nothing to seal it with that forgetting reaches: the events are the truth anyway
                 snap = self.sealer.seal_snapshot(key, snap)
             db.execute(_SNAPSHOT, (snap.stream_id, snap.version, snap.state_version, snap.data))
         if self.forget:
@@ -260,46 +263,6 @@ class ProjectionJob(WriteJob):
             if projection.handles(record.type):
                 run_handler(projection.apply(record, tx))
         save_checkpoint(tx, projection.name, self.position)
-
-
-def read_keys(db: Any, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
-    """The stored (wrapped) data keys among ``key_ids``."""
-    ids = list(key_ids)
-    found: dict[str, WrappedKey] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        rows = db.execute(f"SELECT key_id, master_id, wrapped FROM citadel_keys WHERE key_id IN ({marks})", chunk)  # nosec B608 - validated identifiers, bound values
-        found.update((row[0], (row[1], row[2])) for row in rows)
-    return found
-
-
-def ensure_keys(tx: WriteTransaction, sealer: Sealer, key_ids: set[str]) -> None:
-    """Make sure the data keys ``key_ids`` exist and are open, creating the missing ones in this transaction."""
-    if not key_ids:
-        return
-    stored = read_keys(tx.db, key_ids)
-    created = key_ids - stored.keys()
-    for key_id in created:
-        master_id, wrapped = sealer.keyring.create(key_id)
-        tx.db.execute(
-            "INSERT INTO citadel_keys (key_id, master_id, wrapped, created_at) VALUES (?, ?, ?, ?)",
-            (key_id, master_id, wrapped, tx.now),
-        )
-    if created:
-        stored.update(read_keys(tx.db, created))
-        tx.undo.append(lambda: sealer.keyring.drop(created))  # these rows vanish if the batch does not commit
-    sealer.learn(stored)
-
-
-def forget_keys(tx: WriteTransaction, key_ids: Sequence[str]) -> None:
-    """Replace data keys by tombstones (their payloads become unreadable for good) and tell other processes."""
-    tx.db.executemany(
-        "INSERT INTO citadel_keys (key_id, master_id, wrapped, created_at) VALUES (?, '', x'', ?) "
-        "ON CONFLICT (key_id) DO UPDATE SET master_id = '', wrapped = x''",
-        [(key_id, tx.now) for key_id in key_ids],
-    )
-    tx.db.execute("UPDATE citadel_meta SET value = value + 1 WHERE name = 'forgotten_keys'")
 
 
 def acquire_lease(tx: WriteTransaction, lease: Lease) -> bool:

@@ -10,7 +10,7 @@ import sqlite3
 
 from citadel.errors import StoreError
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "migrate", "split_statements"]
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -86,6 +86,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Which master keys the data keys need, read at every start (``sqlite_keys.master_key_ids``).
         "CREATE INDEX citadel_keys_by_master ON citadel_keys (master_id)",
     ),
+    (
+        # Expired idempotency records are pruned oldest first (``sqlite_records.prune_idempotency``).
+        "CREATE INDEX citadel_idempotency_by_age ON citadel_idempotency (recorded_at)",
+        # A dead letter's error text sealed with its event's data key; ``error`` then keeps the class only.
+        "ALTER TABLE citadel_dead_letters ADD COLUMN sealed_error BLOB",
+    ),
 )
 
 
@@ -114,3 +120,20 @@ def migrate(db: sqlite3.Connection) -> int:
         db.execute("ROLLBACK")
         raise
     return len(MIGRATIONS)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a module's migration step into statements (sqlite3 runs one at a time)."""
+    statements: list[str] = []
+    current = ""
+    for piece in script.split(";"):
+        current += piece
+        if sqlite3.complete_statement(current + ";"):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+        else:
+            current += ";"
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from citadel.errors import LeaseLost, StoreError
+from citadel.store.sqlite_checkpoint import Checkpointer
 
 __all__ = ["GroupCommitWriter", "LoopWriter", "ThreadWriter", "WriteJob", "WriteTransaction"]
 
@@ -166,43 +167,6 @@ class _Stop(WriteJob):
     __slots__ = ()
 
 
-class _Checkpointer:
-    """Copies the write-ahead log back into the database from a thread of its own, so that the writer on the
-    event loop never does (SQLite would otherwise do it inside a commit, every 1,000 pages). A passive
-    checkpoint every 50 ms: it never blocks writers or readers, and runs without the interpreter lock."""
-
-    INTERVAL = 0.05
-
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="citadel-sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        try:
-            db = self._connect()
-            db.execute("PRAGMA busy_timeout = 0")
-        except sqlite3.Error as exc:  # the log then waits for the next connection to close: nothing is lost
-            log.warning("the SQLite checkpointer cannot open the database: %s", exc)
-            return
-        try:
-            while not self._stopping.wait(self.INTERVAL):
-                with contextlib.suppress(sqlite3.Error):  # busy (another checkpoint runs): next time
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        finally:
-            db.close()
-
-
 class GroupCommitWriter:
     """Runs write jobs on a connection of their own, in batches that commit together. Where the batches run is
     the subclass's: ``LoopWriter`` (on the event loop) or ``ThreadWriter`` (on a thread of their own).
@@ -231,6 +195,7 @@ class GroupCommitWriter:
         self._max_batch = max_batch
         self._pending: list[WriteJob] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._checkpointer: Checkpointer | None = None
         self.transactions = 0
         self.jobs = 0
 
@@ -249,6 +214,17 @@ class GroupCommitWriter:
     async def close(self) -> None:
         """Write the queued jobs, then close the writer."""
         raise NotImplementedError
+
+    async def scrub(self, timeout: float) -> bool:
+        """Copy the write-ahead log back and empty it (see ``sqlite_checkpoint``), waiting up to ``timeout``
+        seconds; False when it could not be done yet (it is tried again in the background)."""
+        if self._checkpointer is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._checkpointer.scrub()), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _new_transaction(self, db: sqlite3.Connection) -> WriteTransaction:
         return WriteTransaction(db, lambda view: self._writers(db, view))
@@ -470,7 +446,6 @@ class LoopWriter(GroupCommitWriter):
         self._committing: asyncio.Future[None] | None = None
         self._busy_ms = 0
         self._locked_since: float | None = None
-        self._checkpointer: _Checkpointer | None = None
         self._committer: _Committer | None = None
         self.lock_retries = 0
         """How often a batch found the write lock taken by another process and was tried again later."""
@@ -493,7 +468,7 @@ class LoopWriter(GroupCommitWriter):
         db.execute("PRAGMA busy_timeout = 0")  # the loop never sleeps on the lock: it tries again later
         db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread copies the log back instead
         self._tx = self._new_transaction(db)
-        self._checkpointer = _Checkpointer(self._connect)
+        self._checkpointer = Checkpointer(self._connect)
         self._checkpointer.start()
         self._committer = _Committer(loop)
 
@@ -635,6 +610,8 @@ class ThreadWriter(GroupCommitWriter):
         self._started.wait()
         if self._start_error is not None:
             raise StoreError(f"cannot open the SQLite writer: {self._start_error}") from self._start_error
+        self._checkpointer = Checkpointer(self._connect, passive=False)  # to scrub: SQLite checkpoints passively
+        self._checkpointer.start()
 
     def submit(self, job: WriteJob) -> asyncio.Future[Any]:
         """Queue a job; the returned future resolves with its result after its transaction commits."""
@@ -660,6 +637,9 @@ class ThreadWriter(GroupCommitWriter):
             self._queue.put([_Stop()])
             self._thread.join()
         self._thread = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     def _main(self) -> None:
         try:

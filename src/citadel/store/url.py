@@ -10,7 +10,7 @@ from citadel.errors import ConfigurationError
 from citadel.messages import EventRegistry
 from citadel.store.base import EventStore
 
-__all__ = ["check_store_url", "open_store", "sqlite_path"]
+__all__ = ["check_store_url", "open_store", "redacted", "sqlite_path"]
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -70,3 +70,12 @@ def check_store_url(url: str) -> None:
             f"unknown store URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db or "
             "postgresql://user@host:5432/database"
         )
+
+
+def redacted(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
