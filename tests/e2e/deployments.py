@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import nats
 from citadel import Application
 from citadel.messaging.nats import NatsBroker
 from citadel.messaging.signing import ServiceKeys
+from citadel.security.encryption import Keyring, MasterKeys
 from examples.shop import build_app
 
 NATS = "nats://127.0.0.1:4222"
@@ -61,11 +62,21 @@ async def drop_namespace(url: str) -> None:
 @contextlib.asynccontextmanager
 async def three_services(directory: Path, broker: str) -> AsyncIterator[Deployment]:
     """The shop as three services over ``broker``, each on its own SQLite file in ``directory``."""
+    urls = {name: f"sqlite:///{directory / name}.db" for name in SERVICES}
+    async with services_on(urls, broker) as deployed:
+        yield deployed
+
+
+@contextlib.asynccontextmanager
+async def services_on(urls: Mapping[str, str], broker: str, *, encrypted: bool = False) -> AsyncIterator[Deployment]:
+    """The shop as three services over ``broker`` (billing; analytics; users, content and orders), each on its own
+    store of ``urls``; with ``encrypted``, each with master keys of its own."""
     services: dict[str, Application] = {}
     keys = ServiceKeys.generate()
     try:
         for name, modules in SERVICES.items():
-            app = build_app(store=f"sqlite:///{directory / name}.db")
+            keyring = Keyring(MasterKeys.generate()) if encrypted else None
+            app = build_app(store=urls[name], keyring=keyring)
             await app.start(modules=modules, broker=NatsBroker(broker, keys=keys))
             services[name] = app
         yield Deployment(services, services["shop"], broker, SERVICES, keys)

@@ -21,16 +21,14 @@ import asyncpg
 import httpx
 import nats
 import pytest
-from deployments import NATS, SERVICES, Deployment, broker_namespace, drop_namespace
+from deployments import NATS, SERVICES, Deployment, broker_namespace, drop_namespace, services_on
 from shopper import buy, ok, over_http, publish, register, settle
 
 from citadel import Application
 from citadel.messaging import wire
 from citadel.messaging.nats import NatsBroker
-from citadel.messaging.signing import ServiceKeys
-from citadel.security.encryption import Keyring, MasterKeys, is_sealed
+from citadel.security.encryption import is_sealed
 from citadel.store.shared_keys import read_data_keys
-from examples.shop import build_app
 from tests.backends import POSTGRES
 from tests.broker.mailing_app import ForgetAccount, GetRecipient, OpenAccount, Pair, two_services
 from tests.broker.test_inbox import eventually, settled
@@ -128,24 +126,6 @@ async def in_the_stream(broker_url: str, needles: list[bytes]) -> dict[int, list
 
 
 @contextlib.asynccontextmanager
-async def shop_services(stores: Stores, broker: str) -> AsyncIterator[Deployment]:
-    """The shop as three services over ``broker`` (billing; analytics; users, content and orders), each on its own
-    store with master keys of its own."""
-    services: dict[str, Application] = {}
-    keys = ServiceKeys.generate()
-    try:
-        for name, modules in SERVICES.items():
-            app = build_app(store=stores.urls[name], keyring=Keyring(MasterKeys.generate()))
-            await app.start(modules=modules, broker=NatsBroker(broker, keys=keys))
-            services[name] = app
-        yield Deployment(services, services["shop"], broker, SERVICES, keys)
-    finally:
-        for app in reversed(services.values()):
-            await app.stop()
-        await drop_namespace(broker)
-
-
-@contextlib.asynccontextmanager
 async def clients(deployment: Deployment) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the node that runs users, content and orders, which ``settle`` checks with every node."""
     async with contextlib.AsyncExitStack() as stack:
@@ -160,7 +140,7 @@ async def test_a_forgotten_shop_customer_is_in_no_store_and_no_broker_message(ba
     person, broker = Person(), broker_namespace()
     async with (
         Stores(backend, tmp_path, list(SERVICES)) as stores,
-        shop_services(stores, broker) as shop,
+        services_on(stores.urls, broker, encrypted=True) as shop,
         clients(shop) as client,
     ):
         user_id = await register(client, person.email, person.name)

@@ -96,9 +96,9 @@ class ProcessManagerConsumer(Consumer):
     """Runs a process manager: follows the log and dispatches the commands its reactions return.
 
     Up to ``concurrency`` streams of a page react at once (a stream's own events in order). Each reaction waits
-    for its command's commit, so the consumer's rate is about ``concurrency`` per commit cycle; under the
-    10,000-user load here a cycle took 20-60 ms, and with 64 the shop's invoicing fell up to 20,000 events
-    behind in bursts, with 256 never more than 2,000.
+    for its command's commit, so the consumer's rate is about ``concurrency`` per commit cycle: too few at once,
+    and under the 10,000-user load (``bench/vu.py``) the shop's invoicing fell far behind in bursts; the figures
+    are in the benchmark docs.
     """
 
     def __init__(

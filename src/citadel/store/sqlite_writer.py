@@ -12,8 +12,8 @@ Where batches run:
   on the loop (they need the interpreter lock anyway, so no thread waits for it and none is woken per job).
   The ``COMMIT`` (with ``synchronous=FULL``, an fsync) runs on the loop too while commits are fast, and goes to
   a thread of its own while they are slow (a disk whose fsync takes milliseconds), so that the loop serves
-  meanwhile while the next batch queues up. On the command path the loop-run jobs take about 20% less CPU
-  per command than a writer thread (``bench/store.py``). When another process holds the write lock the loop
+  meanwhile while the next batch queues up. On the command path the loop-run jobs take less CPU per command
+  than a writer thread (``bench/store.py``). When another process holds the write lock the loop
   does not sleep on it: it serves and tries again 1 ms later (giving up after the busy timeout).
 * on a writer thread of its own (``ThreadWriter``): while one batch commits, the next one queues up, and
   the thread is woken once per batch.
@@ -436,8 +436,8 @@ class LoopWriter(GroupCommitWriter):
     """Seconds of a commit's wall time above which commits count as slow, by their moving average
     (``commit_seconds``). Handing a fast commit over costs more than it spares: the thread waits for the
     interpreter lock (up to the 5 ms switch interval on a busy loop) while the batch holds the database's write
-    lock, and the loop learns of the commit a turn later; under the 10,000-user load here commits took about
-    1 ms on the loop and command latency fell by a quarter (p99 130 -> 95 ms) when the loop made them."""
+    lock, and the loop learns of the commit a turn later. Under the 10,000-user load (``bench/vu.py``) commits
+    made on the loop gave commands a lower latency."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], **options: Any) -> None:
         super().__init__(connect, **options)
@@ -492,9 +492,9 @@ class LoopWriter(GroupCommitWriter):
     overlap = True
     """While commits are slow, take half of a turn's jobs into a batch and start the next batch as soon as a
     commit ends, before its writers resume: the two halves take turns, one half's writers working on the loop
-    while the other half's ``COMMIT`` runs on the thread (1,000 dispatchers on the command-path benchmark: 12 to
-    20% more events per second with the serving switch interval, ``citadel.tuning``; without it, the thread
-    waits too long for the interpreter lock for the halves to overlap; ``bench/writer_overlap.py``). False: one
+    while the other half's ``COMMIT`` runs on the thread (more events per second on the command-path benchmark
+    with the serving switch interval, ``citadel.tuning``; without it, the thread waits too long for the
+    interpreter lock for the halves to overlap; ``bench/writer_overlap.py``). False: one
     batch per turn, as many jobs as ``max_batch``."""
 
     def _flush(self, *, after_commit: bool = False) -> None:
