@@ -102,7 +102,7 @@ def test_a_malformed_key_file_is_refused(tmp_path: Path) -> None:
     path.write_text('{"current": "k1", "keys": {}}')
     os.chmod(path, 0o600)
 
-    with pytest.raises(ConfigurationError, match="cannot read service keys"):
+    with pytest.raises(ConfigurationError, match="cannot read the service key file"):
         ServiceKeys.load(path)
 
 

@@ -273,7 +273,7 @@ async def test_once_the_view_of_owners_catches_up_the_owner_passes_and_others_do
     app, retagged = tags_app()
     async with running(app, store=store_url):
         await app.dispatch(Tag(tag="t2", author="ann"), DispatchContext(actor=SYSTEM))
-        assert await app.wait_for_projection("tags.TagRows", await app.store.head_position(), 10.0)
+        assert await app.wait_for_projection("tags.TagRows", await app.store.head_position(), 30.0)
         await app.dispatch(Retag(tag="t2"), ANN)
         assert await app.query(ReadTag(tag="t2"), ANN) == "t2"
         with pytest.raises(AccessDenied, match="on what it owns"):

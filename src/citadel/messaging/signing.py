@@ -22,7 +22,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import secrets
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from citadel.errors import ConfigurationError, UnverifiedMessage
-from citadel.security.keyfiles import create_private, read_private
+from citadel.security.keyfiles import create_private, keys_document, read_keys
 
 __all__ = ["KEY_BYTES", "ServiceKeys", "canonical"]
 
@@ -119,18 +118,11 @@ class ServiceKeys:
             ConfigurationError: the file is missing, malformed, or open to other users (the message says to run
                 ``chmod 600`` on it).
         """
-        text = read_private(path, "service key")
-        try:
-            document = json.loads(text)
-            current = document["current"]
-            keys = {k: base64.b64decode(v, validate=True) for k, v in document["keys"].items()}
-            return cls([(current, keys.pop(current)), *keys.items()])
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-            raise ConfigurationError(f"cannot read service keys from {path}: {exc!r}") from exc
+        current, keys = read_keys(path, "service key")
+        return cls([(current, keys.pop(current)), *keys.items()])
 
     def _document(self) -> str:
-        keys = {k: base64.b64encode(v).decode() for k, v in self._keys.items()}
-        return json.dumps({"current": self.current, "keys": keys}, indent=2) + "\n"
+        return keys_document(self.current, self._keys)
 
     def create(self, path: Path) -> bool:
         """Write the keys to the new file ``path`` (mode 0600); False, writing nothing, when it exists."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import os
 import secrets
 from collections.abc import Collection, Mapping
@@ -28,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from citadel.errors import ConfigurationError, TamperedPayload
-from citadel.security.keyfiles import create_private, read_private
+from citadel.security.keyfiles import create_private, keys_document, read_keys
 
 __all__ = ["FORMAT", "Keyring", "MasterKeys", "is_sealed", "key_id_of", "open_sealed", "seal"]
 
@@ -106,17 +105,11 @@ class MasterKeys:
         Raises:
             ConfigurationError: the file is missing, malformed, or open to other users.
         """
-        text = read_private(path, "master key")
-        try:
-            document = json.loads(text)
-            keys = {k: base64.b64decode(v, validate=True) for k, v in document["keys"].items()}
-            return cls(keys, document["current"])
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-            raise ConfigurationError(f"cannot read master keys from {path}: {exc}") from exc
+        current, keys = read_keys(path, "master key")
+        return cls(keys, current)
 
     def _document(self) -> str:
-        keys = {k: base64.b64encode(v).decode() for k, v in self.keys.items()}
-        return json.dumps({"current": self.current, "keys": keys}, indent=2) + "\n"
+        return keys_document(self.current, self.keys)
 
     def create(self, path: Path) -> bool:
         """Write the keys to the new file ``path``, readable by its owner only; False, writing nothing, when it

@@ -8,14 +8,18 @@ group or others is refused: a key the whole machine can read is no secret.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from citadel.errors import ConfigurationError
 
-__all__ = ["create_private", "make_private_folder", "read_private"]
+__all__ = ["create_private", "keys_document", "make_private_folder", "read_keys", "read_private"]
 
 _OTHERS = 0o077
 
@@ -82,3 +86,28 @@ def read_private(path: Path, what: str) -> str:
         return path.read_text()
     except OSError as exc:
         raise ConfigurationError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from exc
+
+
+def read_keys(path: Path, what: str) -> tuple[str, dict[str, bytes]]:
+    """The current key id and every key of the private key file ``path``: ``{"current": id, "keys": {id: base64}}``,
+    the format of master and service key files (``what`` names it in errors).
+
+    Raises:
+        ConfigurationError: the file is missing, unreadable, open to other users, or not that document.
+    """
+    text = read_private(path, what)
+    try:
+        document = json.loads(text)
+        keys = {k: base64.b64decode(v, validate=True) for k, v in document["keys"].items()}
+        current = document["current"]
+        if current not in keys:
+            raise KeyError(current)
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise ConfigurationError(f"cannot read the {what} file {path}: {exc!r}") from exc
+    return current, keys
+
+
+def keys_document(current: str, keys: Mapping[str, bytes]) -> str:
+    """The text of a key file holding ``keys``, of which ``current`` is the one in use (see ``read_keys``)."""
+    encoded = {k: base64.b64encode(v).decode() for k, v in keys.items()}
+    return json.dumps({"current": current, "keys": encoded}, indent=2) + "\n"
