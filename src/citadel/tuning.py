@@ -9,11 +9,11 @@ has started, and ``bench/store.py`` in the benchmark's process. A library embedd
 does not own should not call it.
 
 ``tune_switch_interval`` shortens how long a thread that wants the interpreter lock waits for the event loop to
-let go of it (CPython: 5 ms). The SQLite writer hands slow commits to a thread, which needs the lock for a
-moment before and after each ``COMMIT``: with 5 ms it started and reported each commit late, and the commit
-overlapped little with the loop's work; with 1 ms (and the writer's ``overlap``) the command-path benchmark wrote
-more events per second (``bench/writer_overlap.py``: alternating windows in one process). ``citadel serve``
-applies both (``tune_for_serving``).
+let go of it (CPython's default is several times the one set here). The SQLite writer hands slow commits to a
+thread, which needs the lock for a moment before and after each ``COMMIT``: with the default it started and
+reported each commit late, and the commit overlapped little with the loop's work; with the shorter interval (and
+the writer's ``overlap``) the command-path benchmark wrote more events per second (``bench/writer_overlap.py``:
+alternating windows in one process). ``citadel serve`` applies both (``tune_for_serving``).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Consumer:
     """Seconds between checkpoint saves while the consumer works through the log."""
     visible_within = 0.05
     """Seconds within which a caught-up consumer saves its position, for processes that wait on the stored
-    checkpoint (they look every 50 ms). Saving at every page instead would cost a write per commit."""
+    checkpoint (they poll it as often). Saving at every page instead would cost a write per commit."""
     types: Collection[str] | None = None
     """The stored names of the events ``process`` needs; None: every event."""
     defer = 0.0

@@ -23,8 +23,8 @@ log = logging.getLogger("citadel.store")
 class Checkpointer:
     """Checkpoints the write-ahead log from a thread of its own, which holds no interpreter lock meanwhile.
 
-    With ``passive``, a passive checkpoint every 50 ms, so that the writer on the event loop never does one
-    (SQLite would otherwise do it inside a commit, every 1,000 pages): it never blocks writers or readers.
+    With ``passive``, a passive checkpoint every ``INTERVAL`` seconds, so that the writer on the event loop never
+    does one (SQLite would otherwise do it inside a commit, every 1,000 pages): it never blocks writers or readers.
     ``scrub`` asks for a truncating one, which waits for readers and holds writers back while it runs; it is
     tried again until it succeeds.
     """
