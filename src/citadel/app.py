@@ -10,31 +10,30 @@ creates the views, and starts async projections and process managers; ``stop()``
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from citadel.bus import CallNext, CommandBus, Middleware, QueryBus
-from citadel.context import SYSTEM, DispatchContext
-from citadel.errors import AccessDenied, ConfigurationError, NotFound, StoreError
-from citadel.handling import QueryContext, Receipt, current_receipt, reads_shared
+from citadel.authorizing import authorization_middleware
+from citadel.bus import CommandBus, Middleware, QueryBus
+from citadel.composition import MessageOwnership, bind_read_models, in_dependency_order
+from citadel.consumer_set import ConsumerSet
+from citadel.context import DispatchContext
+from citadel.dead_letters import discard_dead_letter, retry_dead_letter
+from citadel.errors import ConfigurationError, StoreError
+from citadel.handling import Receipt, current_receipt
 from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query
 from citadel.messaging.consumer import Consumer
-from citadel.messaging.process_manager import ProcessManagerConsumer
 from citadel.module import Module, check_dependencies
 from citadel.pipeline import command_step, query_step
-from citadel.projection import BoundProjection
-from citadel.projection_runner import AsyncProjection, Progress, rebuild
+from citadel.projection_admin import ProjectionStatus, find_projection, projection_statuses
+from citadel.projection_runner import Progress, rebuild
 from citadel.security.encryption import Keyring
-from citadel.security.rbac import Policy, authorization
-from citadel.store.base import DeadLetter, EventStore, RecordedEvent
+from citadel.security.rbac import Policy
+from citadel.store.base import DeadLetter, EventStore
 from citadel.store.url import open_store
 from citadel.topology import Broker, Topology
-from citadel.views import View
-from citadel.workers import worker_slot
 
 __all__ = ["Application", "Outcome", "ProjectionStatus"]
 
@@ -49,19 +48,6 @@ class Outcome:
     token: str = ""
     """The position as clients pass it back in ``min_position``: the number itself when every module runs
     here, else ``module:number`` (each service has its own log; see ``citadel.topology``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionStatus:
-    """How far one projection has got."""
-
-    name: str
-    module: str
-    mode: str
-    position: int
-    lag: int
-    running: bool
-    error: str | None
 
 
 class Application:
@@ -105,10 +91,9 @@ class Application:
         self._store_spec = store
         self._store: EventStore | None = None
         self.registry = EventRegistry()
-        self._owner: dict[type[Message], Module] = {}
-        self._declare_messages()
+        self._ownership = MessageOwnership(self.modules, self.registry)
         self.policy = policy
-        guard = [] if policy is None else [self._authorization(policy)]
+        guard = [] if policy is None else [authorization_middleware(self, self._ownership, policy)]
         self.commands = CommandBus([*guard, *middleware])
         self.queries = QueryBus([*guard, *query_middleware])
         for module in modules:
@@ -117,12 +102,8 @@ class Application:
                 self.commands.register(command_type, step)
             for query_type, handler in module.queries.items():
                 self.queries.register(query_type, query_step(self, module, handler))
-        self.projections: dict[str, BoundProjection] = {}
-        self.views: list[View[Any]] = []
-        self._bind_projections()
-        self._runners: dict[str, AsyncProjection] = {}
-        self._managers: list[ProcessManagerConsumer] = []
-        self._by_module: dict[str, list[Consumer]] = {}
+        self.projections, self.views = bind_read_models(self.modules, self.registry, self._ownership)
+        self._consumers = ConsumerSet(self)
         self.node_id = ""  # this process, as the owner of consumer leases: new at every start
         self.runs_consumers = True
         """Whether ``start()`` (and ``async with``) runs the async projections and process managers here, unless
@@ -133,136 +114,32 @@ class Application:
 
     # -- composition -----------------------------------------------------------------------------------
 
-    def _declare_messages(self) -> None:
-        for module in self.modules.values():
-            for message_type in (*module.commands, *module.queries, *module.events):
-                other = self._owner.get(message_type)
-                if other is not None and other is not module:
-                    raise ConfigurationError(
-                        f"{message_type.__name__} is declared by modules {other.name!r} and {module.name!r}; "
-                        "a message type belongs to one module (the other imports it from its contract)"
-                    )
-                self._owner[message_type] = module
-            for event_type in module.events:
-                self.registry.register(event_type, name=module.message_name(event_type))
-        for module in self.modules.values():
-            for upcaster in module.upcasters:
-                self.registry.add_upcaster(upcaster)
-
-    def _bind_projections(self) -> None:
-        for module in self.modules.values():
-            for view in module.views:
-                view.bind(module.name)
-            self.views.extend(module.views)
-            for projector in module.projections:
-                binding = BoundProjection(
-                    projector, module.name, self.registry, functools.partial(self.may_use, module)
-                )
-                if binding.name in self.projections:
-                    raise ConfigurationError(f"two projections are named {binding.name!r}")
-                self._check_subscriptions(module, f"projection {binding.name}", binding.event_types)
-                self.projections[binding.name] = binding
-                self.views.extend(v for v in binding.views if v not in self.views)
-            for manager in module.process_managers:
-                self._check_subscriptions(
-                    module,
-                    f"process manager {manager.name}",
-                    [self.registry.of(t).name for t in manager.event_types],
-                )
-
-    def _check_subscriptions(self, module: Module, what: str, event_names: Sequence[str]) -> None:
-        for name in event_names:
-            event_type = self.registry.named(name).cls
-            self.check_access(module, event_type, what=what)
-
     def owner_of(self, message_type: type[Message]) -> Module:
         """Return the module a message type belongs to.
 
         Raises:
             ConfigurationError: no module declares it.
         """
-        try:
-            return self._owner[message_type]
-        except KeyError:
-            raise ConfigurationError(f"{message_type.__name__} is not declared by any module") from None
-
-    def _authorization(self, policy: Policy) -> Middleware:
-        for grant in policy.resolve(self.permission_of):
-            if not grant.own:
-                continue
-            covered = [t for t in self._owner if grant.matches(self.permission_of(t))]
-            for message_type in covered:
-                if message_type not in self.owner_of(message_type).owners:
-                    raise ConfigurationError(
-                        f"the policy grants {grant.permission} to {grant.role!r} on what it owns, but module "
-                        f"{self.owner_of(message_type).name!r} declares no owners[{message_type.__name__}]"
-                    )
-        guard = authorization(policy, self.permission_of, self._target_owner)
-
-        async def authorize(message: Message, context: DispatchContext, call_next: CallNext) -> Any:
-            if type(message) in self.topology.remote:  # the service that runs it checks, with its own data
-                return await call_next(message, context)
-            if isinstance(message, Query):  # its owner check and its handler read the same row once
-                with reads_shared():
-                    return await guard(message, context, call_next)
-            return await guard(message, context, call_next)
-
-        return authorize
+        return self._ownership.owner_of(message_type)
 
     def permission_of(self, message_type: type[Message]) -> str:
         """The permission a message type needs: its ``permission=``, else its stable name."""
-        declared = message_type.__message_permission__
-        return declared if declared else self.owner_of(message_type).message_name(message_type)
-
-    async def _target_owner(self, message: Message, context: DispatchContext) -> str | None:
-        module = self.owner_of(type(message))
-        find = module.owners.get(type(message))
-        if find is None:
-            return None
-        # The lookup only reads the module's views, as the system: no new message, so no new id.
-        result: str | None = await find(message, QueryContext(self, module, context.replace(actor=SYSTEM)))
-        return result
+        return self._ownership.permission_of(message_type)
 
     def dependency_order(self) -> list[Module]:
         """The modules, each after the modules it depends on."""
-        ordered: list[Module] = []
-
-        def visit(module: Module) -> None:
-            if module not in ordered:
-                for name in module.depends_on:
-                    visit(self.modules[name])
-                ordered.append(module)
-
-        for module in self.modules.values():
-            visit(module)
-        return ordered
+        return in_dependency_order(self.modules)
 
     def may_use(self, module: Module, message_type: type[Message]) -> bool:
         """Whether ``module`` may use ``message_type`` (its own, or a dependency's contract message)."""
-        owner = self._owner.get(message_type)
-        if owner is None:
-            return False
-        return owner is module or (owner.name in module.depends_on and owner.is_public(message_type))
+        return self._ownership.may_use(module, message_type)
 
     def check_access(self, module: Module, message_type: type[Message], *, what: str | None = None) -> None:
         """Raise ``AccessDenied`` unless ``module`` may use ``message_type``.
 
         A module may use its own messages, and the contract messages of the modules it depends on.
         """
-        owner = self.owner_of(message_type)
-        if owner is module:
-            return
-        who = what or f"module {module.name}"
-        if owner.name not in module.depends_on:
-            raise AccessDenied(
-                f"{who} uses {message_type.__name__} of module {owner.name!r} but module {module.name!r} does "
-                f"not declare depends_on=[{owner.name!r}]"
-            )
-        if not owner.is_public(message_type):
-            raise AccessDenied(
-                f"{who} uses {message_type.__name__}, which is internal to module {owner.name!r}; "
-                "only its contract's messages are public"
-            )
+        self._ownership.check_access(module, message_type, what=what)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -332,53 +209,17 @@ class Application:
             if consumers is None:
                 consumers = self.runs_consumers
             if consumers:
-                await self._start_consumers()
+                await self._consumers.start()
                 await self.topology.start()
         except BaseException:
             await self.stop()
             raise
         self._started = True
 
-    async def _start_consumers(self) -> None:
-        store = self.store
-        local = self.topology.local
-        for binding in self.projections.values():
-            if not binding.inline and binding.module in local:
-                runner = self._runners[binding.name] = AsyncProjection(
-                    binding, store, owner=self.node_id, lease_ttl=self.lease_ttl
-                )
-                self._by_module.setdefault(binding.module, []).append(runner)
-        for module in self.modules.values():
-            if module.name not in local:
-                continue
-            for consumer in self._process_managers(module):
-                self._managers.append(consumer)
-                self._by_module.setdefault(module.name, []).append(consumer)
-        consumers: list[Consumer] = [*self._runners.values(), *self._managers]
-        self._spread(consumers)
-        for each in consumers:
-            await each.start()
-
-    def _spread(self, consumers: Sequence[Consumer]) -> None:
-        """In one of several workers of a node, stand by for the consumers another worker comes first for, so
-        the consumers spread over the workers (round robin, in the order every worker builds them) instead
-        of all going to whichever started first."""
-        slot = worker_slot()
-        if slot is None:
-            return
-        index, count = slot
-        for k, consumer in enumerate(consumers):
-            if k % count != index:
-                consumer.defer = self.lease_ttl
-
     async def stop(self) -> None:
         """Stop consumers and close the store."""
         await self.topology.stop()
-        consumers = [*self._runners.values(), *self._managers]
-        await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
-        self._runners.clear()
-        self._managers.clear()
-        self._by_module.clear()
+        await self._consumers.stop()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -436,19 +277,6 @@ class Application:
         self.check_access(module, type(query))
         return await self.queries.dispatch(query, context)
 
-    def _process_managers(self, module: Module) -> list[ProcessManagerConsumer]:
-        return [
-            ProcessManagerConsumer(
-                manager.name or f"{module.name}.process_manager",
-                self.store,
-                manager.reactions(self.registry),
-                self._dispatch_as(module),
-                owner=self.node_id,
-                lease_ttl=self.lease_ttl,
-            )
-            for manager in module.process_managers
-        ]
-
     # -- dead letters ----------------------------------------------------------------------------------
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
@@ -467,24 +295,7 @@ class Application:
             ConfigurationError: its consumer is not part of this application or this service.
             Whatever processing raises: the event stays parked, with the cause to fix.
         """
-        letter = await self._dead_letter(letter_id)
-        if letter.consumer.startswith("inbox:"):
-            await self.topology.retry_inbox(letter.consumer, letter.position)
-            await self.store.resolve_dead_letter(letter_id)
-            return
-        record = await self._parked_event(letter)
-        binding = self.projections.get(letter.consumer)
-        if binding is not None:
-            if not await self.store.resolve_dead_letter(letter_id, binding, record):
-                raise NotFound(f"dead letter {letter_id} was resolved meanwhile")
-            return
-        for module in self.modules.values():
-            for manager in self._process_managers(module) if self.topology.is_local(module) else ():
-                if manager.name == letter.consumer:
-                    await manager.react(record)
-                    await self.store.resolve_dead_letter(letter_id)
-                    return
-        raise ConfigurationError(f"consumer {letter.consumer!r} of dead letter {letter_id} does not run here")
+        await retry_dead_letter(self, self._consumers, letter_id)
 
     async def discard_dead_letter(self, letter_id: int) -> DeadLetter:
         """Remove a parked event without processing it (its effect is given up); return what was removed.
@@ -492,56 +303,21 @@ class Application:
         Raises:
             NotFound: there is no such dead letter.
         """
-        letter = await self._dead_letter(letter_id)
-        if not await self.store.resolve_dead_letter(letter_id):
-            raise NotFound(f"dead letter {letter_id} was resolved meanwhile")
-        return letter
-
-    async def _dead_letter(self, letter_id: int) -> DeadLetter:
-        for letter in await self.store.dead_letters():
-            if letter.id == letter_id:
-                return letter
-        raise NotFound(f"there is no dead letter {letter_id}; `citadel dead-letters list` shows them")
-
-    async def _parked_event(self, letter: DeadLetter) -> RecordedEvent:
-        records = await self.store.read_all(letter.position, 1)
-        if not records or records[0].event_id != letter.event_id:
-            raise NotFound(f"the event {letter.event_id} of dead letter {letter.id} is no longer in the log")
-        return records[0]
-
-    def _dispatch_as(self, module: Module) -> Any:
-        async def dispatch(command: Command, context: DispatchContext) -> Any:
-            self.check_access(module, type(command), what=f"a process manager of {module.name}")
-            return await self.commands.dispatch(command, context)
-
-        return dispatch
+        return await discard_dead_letter(self.store, letter_id)
 
     # -- consumers -------------------------------------------------------------------------------------
 
     @property
     def consumers(self) -> dict[str, Consumer]:
         """The running consumers by name: async projections, process managers, and the outbox relay."""
-        found: dict[str, Consumer] = {**self._runners, **{m.name: m for m in self._managers}}
+        found = self._consumers.by_name()
         if self.topology.relay is not None:
             found[self.topology.relay.name] = self.topology.relay
         return found
 
     async def projection_status(self) -> list[ProjectionStatus]:
         """Return each projection's position and lag (inline projections never lag)."""
-        head = await self.store.head_position()
-        statuses = []
-        for name, binding in self.projections.items():
-            runner = self._runners.get(name)
-            if runner is None:
-                statuses.append(ProjectionStatus(name, binding.module, "inline", head, 0, True, None))
-            else:
-                lag = max(0, head - runner.position)
-                statuses.append(
-                    ProjectionStatus(
-                        name, binding.module, "async", runner.position, lag, runner.running, runner.last_error
-                    )
-                )
-        return statuses
+        return await projection_statuses(self.projections, self._consumers.projections, self.store)
 
     async def rebuild_projection(self, name: str, *, progress: Progress | None = None) -> int:
         """Empty a projection's views and replay the log into them; return the position reached.
@@ -549,11 +325,9 @@ class Application:
         Raises:
             ConfigurationError: there is no projection of that name.
         """
-        binding = self.projections.get(name)
-        if binding is None:
-            known = ", ".join(sorted(self.projections)) or "none"
-            raise ConfigurationError(f"no projection named {name!r}; known: {known}")
-        return await rebuild(binding, self.store, self._runners.get(name), progress=progress, owner=self.node_id)
+        binding = find_projection(self.projections, name)
+        runner = self._consumers.projections.get(name)
+        return await rebuild(binding, self.store, runner, progress=progress, owner=self.node_id)
 
     async def wait_for_module(self, module: str, position: int, timeout: float) -> bool:
         """Wait until every async projection and process manager of ``module`` has processed ``position``.
@@ -561,19 +335,11 @@ class Application:
         Inline projections are current with every commit, so a module without consumers never waits.
         Returns False when ``timeout`` passes first.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for consumer in self._by_module.get(module, ()):
-            if not await consumer.wait_for(position, max(0.0, deadline - loop.time())):
-                return False
-        return True
+        return await self._consumers.wait_for_module(module, position, timeout)
 
     async def wait_for_projection(self, name: str, position: int, timeout: float) -> bool:
         """Wait until projection ``name`` has processed ``position``; False on timeout."""
-        runner = self._runners.get(name)
-        if runner is None:
-            return True  # inline projections are current with every commit
-        return await runner.wait_for(position, timeout)
+        return await self._consumers.wait_for_projection(name, position, timeout)
 
     def event_types(self) -> list[type[Event]]:
         """Every registered event class."""

@@ -17,8 +17,8 @@ rather than deadlock; where that order cannot be used (a view with a unique fiel
 still undo one of two transactions for a deadlock, and the batch (or the one commit, on the savepoint path)
 is done again, up to ``TRANSIENT_RETRIES`` times: the caller sees only the delay.
 
-Positions are ``(transaction id << 20) + index``, which orders them by transaction id; see ``postgres`` for
-why subscribers can never skip an event.
+This module holds the writer tasks, the checks that refuse a commit before it is written, and the retry and
+savepoint paths; ``postgres_batch`` holds the commits it queues and the rows one transaction sends.
 """
 
 from __future__ import annotations
@@ -36,48 +36,19 @@ import asyncpg
 
 from citadel.errors import ConcurrencyError, IdempotencyConflict, StoreError
 from citadel.messages import EventRegistry
-from citadel.store.base import AppendResult, CommitResult, IdempotencyRecord, Metadata, ProjectionTarget, RecordedEvent
-from citadel.store.base import Snapshot as SnapshotRecord
-from citadel.store.encoding import EncodedAppend
+from citadel.store.base import CommitResult, ProjectionTarget
+from citadel.store.postgres_batch import INDEX_BITS, Batch, PgCommit
 from citadel.store.postgres_keys import ensure_keys
 from citadel.store.postgres_records import snapshot_heads
-from citadel.store.postgres_views import ViewBuffer, apply_handler
 from citadel.store.sealing import Sealer
 
-__all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter"]
+__all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter"]  # INDEX_BITS and PgCommit live in postgres_batch
 
-INDEX_BITS = 20
-"""Positions are ``(xid << INDEX_BITS) + index``: at most 2**20 events per transaction."""
 MAX_BATCH_EVENTS = 50_000
 MIN_SHARE = 128
 """Commits a writer takes at least when the queue is shared among free writers (shorter queues are not split)."""
 log = logging.getLogger("citadel.store.postgres")
 
-# Everything a batch writes, and its notification, in one statement (one round trip); empty arrays write nothing.
-# The notification is delivered only if the transaction commits. An idempotency record replaces an expired one of
-# the same key (not pruned yet), and is not written over a live one: the count of those written tells.
-_WRITE = """
-WITH events AS (
-    INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at,
-                                correlation_id, causation_id, actor)
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bytea[],
-                         $8::float8[], $9::text[], $10::text[], $11::text[])
-), keys AS (
-    INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at)
-    SELECT * FROM unnest($12::text[], $13::text[], $14::bytea[], $15::bigint[], $16::float8[])
-    ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, result = excluded.result,
-        position = excluded.position, recorded_at = excluded.recorded_at
-    WHERE citadel.idempotency.recorded_at < $22
-    RETURNING 1
-), snapshots AS (
-    INSERT INTO citadel.snapshots (stream_id, version, state_version, data)
-    SELECT * FROM unnest($17::text[], $18::int[], $19::int[], $20::bytea[])
-    ON CONFLICT (stream_id) DO UPDATE
-    SET version = excluded.version, state_version = excluded.state_version, data = excluded.data
-)
-SELECT CASE WHEN cardinality($1::bigint[]) > 0 THEN pg_notify('citadel_events', $21::text) END, count(*)
-FROM keys
-"""
 # The version of stream ``s.stream_id``: its own lookup, the last entry of the stream in the (stream_id, version)
 # index. As ``stream_id = ANY(...) GROUP BY stream_id`` the planner, guessing without statistics (a table not
 # analysed yet), read the whole table for every batch (``tests/postgres/test_indexes.py`` checks the plan).
@@ -88,137 +59,7 @@ _BEGIN = (
     "(SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[]) AND recorded_at >= $3) "
     "FROM (SELECT 1) AS one LEFT JOIN unnest($1::text[]) AS s(stream_id) ON true"
 )
-# Tombstones replace forgotten data keys; every node drops its opened copy on the notification.
-_FORGET = """
-WITH tombstones AS (
-    INSERT INTO citadel.keys (key_id, master_id, wrapped)
-    SELECT key_id, '', '' FROM unnest($1::text[]) AS key_id
-    ON CONFLICT (key_id) DO UPDATE SET master_id = '', wrapped = ''
-)
-SELECT pg_notify('citadel_keys', array_to_string($1::text[], ','))
-"""
 _VERSIONS = f"SELECT s.stream_id, {_STREAM_VERSION} FROM unnest($1::text[]) AS s(stream_id)"  # nosec B608 - constant text
-
-
-class PgCommit:
-    """A commit waiting for the writer, and the future its caller awaits."""
-
-    __slots__ = ("appends", "forget", "future", "idempotency", "metadata", "snapshots")
-
-    def __init__(
-        self,
-        appends: list[EncodedAppend],
-        metadata: Metadata,
-        idempotency: IdempotencyRecord | None,
-        snapshots: Sequence[SnapshotRecord],
-        future: asyncio.Future[CommitResult],
-        forget: Sequence[str] = (),
-    ) -> None:
-        self.appends = appends
-        self.metadata = metadata
-        self.idempotency = idempotency
-        self.snapshots = snapshots
-        self.future = future
-        self.forget = forget
-
-
-def _append_row(columns: list[list[Any]], row: Sequence[Any]) -> None:
-    for column, value in zip(columns, row, strict=True):
-        column.append(value)
-
-
-class _Batch:
-    """One transaction's rows: events, idempotency records and snapshots, in column arrays."""
-
-    def __init__(self, xid: int, now: float, sealer: Sealer | None = None, ttl: float = 86400.0) -> None:
-        self.sealer = sealer
-        self.expired = now - ttl  # an idempotency record stored before this has expired
-        self.heads: dict[str, list[str]] = {}  # stream -> keys its next snapshot goes by (``snapshot_heads``)
-        self.forget: list[str] = []
-        self.base = xid << INDEX_BITS
-        self.index = 0
-        self.now = now
-        self.events: list[list[Any]] = [[] for _ in range(11)]
-        self.keys: list[list[Any]] = [[] for _ in range(5)]
-        self.snapshots: list[list[Any]] = [[] for _ in range(4)]
-        self.records: list[tuple[RecordedEvent, Sequence[ProjectionTarget]]] = []
-
-    def add(
-        self,
-        job: PgCommit,
-        versions: dict[str, int],
-        registry: EventRegistry,
-        inline: Callable[[str], Sequence[ProjectionTarget]],
-    ) -> CommitResult:
-        """Add a checked commit's rows, and return where its events will be."""
-        meta = job.metadata
-        results = []
-        for append in job.appends:
-            current = versions[append.stream_id]
-            if not append.encoded:
-                results.append(AppendResult(append.stream_id, current, 0, 0))
-                continue
-            first = self.base + self.index + 1
-            for i, (event_id, name, version, data) in enumerate(append.encoded):
-                if self.sealer is not None:
-                    data = self.sealer.seal_event(append.keys[i], data, append.stream_id, current + 1 + i, name)
-                self.index += 1
-                row = (
-                    self.base + self.index, append.stream_id, current + 1 + i, event_id, name, version, data,
-                    self.now, meta.correlation_id, meta.causation_id, meta.actor,
-                )  # fmt: skip
-                _append_row(self.events, row)
-                projections = inline(name)
-                if projections:
-                    recorded = RecordedEvent(*row, registry=registry, event=append.events[i])
-                    self.records.append((recorded, projections))
-            versions[append.stream_id] = current + len(append.encoded)
-            self.heads.get(append.stream_id, []).extend(append.keys)
-            results.append(AppendResult(append.stream_id, versions[append.stream_id], first, self.base + self.index))
-        result = CommitResult(tuple(results))
-        key = job.idempotency
-        if key is not None:  # position 0 when the command wrote no event: nothing to wait for
-            stored = key.result
-            if self.sealer is not None:
-                stored = self.sealer.seal_result(self.sealer.result_key(job.appends, key.module), key)
-            _append_row(self.keys, (key.key, key.request_hash, stored, result.position, self.now))
-        for snap in job.snapshots:
-            if self.sealer is not None:
-                key_id = self.sealer.snapshot_key(self.heads.get(snap.stream_id, []))
-                if key_id is None or self.sealer.keyring.cipher(key_id) is None:
-                    continue  # nothing to seal it with that forgetting reaches: the events are the truth anyway
-                self.heads[snap.stream_id] = [key_id]
-                snap = self.sealer.seal_snapshot(key_id, snap)
-            _append_row(self.snapshots, (snap.stream_id, snap.version, snap.state_version, snap.data))
-        self.forget.extend(job.forget)
-        return result
-
-    async def write(self, connection: Any) -> None:
-        """Send the rows added since the last write (then forget them), with the commit notification."""
-        try:
-            if self.events[0] or self.keys[0] or self.snapshots[0]:
-                rows = (*self.events, *self.keys, *self.snapshots, str(self.last_position), self.expired)
-                if (await connection.fetchrow(_WRITE, *rows))[1] < len(self.keys[0]):
-                    raise IdempotencyConflict(self.keys[0][0])  # a live record took a key: the careful path tells which
-            if self.forget:
-                await connection.execute(_FORGET, self.forget)
-            if self.records:
-                buffer = ViewBuffer(connection)
-                for record, projections in self.records:
-                    for projection in projections:
-                        await apply_handler(projection.apply(record, buffer))
-                await buffer.flush()
-        finally:
-            for columns in (self.events, self.keys, self.snapshots):
-                for column in columns:
-                    column.clear()
-            self.records.clear()
-            self.forget = []
-
-    @property
-    def last_position(self) -> int:
-        return self.base + self.index
-
 
 TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 """Errors after which PostgreSQL has undone the transaction (or savepoint) and the same work may succeed."""
@@ -367,11 +208,11 @@ class PostgresWriter:
                 job.future.set_result(outcome)
         return last
 
-    async def _begin(self, connection: Any) -> _Batch:
+    async def _begin(self, connection: Any) -> Batch:
         xid = await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")
-        return _Batch(xid, time.time(), self._sealer, self._ttl)
+        return Batch(xid, time.time(), self._sealer, self._ttl)
 
-    async def _read_heads(self, connection: Any, batch: _Batch, jobs: list[PgCommit]) -> None:
+    async def _read_heads(self, connection: Any, batch: Batch, jobs: list[PgCommit]) -> None:
         """Read what the keys of the snapshots ``jobs`` write go by (``snapshot_heads``), when the store encrypts."""
         streams = {snap.stream_id for job in jobs for snap in job.snapshots}
         if self._sealer is not None and streams:
@@ -382,7 +223,7 @@ class PostgresWriter:
         keys = [job.idempotency.key for job in jobs if job.idempotency is not None]
         now = time.time()
         rows = await connection.fetch(_BEGIN, streams, keys, now - self._ttl)
-        batch = _Batch(rows[0][0], now, self._sealer, self._ttl)
+        batch = Batch(rows[0][0], now, self._sealer, self._ttl)
         await self._read_heads(connection, batch, jobs)
         versions: dict[str, int] = dict.fromkeys(streams, 0)
         versions.update((r[1], r[2]) for r in rows if r[1] is not None)
@@ -426,7 +267,7 @@ class PostgresWriter:
                     break
         return outcomes, batch.last_position if batch.index else 0
 
-    async def _one(self, connection: Any, job: PgCommit, batch: _Batch) -> CommitResult:
+    async def _one(self, connection: Any, job: PgCommit, batch: Batch) -> CommitResult:
         streams = list({a.stream_id for a in job.appends})
         versions = dict.fromkeys(streams, 0)
         versions.update((r[0], r[1]) for r in await connection.fetch(_VERSIONS, streams))

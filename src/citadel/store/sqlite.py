@@ -5,18 +5,21 @@ separate connection on the event loop's thread, which WAL lets proceed while the
 assigned by the writer under SQLite's write lock, so they become visible strictly in order and a subscriber can
 never skip one. Several processes may share one file: SQLite's lock serialises their batches (waited for up to
 ``busy_timeout``) and subscribers notice other processes' commits by polling the head position.
+
+This module holds the store's configuration, the lifecycle of its connections, commits, subscriptions, pruning
+of idempotency records, module migrations and re-wrapping of keys. The rest is layered under
+``SQLiteEventStore``, one module each: ``sqlite_reads`` (reads of the log, the head position, records and
+views) and ``sqlite_projections`` (inline projections, views' tables, checkpoints, leases and dead letters).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from citadel.errors import ConfigurationError, StoreError
 from citadel.messages import Event, EventRegistry
@@ -26,37 +29,23 @@ from citadel.store.base import (
     AppendResult,
     Commit,
     CommitResult,
-    DeadLetter,
-    IdempotencyRecord,
-    Lease,
     Metadata,
     ProjectionTarget,
     RecordedEvent,
-    Snapshot,
     StreamAppend,
 )
 from citadel.store.encoding import encode_appends, forgotten_keys
 from citadel.store.expiry import Pruner, check_ttl
 from citadel.store.migrations import check_known, expand
-from citadel.store.sealing import Sealer, request_hash
-from citadel.store.sqlite_jobs import (
-    CallJob,
-    CommitJob,
-    ProjectionJob,
-    acquire_lease,
-    renew_lease,
-    reset_checkpoint,
-    run_handler,
-    save_checkpoint,
-    select_events,
-)
-from citadel.store.sqlite_keys import master_key_ids, open_request_key, read_keys, rewrap_keys
-from citadel.store.sqlite_records import dead_letters, idempotency_record, load_snapshot, park, prune_idempotency
+from citadel.store.sealing import Sealer
+from citadel.store.sqlite_jobs import CallJob, CommitJob
+from citadel.store.sqlite_keys import master_key_ids, open_request_key, rewrap_keys
+from citadel.store.sqlite_projections import SQLiteProjections
+from citadel.store.sqlite_records import prune_idempotency
 from citadel.store.sqlite_schema import migrate, split_statements
-from citadel.store.sqlite_views import SQLiteViewReader, SQLiteViewWriter, view_ddl
+from citadel.store.sqlite_views import SQLiteViewReader, SQLiteViewWriter
 from citadel.store.sqlite_writer import GroupCommitWriter, LoopWriter, ThreadWriter, WriteTransaction
 from citadel.store.subscription import follow
-from citadel.views import View
 
 __all__ = ["SQLiteEventStore"]
 
@@ -66,13 +55,7 @@ _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _WRITERS = ("loop", "thread")
 
 
-_PAGE_END = (
-    "SELECT max(position) FROM (SELECT position FROM citadel_events WHERE position >= ? ORDER BY position LIMIT ?)"
-)
-"""The last position of the page of the log that starts at a position (NULL when there is none)."""
-
-
-class SQLiteEventStore:
+class SQLiteEventStore(SQLiteProjections):
     """Event store in one SQLite file.
 
     Args:
@@ -198,12 +181,6 @@ class SQLiteEventStore:
             self._reader = None
         self._wake()
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._reader is None:
-            raise StoreError("the event store is not open; call `await store.open()` first")
-        return self._reader
-
     # -- writing ---------------------------------------------------------------------------------------
 
     async def append(
@@ -241,142 +218,9 @@ class SQLiteEventStore:
                 log.warning("the write-ahead log still holds forgotten data: emptying it is tried again")
         return result
 
-    def _open(self, records: list[RecordedEvent], db: sqlite3.Connection | None = None) -> list[RecordedEvent]:
-        """Open sealed payloads (reading the keys not known yet); a no-op without encryption."""
-        sealer = self._sealer
-        if sealer is None or not records:
-            return records
-        connection = db if db is not None else self._db
-        self._notice_forgotten(connection)
-        missing = sealer.missing(sealer.sealed_keys(r.data for r in records))
-        if missing:
-            sealer.learn(read_keys(connection, missing))
-        sealer.open_records(records)
-        return records
-
-    def _notice_forgotten(self, db: sqlite3.Connection) -> None:
-        """Drop every opened key when another process has forgotten keys (checked at most every 0.2 s)."""
-        if self._sealer is None:
-            return
-        now = time.monotonic()
-        if now - self._forgotten_checked < 0.2:
-            return
-        self._forgotten_checked = now
-        generation = db.execute("SELECT value FROM citadel_meta WHERE name = 'forgotten_keys'").fetchone()[0]
-        if generation != self._forgotten_generation:
-            if self._forgotten_generation >= 0:
-                self._sealer.keyring.clear()
-            self._forgotten_generation = generation
-
-    def _inline_for(self, type_name: str) -> Sequence[ProjectionTarget]:
-        return self._inline_by_type.get(type_name, ())
-
-    def _writer_for(self, db: sqlite3.Connection, view: View[Any]) -> SQLiteViewWriter:
-        writer = self._view_writers.get(id(view))
-        if writer is None:
-            writer = self._view_writers[id(view)] = SQLiteViewWriter(view, db)
-        return writer
-
-    def _on_commit(self, head: int) -> None:
-        if head > self._head:
-            self._head = head
-            self._wake()
-
-    def _wake(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    # -- reading ---------------------------------------------------------------------------------------
-
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
-        """Return a stream's events from ``from_version`` on, in version order."""
-        return self._open(
-            select_events(
-                self._db,
-                "WHERE stream_id = ? AND version >= ? ORDER BY version",
-                (stream_id, from_version),
-                self.registry,
-            )
-        )
-
-    async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
-        """Return up to ``limit`` events at ``from_position`` or later, in position order."""
-        return self._open(
-            select_events(
-                self._db, "WHERE position >= ? ORDER BY position LIMIT ?", (from_position, limit), self.registry
-            )
-        )
-
-    async def read_all_of(
-        self, types: Collection[str], from_position: int = 1, limit: int = 1000
-    ) -> tuple[list[RecordedEvent], int]:
-        """Of the next ``limit`` events at ``from_position`` or later, return those of ``types``, and the position
-        read up to (filtered in SQL: the others are neither read nor decrypted).
-
-        Positions only grow with commits, so no event can appear later below the bound read here.
-        """
-        db = self._db
-        head = self._head
-        if head >= from_position:
-            # Positions have no gaps (a commit takes the ones after the head) and every position up to the head
-            # this process has seen is committed: the page's end needs no query.
-            upper = min(head, from_position + limit - 1)
-        else:  # past what this process has seen: another process may have written more
-            upper = db.execute(_PAGE_END, (from_position, limit)).fetchone()[0]
-            if upper is None:
-                return [], from_position - 1
-        wanted = tuple(types)
-        if not wanted:
-            return [], int(upper)
-        marks = ", ".join("?" * len(wanted))
-        where = f"WHERE position BETWEEN ? AND ? AND type IN ({marks}) ORDER BY position"
-        return self._open(select_events(db, where, (from_position, upper, *wanted), self.registry)), int(upper)
-
     def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield every event from ``from_position`` on, then new ones as they commit."""
         return follow(self, from_position)
-
-    async def stream_version(self, stream_id: str) -> int:
-        """Return the stream's version (0 when it has no events)."""
-        row = self._db.execute(
-            "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?", (stream_id,)
-        ).fetchone()
-        return int(row[0])
-
-    def _read_head(self) -> int:
-        return int(self._db.execute("SELECT coalesce(max(position), 0) FROM citadel_events").fetchone()[0])
-
-    async def head_position(self) -> int:
-        """Return the last committed position, including commits of other processes."""
-        head = self._read_head()
-        if head > self._head:
-            self._on_commit(head)
-        return head
-
-    async def last_position(self) -> int:
-        """Return the highest committed position (on SQLite, readable at once: the same as the head)."""
-        return await self.head_position()
-
-    async def wait_for_events(self, after: int, timeout: float) -> int:
-        """Wait until the head passes ``after`` (or ``timeout``); return the head."""
-        if self._head > after:
-            return self._head
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(timeout, self.poll_interval)):
-                await changed.wait()
-        if self._head > after or self._reader is None:
-            return self._head
-        return await self.head_position()  # another process may have written
-
-    def request_hash(self, material: bytes) -> str:
-        """Return what an idempotency record stores to recognise a command (see ``EventStore.request_hash``)."""
-        return request_hash(self._sealer, material)
-
-    async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        """Return the unexpired outcome for an idempotency key (``forgotten`` when its key is gone), or None."""
-        self._notice_forgotten(self._db)
-        return idempotency_record(self._db, self._sealer, key, time.time() - self.idempotency_ttl)
 
     async def prune_idempotency(self) -> int:
         """Delete expired idempotency records, ``Pruner.batch`` per transaction; return how many."""
@@ -387,29 +231,7 @@ class SQLiteEventStore:
         deleted: int = await self._writer.submit(CallJob(lambda tx: prune_idempotency(tx, before, limit)))
         return deleted
 
-    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        """Return the stream's snapshot (None when there is none, or its key is gone)."""
-        self._notice_forgotten(self._db)
-        return load_snapshot(self._db, self._sealer, stream_id)
-
-    # -- views and projections -------------------------------------------------------------------------
-
-    def add_inline_projection(self, projection: ProjectionTarget) -> None:
-        """Run ``projection`` in every commit that appends an event it handles."""
-        self._inline.append(projection)
-        for info in self.registry:
-            if projection.handles(info.name):
-                self._inline_by_type.setdefault(info.name, []).append(projection)
-
-    async def ensure_views(self, views: Sequence[View[Any]]) -> None:
-        """Create the tables and indexes of ``views`` (idempotent)."""
-
-        def create(tx: WriteTransaction) -> None:
-            for view in views:
-                for statement in view_ddl(view):
-                    tx.db.execute(statement)
-
-        await self._writer.submit(CallJob(create))
+    # -- schema and keys -------------------------------------------------------------------------------
 
     async def migrate_module(self, module: str, steps: Sequence[str]) -> int:
         """Run ``module``'s pending migration steps, each in a transaction with its version."""
@@ -438,124 +260,7 @@ class SQLiteEventStore:
         result: int = await self._writer.submit(CallJob(migrate_steps))
         return result
 
-    def view_reader(self, view: View[Any]) -> SQLiteViewReader:
-        """Return read access to a view's committed documents."""
-        reader = self._view_readers.get(id(view))
-        if reader is None:
-            reader = self._view_readers[id(view)] = SQLiteViewReader(view, self._db)
-        return reader
-
-    async def checkpoint(self, name: str) -> int | None:
-        """Return consumer ``name``'s last processed position, or None when it has no checkpoint."""
-        row = self._db.execute("SELECT position FROM citadel_checkpoints WHERE name = ?", (name,)).fetchone()
-        return None if row is None else int(row[0])
-
-    async def apply_projection(
-        self,
-        projection: ProjectionTarget,
-        records: Sequence[RecordedEvent],
-        position: int,
-        lease: Lease | None = None,
-    ) -> None:
-        """Apply events and set the checkpoint in one transaction (fenced by ``lease``)."""
-        await self._writer.submit(ProjectionJob(projection, records, position, lease))
-
-    async def save_checkpoint(self, name: str, position: int, lease: Lease | None = None) -> None:
-        """Set consumer ``name``'s checkpoint (fenced by ``lease``)."""
-
-        def save(tx: WriteTransaction) -> None:
-            if lease is not None:
-                renew_lease(tx, lease)
-            save_checkpoint(tx, name, position)
-
-        await self._writer.submit(CallJob(save))
-
-    async def rewind_checkpoint(self, name: str, position: int = 0) -> None:
-        """Move a consumer's checkpoint back and drop its lease, so the next holder replays from there."""
-        await self._writer.submit(CallJob(lambda tx: reset_checkpoint(tx, name, position)))
-
     async def rewrap_keys(self, master: MasterKeys) -> int:
         """Re-wrap every data key with the current master key, in one transaction."""
         result: int = await self._writer.submit(CallJob(lambda tx: rewrap_keys(tx.db, master)))
         return result
-
-    async def master_key_ids(self) -> set[str]:
-        """The ids of the master keys that wrap the stored data keys."""
-        return master_key_ids(self._db)
-
-    async def acquire_lease(self, lease: Lease) -> bool:
-        """Take or renew a lease; False while another owner holds it."""
-        held: bool = await self._writer.submit(CallJob(lambda tx: acquire_lease(tx, lease)))
-        return held
-
-    async def release_lease(self, lease: Lease) -> None:
-        """Give a lease up so another process can take over at once."""
-
-        def release(tx: WriteTransaction) -> None:
-            tx.db.execute("DELETE FROM citadel_leases WHERE name = ? AND owner = ?", (lease.name, lease.owner))
-
-        await self._writer.submit(CallJob(release))
-
-    async def reset_projection(self, projection: ProjectionTarget) -> int:
-        """Empty the projection's views, zero its checkpoint and drop its lease; return the head then."""
-
-        def reset(tx: WriteTransaction) -> int:
-            for view in projection.views:
-                self._writer_for(tx.db, view).clear()
-            reset_checkpoint(tx, projection.name)
-            return tx.head
-
-        result: int = await self._writer.submit(CallJob(reset))
-        return result
-
-    async def rebuild_inline(
-        self, projection: ProjectionTarget, progress: Callable[[int, int], None] | None = None
-    ) -> int:
-        """Empty and replay an inline projection in one transaction (no commit can interleave)."""
-        loop = asyncio.get_running_loop()
-
-        def rebuild(tx: WriteTransaction) -> int:
-            for view in projection.views:
-                self._writer_for(tx.db, view).clear()
-            position, target = 0, tx.head
-            while position < target:
-                records = self._open(
-                    select_events(tx.db, "WHERE position > ? ORDER BY position LIMIT 1000", (position,), self.registry),
-                    tx.db,
-                )
-                if not records:
-                    break
-                for record in records:
-                    if projection.handles(record.type):
-                        run_handler(projection.apply(record, tx))
-                position = records[-1].position
-                if progress is not None:
-                    loop.call_soon_threadsafe(progress, position, target)
-            return position
-
-        result: int = await self._writer.submit(CallJob(rebuild))
-        return result
-
-    async def add_dead_letter(self, consumer: str, record: RecordedEvent, error: str, attempts: int) -> None:
-        """Park an event a consumer gave up on (its error text sealed, see ``citadel.store.dead_letters``)."""
-        await self._writer.submit(CallJob(lambda tx: park(tx, self._sealer, consumer, record, error, attempts)))
-
-    async def resolve_dead_letter(
-        self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None
-    ) -> bool:
-        """Delete a dead letter, applying its event to ``projection`` in the same transaction when given."""
-
-        def resolve(tx: WriteTransaction) -> bool:
-            if tx.db.execute("DELETE FROM citadel_dead_letters WHERE id = ?", (letter_id,)).rowcount == 0:
-                return False
-            if projection is not None and record is not None and projection.handles(record.type):
-                run_handler(projection.apply(record, tx))
-            return True
-
-        resolved: bool = await self._writer.submit(CallJob(resolve))
-        return resolved
-
-    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
-        """Return parked events, oldest first."""
-        self._notice_forgotten(self._db)
-        return dead_letters(self._db, self._sealer, consumer)
