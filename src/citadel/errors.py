@@ -10,6 +10,7 @@ CitadelError
 │   ├── UnknownQuery                       no handler registered for a query type
 │   └── UnknownEventType                   an event name or class the registry does not know
 ├── InvalidMessage (ValueError)            a payload that does not decode into its declared type
+│   └── PositionNotWritten                 a ``min_position`` beyond the highest position written (HTTP 422)
 ├── TamperedPayload (ValueError)           a stored, encrypted payload that does not authenticate
 ├── PayloadForgotten (LookupError)         an event whose subject was forgotten (its data key deleted)
 ├── DomainError                            a business rule refused the command (HTTP 409)
@@ -48,6 +49,7 @@ __all__ = [
     "NotCaughtUp",
     "NotFound",
     "PayloadForgotten",
+    "PositionNotWritten",
     "RateLimited",
     "ServiceUnavailable",
     "StoreError",
@@ -136,6 +138,11 @@ class InvalidMessage(CitadelError, ValueError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class PositionNotWritten(InvalidMessage):
+    """A query's ``min_position`` is beyond the highest position ever written to the log it names: no write the
+    client saw can have it, so waiting for it could only time out."""
 
 
 class TamperedPayload(CitadelError, ValueError):
