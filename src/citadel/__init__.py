@@ -8,6 +8,7 @@ from __future__ import annotations
 from citadel.app import Application, Outcome, ProjectionStatus
 from citadel.boundaries import check
 from citadel.bus import CallNext, CommandBus, Middleware, QueryBus
+from citadel.config import Settings, load_settings
 from citadel.context import ANONYMOUS, SYSTEM, Actor, DispatchContext
 from citadel.domain import Aggregate, Decider, decides, evolves
 from citadel.errors import (
@@ -22,8 +23,10 @@ from citadel.errors import (
     InvalidCommand,
     InvalidMessage,
     LeaseLost,
+    NotCaughtUp,
     NotFound,
     PayloadForgotten,
+    PositionNotWritten,
     RateLimited,
     StoreError,
     TamperedPayload,
@@ -40,6 +43,7 @@ from citadel.messages import Command, Event, EventRegistry, Message, Query, Subj
 from citadel.messaging import ProcessManager, RetryPolicy
 from citadel.module import Module
 from citadel.projection import ProjectionContext, Projector
+from citadel.setup import configure
 from citadel.store import NO_STREAM, EventStore, Metadata, RecordedEvent, open_store
 from citadel.views import View, ViewReader, ViewWriter
 
@@ -75,9 +79,11 @@ __all__ = [
     "Metadata",
     "Middleware",
     "Module",
+    "NotCaughtUp",
     "NotFound",
     "Outcome",
     "PayloadForgotten",
+    "PositionNotWritten",
     "ProcessManager",
     "ProjectionContext",
     "ProjectionStatus",
@@ -88,6 +94,7 @@ __all__ = [
     "RateLimited",
     "RecordedEvent",
     "RetryPolicy",
+    "Settings",
     "StoreError",
     "SubjectForgotten",
     "TamperedPayload",
@@ -102,8 +109,10 @@ __all__ = [
     "ViewReader",
     "ViewWriter",
     "check",
+    "configure",
     "decides",
     "evolves",
+    "load_settings",
     "new_id",
     "open_store",
 ]

@@ -63,6 +63,8 @@ class Application:
         idempotency_ttl: seconds a command's idempotency record is kept (a store opened from a URL).
         lease_ttl: seconds a process holds a consumer's lease without renewing it; another process takes
             over a dead holder's consumers after at most this long.
+        title, version, description: the ``info`` of its OpenAPI document (Markdown description); without a
+            title, the server's (``create_asgi``'s ``title``).
 
     Raises:
         ConfigurationError: the modules are wired inconsistently (the message says how to fix it).
@@ -80,7 +82,11 @@ class Application:
         policy: Policy | None = None,
         keyring: Keyring | None = None,
         idempotency_ttl: float = 86400.0,
+        title: str | None = None,
+        version: str = "1",
+        description: str = "",
     ) -> None:
+        self.title, self.version, self.description = title, version, description
         self.keyring = keyring
         self.idempotency_ttl = idempotency_ttl
         self.lease_ttl = lease_ttl
@@ -257,10 +263,12 @@ class Application:
         """Run a query through the query bus and return its handler's result (a coroutine to await).
 
         With ``context.min_position``, first wait (up to ``context.wait`` seconds) until the read models of the
-        query's module have processed that position (where the module runs elsewhere, its service waits).
+        query's module have processed that position and the reactions to it that change the module
+        (``citadel.reactions``); where the module runs elsewhere, its service waits.
 
         Raises:
             Unauthenticated, AccessDenied: the actor may not ask it at all (refused before any waiting).
+            PositionNotWritten: the position is beyond the highest one written to the log (refused at once).
             NotCaughtUp: they had not in time.
         """
         if context is not None and context.min_position:
@@ -330,9 +338,10 @@ class Application:
         return await rebuild(binding, self.store, runner, progress=progress, owner=self.node_id)
 
     async def wait_for_module(self, module: str, position: int, timeout: float) -> bool:
-        """Wait until every async projection and process manager of ``module`` has processed ``position``.
+        """Wait until the async projections of ``module``, and the process managers that can lead to it, have
+        processed ``position`` and the reaction chains that start at or before it (``citadel.reactions``).
 
-        Inline projections are current with every commit, so a module without consumers never waits.
+        Inline projections are current with every commit, so a module that no consumer changes never waits.
         Returns False when ``timeout`` passes first.
         """
         return await self._consumers.wait_for_module(module, position, timeout)

@@ -18,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import types
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, DuplicateHandler, UnknownCommand, UnknownQuery
 from citadel.messages import Command, Message, Query
 
-__all__ = ["CallNext", "CommandBus", "Handler", "Middleware", "QueryBus", "as_async_handler"]
+__all__ = ["CallNext", "CommandBus", "Handler", "Middleware", "QueryBus", "as_async_handler", "parameter_mismatch"]
 
 M = TypeVar("M", bound=Message)
 
@@ -80,6 +81,37 @@ def as_async_handler(handler: Handler) -> AsyncHandler:
         return result
 
     return in_thread
+
+
+def parameter_mismatch(handler: Callable[..., Any], message_type: type) -> str | None:
+    """Return ``handler``'s first parameter as written (``command: Borrow``) when its annotation does not accept
+    ``message_type``; None when it does, or when it has no annotation that can be resolved here."""
+    try:
+        parameters = inspect.signature(handler, eval_str=True).parameters.values()
+    except Exception:  # no signature, or an annotation that does not resolve: nothing to check
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional or positional[0].annotation is inspect.Parameter.empty:
+        return None
+    first = positional[0]
+    if _accepts(first.annotation, message_type):
+        return None
+    shown = getattr(first.annotation, "__name__", None) or repr(first.annotation).replace("typing.", "")
+    return f"{first.name}: {shown}"
+
+
+def _accepts(hint: Any, message_type: type) -> bool:
+    origin = get_origin(hint)
+    if origin is Annotated:
+        return _accepts(get_args(hint)[0], message_type)
+    if origin in (Union, types.UnionType):
+        return any(_accepts(arg, message_type) for arg in get_args(hint))
+    if hint is Any or not isinstance(hint, type) or origin is not None:
+        return True  # Any, a type variable, a generic alias: not ours to judge
+    try:
+        return issubclass(message_type, hint)
+    except TypeError:  # a protocol that cannot be checked at run time
+        return True
 
 
 class _Bus(Generic[M]):

@@ -13,6 +13,7 @@ from citadel.messages import EventRegistry, Message
 from citadel.module import Module
 from citadel.projection import BoundProjection
 from citadel.views import View
+from citadel.wiring import check_wiring
 
 __all__ = ["MessageOwnership", "bind_read_models", "in_dependency_order"]
 
@@ -97,10 +98,12 @@ def bind_read_models(
 ) -> tuple[dict[str, BoundProjection], list[View[Any]]]:
     """Bind each module's views and projections to the module; return the projections by name, and every view once.
 
-    The events each projection and process manager subscribes to are checked against what its module may use.
+    The events each projection and process manager subscribes to are checked against what its module may use,
+    and then every handler against what it is registered for (``citadel.wiring``).
 
     Raises:
-        ConfigurationError: two projections share a name.
+        ConfigurationError: two projections share a name, or a handler does not fit its registration (one of the
+            subclasses ``citadel.wiring.check_wiring`` lists; ``UnmatchedHandler`` for a projector method).
         AccessDenied: a projection or process manager subscribes to an event its module may not use.
     """
     projections: dict[str, BoundProjection] = {}
@@ -124,6 +127,7 @@ def bind_read_models(
                 f"process manager {manager.name}",
                 [registry.of(t).name for t in manager.event_types],
             )
+    check_wiring(modules, ownership)
     return projections, views
 
 

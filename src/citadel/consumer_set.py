@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from citadel.context import DispatchContext
@@ -14,12 +15,30 @@ from citadel.messaging.consumer import Consumer
 from citadel.messaging.process_manager import Dispatch, ProcessManagerConsumer
 from citadel.module import Module
 from citadel.projection_runner import AsyncProjection
+from citadel.reactions import consumers_leading_to, wait_for_chains
 from citadel.workers import worker_slot
 
 if TYPE_CHECKING:
     from citadel.app import Application
 
-__all__ = ["ConsumerSet"]
+__all__ = ["ConsumerSet", "following", "wait_for_all"]
+
+
+def following(app: Application, names: Iterable[str]) -> list[Consumer]:
+    """The consumers ``names`` of this service: those running here, else watchers of their stored checkpoints
+    (another process of the service runs them)."""
+    running = app.consumers
+    return [running.get(name) or Consumer(name, app.store, owner=app.node_id) for name in names]
+
+
+async def wait_for_all(consumers: Sequence[Consumer], position: int, timeout: float) -> bool:
+    """Wait until each of ``consumers`` has processed ``position``; False when ``timeout`` passes first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for consumer in consumers:
+        if not await consumer.wait_for(position, max(0.0, deadline - loop.time())):
+            return False
+    return True
 
 
 class ConsumerSet:
@@ -34,7 +53,9 @@ class ConsumerSet:
         """The running async projections by name."""
         self.process_managers: list[ProcessManagerConsumer] = []
         """The running process managers."""
-        self._by_module: dict[str, list[Consumer]] = {}
+        self._waited: dict[str, frozenset[str]] | None = None  # by module: what a query on it waits for
+        self._homes: dict[str, str] = {}  # the module of each async projection and process manager, by name
+        self._managers: set[str] = set()  # the names of the process managers
 
     async def start(self) -> None:
         """Create a consumer for each async projection and process manager of the local modules; start them."""
@@ -43,16 +64,13 @@ class ConsumerSet:
         local = app.topology.local
         for binding in app.projections.values():
             if not binding.inline and binding.module in local:
-                runner = self.projections[binding.name] = AsyncProjection(
+                self.projections[binding.name] = AsyncProjection(
                     binding, store, owner=app.node_id, lease_ttl=app.lease_ttl
                 )
-                self._by_module.setdefault(binding.module, []).append(runner)
         for module in app.modules.values():
             if module.name not in local:
                 continue
-            for consumer in self.process_managers_of(module):
-                self.process_managers.append(consumer)
-                self._by_module.setdefault(module.name, []).append(consumer)
+            self.process_managers.extend(self.process_managers_of(module))
         consumers: list[Consumer] = [*self.projections.values(), *self.process_managers]
         self._spread(consumers)
         for each in consumers:
@@ -76,7 +94,6 @@ class ConsumerSet:
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
         self.projections.clear()
         self.process_managers.clear()
-        self._by_module.clear()
 
     def by_name(self) -> dict[str, Consumer]:
         """The running async projections and process managers by name."""
@@ -87,7 +104,7 @@ class ConsumerSet:
         app = self._app
         return [
             ProcessManagerConsumer(
-                manager.name or f"{module.name}.process_manager",
+                manager.consumer_name(module.name),
                 app.store,
                 manager.reactions(app.registry),
                 self._dispatch_as(module),
@@ -107,13 +124,24 @@ class ConsumerSet:
         return dispatch
 
     async def wait_for_module(self, module: str, position: int, timeout: float) -> bool:
-        """Wait until every consumer of ``module`` has processed ``position``; False when ``timeout`` passes first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for consumer in self._by_module.get(module, ()):
-            if not await consumer.wait_for(position, max(0.0, deadline - loop.time())):
-                return False
-        return True
+        """Wait until the consumers a query on ``module`` depends on have processed ``position`` and the reaction
+        chains that start at or before it (``citadel.reactions``); False when ``timeout`` passes first.
+
+        They are its async projections and the process managers that can lead to it, of this service's modules:
+        those running here, else (another process runs them) their stored checkpoints."""
+        app = self._app
+        if self._waited is None:
+            self._waited = consumers_leading_to(app)
+            self._homes = {b.name: b.module for b in app.projections.values()}
+            for m in app.modules.values():
+                self._homes.update((manager.consumer_name(m.name), m.name) for manager in m.process_managers)
+            self._managers = set(self._homes) - set(app.projections)
+        local = app.topology.local  # the others' consumers run in other services, on their own logs
+        names = sorted(n for n in self._waited.get(module, ()) if self._homes.get(n) in local)
+        consumers = following(app, names)
+        if not any(name in self._managers for name in names):
+            return await wait_for_all(consumers, position, timeout)  # no process manager leads here: no reaction
+        return await wait_for_chains(app.store, functools.partial(wait_for_all, consumers), position, timeout)
 
     async def wait_for_projection(self, name: str, position: int, timeout: float) -> bool:
         """Wait until projection ``name`` has processed ``position``; False on timeout."""

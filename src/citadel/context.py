@@ -49,6 +49,10 @@ class DispatchContext(msgspec.Struct, kw_only=True, gc=False):
     correlation_id: str = ""
     causation_id: str | None = None
     idempotency_key: str | None = None
+    causation_position: int = 0
+    """The position in this log of the event a process manager reacted to with this command (0: none), stored
+    with the events the command writes, so that read-your-writes can follow reaction chains
+    (``citadel.reactions``). Not carried to other services: a position means nothing in another log."""
     min_position: int = 0
     """For a query: the log position its module's read models must have processed first."""
     position_of: str = ""
@@ -71,5 +75,6 @@ class DispatchContext(msgspec.Struct, kw_only=True, gc=False):
             self,
             message_id=new_id(),
             causation_id=self.message_id,
+            causation_position=0,
             idempotency_key=idempotency_key,
         )

@@ -13,21 +13,23 @@ appends what it returns with optimistic concurrency.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
-from citadel.errors import ConfigurationError, UnknownCommand
+from citadel.errors import ConfigurationError, MissingDecision, UnevolvedEvent
 from citadel.messages import Command, Event
 
-__all__ = ["Aggregate", "Decider", "decides", "evolves"]
+__all__ = ["Aggregate", "Decider", "annotated_classes", "decides", "evolves"]
 
 C = TypeVar("C", bound=Command)
 S = TypeVar("S")
 E = TypeVar("E", bound=Event)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Decider(Generic[C, S, E]):
@@ -36,7 +38,12 @@ class Decider(Generic[C, S, E]):
     ``state_type`` and ``state_version`` let the framework store snapshots of the state every
     ``snapshot_every`` events; bump ``state_version`` when the state's shape changes and old snapshots are
     ignored (the state is rebuilt from events).
+
+    ``commands`` are the command types ``decide`` accepts, when known (an aggregate's ``@decides`` methods): the
+    application then checks at build that its handlers execute only those on it.
     """
+
+    commands: frozenset[type[Command]] | None = None
 
     def __init__(
         self,
@@ -102,7 +109,8 @@ class Aggregate(msgspec.Struct, kw_only=True):
             def paid(self, event: InvoicePaid) -> None:
                 self.status = "paid"
 
-    ``Invoice.decider()`` returns the equivalent ``Decider``.
+    ``Invoice.decider()`` returns the equivalent ``Decider``. It refuses an aggregate whose ``@decides`` methods
+    are annotated to return an event type that no ``@evolves`` method applies, unless ``ignores=`` lists it.
     """
 
     __routes__: ClassVar[tuple[dict[type, Callable[..., Any]], dict[type, Callable[..., Any]]] | None] = None
@@ -126,14 +134,28 @@ class Aggregate(msgspec.Struct, kw_only=True):
         return routes
 
     @classmethod
-    def decider(cls, *, snapshot_every: int | None = None, state_version: int = 1) -> Decider[Command, Self, Event]:
-        """Return a ``Decider`` whose state is an instance of this aggregate."""
+    def decider(
+        cls,
+        *,
+        snapshot_every: int | None = None,
+        state_version: int = 1,
+        ignores: Collection[type[Event]] = (),
+    ) -> Decider[Command, Self, Event]:
+        """Return a ``Decider`` whose state is an instance of this aggregate.
+
+        ``ignores`` lists the event types its ``@decides`` methods return that deliberately change no state.
+
+        Raises:
+            UnevolvedEvent: a ``@decides`` method's return annotation names an event type that no ``@evolves``
+                method applies and ``ignores`` does not list.
+        """
         deciders, evolvers = cls._resolve_routes()
+        _check_evolved(cls, deciders, evolvers, frozenset(ignores))
 
         def decide(command: Command, state: Self) -> Sequence[Event]:
             method = deciders.get(type(command))
             if method is None:
-                raise UnknownCommand(type(command))
+                raise MissingDecision(cls, type(command))
             events = method(state, command)
             return list(events) if events is not None else []
 
@@ -158,6 +180,7 @@ class _AggregateDecider(Decider[Command, Any, Event]):
     def __init__(self, cls: type[Aggregate], **kwargs: Any) -> None:
         super().__init__(initial_state=None, state_type=cls, **kwargs)
         self._cls = cls
+        self.commands = frozenset(cls._resolve_routes()[0])
 
     @property
     def initial_state(self) -> Any:
@@ -177,3 +200,62 @@ def _first_parameter_type(owner: type, method: Callable[..., Any]) -> type:
     if not isinstance(target, type):
         raise ConfigurationError(f"{where}: {target!r} is not a class")
     return target
+
+
+def _check_evolved(
+    cls: type,
+    deciders: dict[type, Callable[..., Any]],
+    evolvers: dict[type, Callable[..., Any]],
+    ignores: frozenset[type],
+) -> None:
+    name = cls.__qualname__
+    both = sorted(ignores & evolvers.keys(), key=lambda t: t.__name__)
+    if both:
+        raise ConfigurationError(
+            f"{name}.decider(ignores=...) lists {both[0].__name__}, but {name}.{evolvers[both[0]].__name__} "
+            "evolves on it; remove it from ignores"
+        )
+    problems: list[str] = []
+    for method in dict.fromkeys(deciders.values()):
+        for event_type in sorted(_emitted_events(method), key=lambda t: t.__name__):
+            # A base class with subclasses may stand for any of them: which ones is not visible here.
+            if event_type in evolvers or event_type in ignores or event_type.__subclasses__():
+                continue
+            event = event_type.__name__
+            problems.append(
+                f"{name}.{method.__name__} returns {event}, which no @evolves method applies; add "
+                f"`@evolves def {_snake(event)}(self, event: {event}) -> None` to {name}, or build it with "
+                f"{name}.decider(ignores=[{event}]) if {event} deliberately changes no state"
+            )
+    if problems:
+        raise UnevolvedEvent("; ".join(problems))
+
+
+def _emitted_events(method: Callable[..., Any]) -> set[type[Event]]:
+    """The event classes a ``@decides`` method's return annotation names (none when it cannot be read)."""
+    try:
+        returns = typing.get_type_hints(inspect.unwrap(method)).get("return")
+    except Exception:  # an annotation that does not resolve here: nothing to check
+        return set()
+    return annotated_classes(returns, Event)
+
+
+def annotated_classes(hint: Any, base: type[T]) -> set[type[T]]:
+    """Return the strict subclasses of ``base`` that a resolved annotation names, through unions, ``Optional``,
+    ``Annotated`` and iterables (``list[A | B]``, ``Sequence[A]``, ``tuple[A, ...]``)."""
+    found: set[type[T]] = set()
+    pending = [hint]
+    while pending:
+        hint = pending.pop()
+        origin = get_origin(hint)
+        if origin in (Union, types.UnionType, Annotated):
+            pending.extend(get_args(hint)[:1] if origin is Annotated else get_args(hint))
+        elif isinstance(origin, type) and issubclass(origin, Iterable) and not issubclass(origin, (str, bytes)):
+            pending.extend(a for a in get_args(hint) if a is not Ellipsis)
+        elif isinstance(hint, type) and issubclass(hint, base) and hint is not base:
+            found.add(hint)
+    return found
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))

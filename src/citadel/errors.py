@@ -2,10 +2,16 @@
 
 ```
 CitadelError
-├── ConfigurationError (ValueError)        the application was wired wrongly; raised at start-up
+├── ConfigurationError (ValueError)        the application was wired wrongly; raised at build (HTTP 500 later)
 │   ├── DuplicateHandler                   a second handler for one command or query type
-│   └── BoundaryViolation                  a module reaches into another module (see ``citadel.check``)
-├── UnknownMessage (LookupError)
+│   ├── BoundaryViolation                  a module reaches into another module (see ``citadel.check``)
+│   ├── HandlerMismatch                    a handler listed for a message it does not take, or a misplaced message
+│   ├── UnmatchedHandler                   a projector's ``handle_<name>`` method that matches no event
+│   ├── UndeclaredDependency               a module uses another module's message without ``depends_on``
+│   ├── MissingDecision                    an aggregate given a command it has no ``@decides`` for
+│   ├── UnevolvedEvent                     an aggregate emits an event it has no ``@evolves`` for
+│   └── ViewInCommandHandler               a command handler reads a view
+├── UnknownMessage (LookupError)           (HTTP 500: routes exist only for what the application handles)
 │   ├── UnknownCommand                     no handler registered for a command type
 │   ├── UnknownQuery                       no handler registered for a query type
 │   └── UnknownEventType                   an event name or class the registry does not know
@@ -42,10 +48,12 @@ __all__ = [
     "ConfigurationError",
     "DomainError",
     "DuplicateHandler",
+    "HandlerMismatch",
     "IdempotencyConflict",
     "InvalidCommand",
     "InvalidMessage",
     "LeaseLost",
+    "MissingDecision",
     "NotCaughtUp",
     "NotFound",
     "PayloadForgotten",
@@ -55,12 +63,16 @@ __all__ = [
     "StoreError",
     "TamperedPayload",
     "Unauthenticated",
+    "UndeclaredDependency",
+    "UnevolvedEvent",
     "UniqueViolation",
     "UnknownCommand",
     "UnknownEventType",
     "UnknownMessage",
     "UnknownQuery",
+    "UnmatchedHandler",
     "UnverifiedMessage",
+    "ViewInCommandHandler",
 ]
 
 
@@ -90,6 +102,40 @@ class BoundaryViolation(ConfigurationError):
         self.problems = problems
         report = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"module boundary check failed ({len(problems)} problem(s)):\n{report}")
+
+
+class HandlerMismatch(ConfigurationError):
+    """A handler is listed for a message type its first parameter does not accept, or a message type is listed
+    under the wrong kind (a query in ``commands=``)."""
+
+
+class UnmatchedHandler(ConfigurationError):
+    """A projector's ``handle_<name>`` method matches no event the projector may handle."""
+
+
+class UndeclaredDependency(ConfigurationError):
+    """A module uses a command or query of another module it does not declare in ``depends_on``."""
+
+
+class MissingDecision(ConfigurationError):
+    """An aggregate was given a command it has no ``@decides`` method for (``where`` says by whom, when known)."""
+
+    def __init__(self, aggregate: type, command_type: type, *, where: str = "") -> None:
+        self.aggregate = aggregate
+        self.command_type = command_type
+        name = command_type.__name__
+        super().__init__(
+            f"{where}aggregate {aggregate.__qualname__} has no @decides method for command {name}; add one whose first "
+            f"parameter is annotated `command: {name}`, or execute {name} on the decider that decides it"
+        )
+
+
+class UnevolvedEvent(ConfigurationError):
+    """An aggregate's ``@decides`` method returns an event type no ``@evolves`` method applies."""
+
+
+class ViewInCommandHandler(ConfigurationError):
+    """A command handler reads a view: command handlers decide from their stream's state."""
 
 
 class UnknownMessage(CitadelError, LookupError):

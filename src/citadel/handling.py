@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 import msgspec
 
 from citadel.context import SYSTEM, Actor, DispatchContext
 from citadel.domain import Decider
+from citadel.errors import ViewInCommandHandler
 from citadel.ids import new_id
 from citadel.messages import Command, Event, Query, encode_json
 from citadel.store.base import Snapshot, StreamAppend
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from citadel.topology import Topology
     from citadel.views import View, ViewReader
 
-__all__ = ["CommandContext", "Loaded", "QueryContext", "Receipt", "current_receipt"]
+__all__ = ["CommandContext", "Loaded", "QueryContext", "Receipt", "current_receipt", "view_in_command_message"]
 
 S = TypeVar("S")
 D = TypeVar("D")
@@ -70,6 +71,14 @@ class Loaded(Generic[S]):
 
     state: S
     version: int
+
+
+def view_in_command_message(who: str, view: str) -> str:
+    """The message of ``ViewInCommandHandler``: ``who`` read ``view``, and what to do instead."""
+    return (
+        f"{who} reads view {view}: command handlers decide from their stream's state (ctx.load or ctx.execute "
+        "with a decider); read views in a query handler, or ask a query with ctx.query(...)"
+    )
 
 
 class _Context:
@@ -173,6 +182,16 @@ class CommandContext(_Context):
         self._presume_new = presume_new
         self.presumed = False
         """Whether a stream loaded with ``new=True`` was presumed new without reading it."""
+
+    def view(self, view: View[Any]) -> NoReturn:
+        """Refuse to read a view: a command decides from its stream's state, which views only trail.
+
+        Raises:
+            ViewInCommandHandler: always.
+        """
+        raise ViewInCommandHandler(
+            view_in_command_message(f"a command handler of module {self.module.name}", view.qualified_name)
+        )
 
     @staticmethod
     def new_id() -> str:

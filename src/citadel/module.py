@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from citadel.bus import Handler
-from citadel.errors import ConfigurationError
+from citadel.errors import ConfigurationError, HandlerMismatch
 from citadel.messages import Command, Event, Message, Query, Upcaster
 from citadel.messaging.process_manager import ProcessManager
 from citadel.projection import Projector
@@ -65,6 +65,9 @@ class Module:
             raise ConfigurationError(f"module names are lowercase identifiers like 'billing', got {name!r}")
         if name in depends_on:
             raise ConfigurationError(f"module {name!r} cannot depend on itself")
+        _check_kind(name, "commands", dict(commands or {}), Command)
+        _check_kind(name, "queries", dict(queries or {}), Query)
+        _check_kind(name, "events", dict.fromkeys(events), Event)
         self.name = name
         self.contract = contract if isinstance(contract, ModuleType) else None
         self.package = package or (self.contract.__name__.rpartition(".")[0] if self.contract is not None else None)
@@ -102,6 +105,29 @@ class Module:
 
     def __repr__(self) -> str:
         return f"Module({self.name!r})"
+
+
+_KINDS: dict[type[Message], str] = {Command: "commands", Query: "queries", Event: "events"}
+
+
+def _check_kind(module: str, parameter: str, listed: Mapping[Any, Any], kind: type[Message]) -> None:
+    """Raise ``HandlerMismatch`` for an entry of ``commands=``, ``queries=`` or ``events=`` of another kind."""
+    for message_type, handler in listed.items():
+        is_class = isinstance(message_type, type)
+        if is_class and issubclass(message_type, kind):
+            continue
+        what = getattr(message_type, "__name__", repr(message_type))
+        entry = what if handler is None else f"{{{what}: {getattr(handler, '__name__', handler)}}}"
+        actual = next((k for k in _KINDS if is_class and issubclass(message_type, k)), None)
+        if actual is None:
+            is_a, fix = "not a message type", f"make {what} a subclass of citadel.{kind.__name__}"
+        elif actual is Event:
+            is_a, fix = "an Event", "list it in events= and react to it with a process manager or a projection"
+        else:
+            is_a, fix = f"a {actual.__name__}", f"list it in {_KINDS[actual]}= (with its handler) instead"
+        raise HandlerMismatch(
+            f"module {module}: {parameter}= lists {entry}, but {what} is {is_a}, not a {kind.__name__}; {fix}"
+        )
 
 
 def _contract_messages(contract: ModuleType | Sequence[type[Message]] | None) -> list[type[Message]]:

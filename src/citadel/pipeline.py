@@ -79,6 +79,7 @@ def command_step(
             correlation_id=context.correlation_id,
             causation_id=context.causation_id or context.message_id,
             actor=context.actor.subject,
+            causation_position=context.causation_position,
         )
         attempt = 0
         presume_new = True

@@ -22,11 +22,12 @@ ones in the same transaction as their checkpoint (exactly once in effect).
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from citadel.errors import AccessDenied, ConfigurationError
+from citadel.errors import AccessDenied, ConfigurationError, UnmatchedHandler
 from citadel.messages import Event, EventRegistry
 from citadel.views import View
 
@@ -42,6 +43,9 @@ D = TypeVar("D")
 
 class Projector:
     """A read-model builder. Subclass it (``handle_<eventname>`` methods) or use ``on()`` on an instance.
+
+    ``<eventname>`` is the event class's name in lowercase (``handle_orderplaced``); a ``handle_`` method that
+    matches no event is refused when the application is built.
 
     Args:
         name: unique name (async projections keep their checkpoint under it); default
@@ -72,6 +76,11 @@ class Projector:
 
         return register
 
+    @property
+    def registered(self) -> list[tuple[type[Event], Callable[..., Any]]]:
+        """The handlers registered with ``on()``, with the event type each was registered for."""
+        return list(self._registered)
+
     def all_views(self) -> list[View[Any]]:
         """Every view this projector writes: ``View`` class attributes, then ``views=``."""
         found: list[View[Any]] = []
@@ -90,6 +99,7 @@ class Projector:
 
         Raises:
             ConfigurationError: two visible event classes share the name a method refers to.
+            UnmatchedHandler: a ``handle_<name>`` method matches no visible event.
         """
         table: dict[str, list[Callable[..., Any]]] = {}
         for event_type, handler in self._registered:
@@ -107,7 +117,35 @@ class Projector:
                 )
             matched[method_name] = info.name
             table.setdefault(info.name, []).append(method)
+        for method_name in dir(type(self)):
+            unmatched = method_name.startswith("handle_") and method_name not in matched
+            if unmatched and callable(getattr(self, method_name)):
+                raise UnmatchedHandler(self._unmatched(method_name, registry, visible))
         return table
+
+    def _unmatched(
+        self, method_name: str, registry: EventRegistry, visible: Callable[[type[Event]], bool] | None
+    ) -> str:
+        where = f"projector {type(self).__qualname__}: method {method_name} matches no event"
+        rule = (
+            "A handle_<name> method names the event class in lowercase without underscores "
+            "(BookAdded: handle_bookadded); or register a handler with @projector.on(EventType)"
+        )
+        candidates: dict[str, type[Event]] = {}
+        for info in registry:
+            wanted = f"handle_{info.cls.__name__.lower()}"
+            if wanted == method_name:  # the event exists, but this projection may not see it
+                return (
+                    f"{where} this projection may handle: {info.cls.__name__} is another module's, and this "
+                    "module does not declare depends_on on it, or it is not in that module's contract"
+                )
+            if visible is None or visible(info.cls):
+                candidates[wanted.replace("_", "")] = info.cls
+        close = difflib.get_close_matches(method_name.replace("_", ""), candidates, n=1)
+        if not close:
+            return f"{where}. {rule}"
+        event = candidates[close[0]]
+        return f"{where}; did you mean handle_{event.__name__.lower()} (for {event.__name__})? {rule}"
 
 
 class ProjectionContext:

@@ -201,8 +201,9 @@ def _checked(settings: Settings, command: str) -> Settings:
     keys = setup.master_keys(settings)
     setup.verifier(settings)
     setup.broker(settings)  # its connection files and service keys, checked once here
-    if keys is not None:  # before anything is served: a store whose keys this process lacks is refused
-        asyncio.run(setup.check_stored_keys(store, application.registry, keys))
+    # Before anything is served: a store whose keys this process lacks (or any sealed store, with encryption
+    # off) is refused here, once, with the settings to change, not in every worker.
+    asyncio.run(setup.check_stored_keys(store, application.registry, keys))
     return msgspec.structs.replace(settings, store=store)
 
 

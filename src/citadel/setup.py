@@ -1,6 +1,8 @@
 """Turning settings into the parts an application runs with: token verifier, keyring, rate limiter.
 
 ``prepare`` runs once, in the process that starts the server (or the consumers), before anything is served.
+``configure`` gives an application the settings ``citadel serve`` would give it, keys included: the command line's
+tools use it, and so may any Python program that opens what a server wrote (``citadel.configure``).
 In development mode (the ``dev`` setting, ``CITADEL_DEV=1``, ``--dev``) it creates the token secret, master
 key file and service key file that are missing, as files in ``var/`` that every node started from the same
 directory then shares; otherwise a missing one is an error that names the setting that provides it. Keys never
@@ -19,10 +21,8 @@ from typing import Any
 import msgspec
 
 from citadel.app import Application
-from citadel.config import Settings
+from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
-from citadel.http.asgi import create_asgi
-from citadel.http.auth import bearer_authenticator
 from citadel.messages import EventRegistry
 from citadel.messaging.connection import BrokerConnection
 from citadel.messaging.nats import NatsBroker
@@ -38,6 +38,7 @@ __all__ = [
     "DEV_FIX",
     "assemble",
     "check_stored_keys",
+    "configure",
     "environment_of",
     "master_keys",
     "new_token_secret",
@@ -45,6 +46,7 @@ __all__ = [
     "prepare_secret",
     "service_keys",
     "token_secret",
+    "tune",
     "use_keys",
     "verifier",
 ]
@@ -210,15 +212,15 @@ def service_keys(settings: Settings) -> ServiceKeys | None:
     return ServiceKeys.load(path)
 
 
-async def check_stored_keys(store: str, registry: EventRegistry, keys: MasterKeys) -> None:
+async def check_stored_keys(store: str, registry: EventRegistry, keys: MasterKeys | None) -> None:
     """Open the store at ``store`` with ``keys`` and close it again: opening checks that every master key its
-    data keys need is among ``keys``.
+    data keys need is among ``keys`` (with None, encryption off, that it holds no sealed payloads).
 
     Raises:
-        ConfigurationError: a master key is missing (the message names it).
+        ConfigurationError: a master key is missing (the message names it and the settings that give it).
         StoreError: the store cannot be opened.
     """
-    opened = open_store(store, registry, keyring=Keyring(keys))
+    opened = open_store(store, registry, keyring=Keyring(keys) if keys is not None else None)
     await opened.open()
     await opened.close()
 
@@ -255,9 +257,31 @@ def broker(settings: Settings) -> NatsBroker | None:
     )
 
 
-def configure(application: Application, settings: Settings) -> None:
-    """Configure ``application`` from settings: its placement, keys, leases, and whether it runs consumers."""
+def configure(application: Application, settings: Settings | None = None) -> None:
+    """Give ``application`` what ``citadel serve`` gives it from ``settings`` (None: loaded as the command line
+    loads them, from ``citadel.toml`` and ``CITADEL_*`` variables): its store, placement, master keys, leases, and
+    whether it runs consumers. Call it before ``start`` (or ``async with``), so that the application reads and
+    writes a served store as the server does: sealed with the same keys. In development mode, a missing master
+    or service key file is created, as ``serve`` would.
+
+    Raises:
+        ConfigurationError: a setting is invalid, or a key it names is missing (the message names the setting).
+    """
+    if settings is None:
+        settings = load_settings()
+    for warning in _create_missing(settings, _makers(settings)[1:]):
+        log.warning(warning)
     place(application, settings)
+    tune(application, settings)
+
+
+def tune(application: Application, settings: Settings) -> None:
+    """Give ``application`` the master keys, leases, idempotency records' lifetime and consumers' placement of
+    ``settings`` (``configure`` without the store and topology).
+
+    Raises:
+        ConfigurationError: encryption is on and the master key is missing, malformed or open to other users.
+    """
     application.lease_ttl = settings.lease_ttl
     application.idempotency_ttl = settings.idempotency_ttl
     application.runs_consumers = settings.consumers == "workers"
@@ -285,6 +309,9 @@ def assemble(
     them, how many workers of this node each count on their own; each then lets through its share of a rule, so
     the node as a whole holds to it.
     """
+    from citadel.http.asgi import create_asgi  # here: a program that only configures an application serves no HTTP
+    from citadel.http.auth import bearer_authenticator
+
     configure(application, settings)
     local = open_rate_limiter(None, buckets=buckets)  # per node: the addresses' buckets, and callers' without Redis
     limiter = (

@@ -33,6 +33,7 @@ exports or imports such events is refused at start.
 from __future__ import annotations
 
 import asyncio
+import functools
 import typing
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from citadel.bus import AsyncHandler
+from citadel.consumer_set import following, wait_for_all
 from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
 from citadel.handling import Receipt, current_receipt
@@ -48,6 +50,7 @@ from citadel.messaging.forgetting import Announcer, Forgetting
 from citadel.messaging.inbox import Inbox
 from citadel.messaging.keyshare import KeyShare
 from citadel.messaging.nats import NatsBroker, OutboxRelay
+from citadel.reactions import check_written, wait_for_chains
 
 if TYPE_CHECKING:
     from citadel.app import Application
@@ -140,8 +143,11 @@ class Topology:
         ("" for this service's own log), as the module docstring describes.
 
         Raises:
+            PositionNotWritten: ``position`` is beyond the highest position written to this service's own log.
             NotCaughtUp: not within ``timeout`` seconds.
         """
+        if not source or self.runs(source):  # another service's log: its relay's answer bounds the wait instead
+            await check_written(self.app.store, position)
         if not await self._caught_up(module, position, source, timeout):
             where = f"{source}:{position}" if source else str(position)
             raise NotCaughtUp(f"the read models of {module} have not reached position {where} yet")
@@ -153,7 +159,7 @@ class Topology:
 
         Raises:
             Unauthenticated, AccessDenied: the actor may not send ``message``.
-            NotCaughtUp: not within ``context.wait`` seconds.
+            PositionNotWritten, NotCaughtUp: see ``catch_up``.
         """
         app = self.app
         if app.policy is not None:
@@ -165,12 +171,14 @@ class Topology:
         app = self.app
         if not source or self.runs(source) or self.broker is None:
             return await app.wait_for_module(module, position, timeout)
-        if self.inbox is None:
-            return True  # no local consumer depends on another service's events
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        # Asked even with no inbox here: the answer also says that the source's reactions, the commands they sent
+        # to this service included, are done.
         sequence = await self.broker.published_through(source, position, timeout)
-        if sequence is None or not await self.inbox.wait_through(sequence, deadline - loop.time()):
+        if sequence is None:
+            return False
+        if self.inbox is not None and not await self.inbox.wait_through(sequence, deadline - loop.time()):
             return False
         return await app.wait_for_module(module, await app.store.last_position(), max(0.0, deadline - loop.time()))
 
@@ -324,16 +332,20 @@ class Topology:
         return decode
 
     async def _published_through(self, position: int, timeout: float) -> bool:
-        """Whether the outbox relay has published this log up to ``position`` (waiting up to ``timeout``)."""
-        store = self.app.store
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:  # the relay may run on another replica of this service: its checkpoint is in the store
-            if (await store.checkpoint("citadel.outbox") or 0) >= position:
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.01)
+        """Whether this service has reacted to its log up to ``position`` and to the reaction chains that start
+        there (``citadel.reactions``: its process managers, whose commands to other services are then committed
+        there), and its outbox relay has published all that (waiting up to ``timeout``).
+
+        Raises:
+            PositionNotWritten: ``position`` is beyond this log's highest position.
+        """
+        app = self.app
+        await check_written(app.store, position)
+        # The relay and the process managers may run in another process of this service: ``following`` watches
+        # their checkpoints then.
+        managers = [m.consumer_name(n) for n in sorted(self.local) for m in app.modules[n].process_managers]
+        consumers = following(app, ["citadel.outbox", *managers])
+        return await wait_for_chains(app.store, functools.partial(wait_for_all, consumers), position, timeout)
 
     async def _serve_locally(self, message: Message, context: DispatchContext) -> tuple[bytes, int, bool]:
         app = self.app

@@ -1,7 +1,8 @@
 """A query with ``min_position`` waits only for a caller allowed to ask it: the role-level check comes first.
 
-The position asked for is far beyond the log and the wait is 20 s, so a query that waited would still be waiting
-when the 3 s timeout around it expires; a refusal before the wait arrives long before that.
+The position asked for is far beyond the log and the wait is 20 s: a caller allowed to ask is told at once that
+no write has that position; one that may not ask is refused before that (either answer arrives long before the
+3 s timeout around it). A position in the log that the read models have not reached is waited for.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from mini import GetRevenue, build
+from mini import GetRevenue, PlaceOrder, build, unprocessed_position
 
 from citadel import AccessDenied, Actor, Application, DispatchContext
-from citadel.errors import NotCaughtUp, Unauthenticated
+from citadel.errors import NotCaughtUp, PositionNotWritten, Unauthenticated
 from citadel.security import Policy
 from citadel.testing import running
 
@@ -27,7 +28,7 @@ def far_ahead(actor: Actor, wait: float = 20.0) -> DispatchContext:
 
 @pytest.fixture
 async def guarded(store_url: str) -> AsyncIterator[Application]:
-    policy = Policy().allow("analyst", GetRevenue)
+    policy = Policy().allow("analyst", GetRevenue).allow("clerk", PlaceOrder)
     async with running(build(policy=policy), store=store_url) as started:
         yield started
 
@@ -45,18 +46,30 @@ async def test_a_role_without_the_permission_is_refused_as_forbidden_without_wai
         await asyncio.wait_for(guarded.query(GetRevenue(), far_ahead(caller)), NOT_WAITING)
 
 
-async def test_a_role_with_the_permission_still_waits_for_the_position(guarded: Application) -> None:
+async def test_a_role_with_the_permission_is_told_at_once_that_no_write_has_a_position_beyond_the_log(
+    guarded: Application,
+) -> None:
+    with pytest.raises(PositionNotWritten):
+        await asyncio.wait_for(
+            guarded.query(GetRevenue(), far_ahead(Actor("bob", frozenset({"analyst"})))), NOT_WAITING
+        )
+
+
+async def test_a_role_with_the_permission_still_waits_for_a_written_position(guarded: Application) -> None:
+    position = await unprocessed_position(guarded, DispatchContext(actor=Actor("cy", frozenset({"clerk"}))))
+    waiting = DispatchContext(actor=Actor("bob", frozenset({"analyst"})), min_position=position, wait=0.3)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(NotCaughtUp):
-        await guarded.query(GetRevenue(), far_ahead(Actor("bob", frozenset({"analyst"})), wait=0.3))
+        await guarded.query(GetRevenue(), waiting)
     assert loop.time() - started >= 0.3
 
 
 async def test_without_a_policy_an_anonymous_caller_waits_as_before(store_url: str) -> None:
     async with running(build(), store=store_url) as app:
+        position = await unprocessed_position(app)
         with pytest.raises(NotCaughtUp):
-            await app.query(GetRevenue(), far_ahead(Actor("anonymous"), wait=0.1))
+            await app.query(GetRevenue(), DispatchContext(actor=Actor("anonymous"), min_position=position, wait=0.1))
 
 
 def policy() -> Policy:

@@ -5,10 +5,17 @@ Operating a store (``projections``, ``events``) is tested in ``test_cli_store.py
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
+
+from citadel.cli import cli
 
 from .conftest import Citadel
 from .shop_data import Shop
@@ -43,10 +50,13 @@ def assert_fails_with(result: CompletedProcess[str], *fragments: str) -> None:
         (["consume"], "Run the application's async projections and process managers, without HTTP, until"),
         (["check"], "Check module boundaries: contracts only, declared dependencies, no cycles."),
         (["projections"], "Inspect and rebuild projections."),
-        (["projections", "status"], "Show each projection's mode, position and lag."),
+        (["projections", "status"], "Show how far each projection and process manager has got: its module, mode"),
         (["projections", "rebuild"], "Empty projections' views and replay the event log into them, with progress."),
         (["events"], "Read the event log."),
         (["events", "tail"], "Print the event log: position, time, stream@version, type, actor and payload."),
+        (["dead-letters"], "Events consumers gave up on: list, retry once fixed, or discard."),
+        (["dead-letters", "list"], "Show the parked events: id, consumer, position (a stream sequence for an inbox)"),
+        (["dead-letters", "retry"], "Process a parked event again, once its cause is fixed"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )
@@ -64,6 +74,26 @@ def test_help_of_the_program_lists_every_command(citadel: Citadel) -> None:
 
     for command in ("serve", "consume", "check", "projections", "events"):
         assert f"│ {command} " in listed
+
+
+def command_paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command and group of the command line (a group has ``commands``), as the words that name it."""
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from command_paths(sub, (*path, name))
+
+
+def test_no_help_text_shows_restructuredtext_markup() -> None:
+    runner = CliRunner()
+    paths = list(command_paths(typer.main.get_command(cli)))
+
+    assert ("dead-letters", "list") in paths
+    for path in paths:
+        result = runner.invoke(cli, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "``" not in result.output, (path, result.output)
+        assert ":class:" not in result.output
+        assert ":func:" not in result.output
 
 
 def test_help_of_events_tail_lists_its_filters(citadel: Citadel) -> None:
@@ -218,7 +248,7 @@ def test_citadel_toml_names_the_application_and_store_so_commands_need_neither(
     result = citadel("projections", "status", cwd=workdir)
 
     assert result.returncode == 0, result.stderr
-    assert "│ analytics.RevenueTotals  │ analytics │ async  │ 7        │ 0   │" in result.stdout
+    assert re.search(r"│ analytics\.RevenueTotals +│ analytics +│ async +│ 7 +│ 0 +│", result.stdout)
 
 
 def test_citadel_app_and_citadel_store_variables_name_the_application_and_store(

@@ -147,3 +147,20 @@ def test_serve_refuses_a_token_secret_file_others_can_read_naming_chmod(citadel:
 
     assert_fails_with(result, "the token secret file var/citadel-dev-secret is open to other users (mode 644)")
     assert "run `chmod 600 var/citadel-dev-secret`" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["events", "tail"], ["projections", "status"], ["dead-letters", "list"]])
+def test_a_tool_with_encryption_off_on_a_sealed_store_exits_2_naming_the_settings(
+    citadel: Citadel, work: Path, command: list[str]
+) -> None:
+    store = f"sqlite:///{work / 'shop.db'}"
+    asyncio.run(sealed_shop(store, MasterKeys.generate()))
+
+    result = citadel(*command, SHOP, "--store", store, CITADEL_ENCRYPT="false")
+
+    assert_fails_with(
+        result,
+        "the payloads in this store are encrypted, but no master key was given",
+        "master_key_file (CITADEL_MASTER_KEY_FILE) or CITADEL_MASTER_KEY, with encrypt on (CITADEL_ENCRYPT)",
+    )
+    assert "malformed" not in result.stderr

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from examples.shop import build_app
+
 from .conftest import CITADEL, REPO, Citadel
 from .shop_data import Shop, register, views
 
@@ -35,6 +37,12 @@ PROJECTIONS = {
     "analytics.RevenueTotals": ("analytics", "async"),
     "analytics.OrdersByStatus": ("analytics", "async"),
 }
+PROCESS_MANAGERS = {
+    manager.consumer_name(module.name): module.name
+    for module in build_app().modules.values()
+    for manager in module.process_managers
+}
+"""The shop's process managers by name, with their module (``billing.invoicing``, ``orders.access``, ...)."""
 TYPES = [
     "users.UserRegistered",
     "content.ContentPublished",
@@ -49,7 +57,7 @@ LINE = re.compile(r"^ *(\d+)  (\d{4}-\d\d-\d\dT[\d:.]+\+00:00)  (\S+)@(\d+)  (\S
 
 
 def status_rows(stdout: str) -> dict[str, tuple[str, ...]]:
-    """The rows of the status table, by projection name: (module, mode, position, lag)."""
+    """The rows of the status table, by consumer name: (module, mode, position, lag)."""
     lines = [line for line in stdout.splitlines() if line[:1] in "│┃"]
     rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in lines]
     return {row[0]: tuple(row[1:]) for row in rows}
@@ -64,25 +72,44 @@ def tail_lines(stdout: str) -> list[tuple[str, ...]]:
 # -- projections status --------------------------------------------------------------------------------------
 
 
-def test_projections_status_lists_every_projection_with_module_mode_position_and_lag(
+def test_projections_status_lists_every_projection_and_process_manager_with_module_mode_position_and_lag(
     citadel: Citadel, shop: Shop
 ) -> None:
     result = citadel("projections", "status", SHOP, "--store", shop.url)
 
     assert result.returncode == 0, result.stderr
     assert status_rows(result.stdout) == {
-        "projection": ("module", "mode", "position", "lag"),
+        "consumer": ("module", "mode", "position", "lag"),
         **{name: (module, mode, "7", "0") for name, (module, mode) in PROJECTIONS.items()},
+        **{name: (module, "process manager", "7", "0") for name, module in PROCESS_MANAGERS.items()},
     }
+    assert {"billing.invoicing", "orders.access"} <= PROCESS_MANAGERS.keys()
 
 
-def test_projections_status_shows_the_lag_of_async_projections_whose_consumers_have_not_run(
+def test_projections_status_shows_the_lag_of_consumers_that_have_not_run(
     citadel: Citadel, unsettled_shop: Shop
 ) -> None:
     rows = status_rows(citadel("projections", "status", SHOP, "--store", unsettled_shop.url).stdout)
 
     assert rows["analytics.OrdersByStatus"] == ("analytics", "async", "0", "3")
+    assert rows["billing.invoicing"] == ("billing", "process manager", "0", "3")
     assert rows["orders.OrderSummaries"] == ("orders", "inline", "3", "0")
+
+
+def test_projections_status_json_prints_one_object_per_consumer_as_the_table_does(
+    citadel: Citadel, unsettled_shop: Shop
+) -> None:
+    table = status_rows(citadel("projections", "status", SHOP, "--store", unsettled_shop.url).stdout)
+    result = citadel("projections", "status", SHOP, "--json", "--store", unsettled_shop.url)
+
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert set(rows[0]) == {"name", "module", "mode", "position", "lag"}
+    assert {row["name"]: (row["module"], row["mode"], str(row["position"]), str(row["lag"])) for row in rows} == {
+        name: cells for name, cells in table.items() if name != "consumer"
+    }
+    invoicing = {"name": "billing.invoicing", "module": "billing", "mode": "process manager", "position": 0, "lag": 3}
+    assert invoicing in rows
 
 
 # -- projections rebuild -------------------------------------------------------------------------------------
@@ -182,8 +209,10 @@ def test_events_tail_json_prints_one_json_object_per_line(citadel: Citadel, shop
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(e["position"], e["type"]) for e in events] == list(enumerate(TYPES, start=1))
     assert set(events[2]) == {
-        "position", "recorded_at", "stream_id", "version", "type", "actor", "correlation_id", "causation_id", "data"
+        "position", "recorded_at", "stream_id", "version", "type", "actor", "correlation_id", "causation_id", "data",
+        "forgotten",
     }  # fmt: skip
+    assert not any(e["forgotten"] for e in events)
     assert events[2]["data"]["total"] == 1000
     assert events[5]["causation_id"] is not None
 

@@ -206,3 +206,28 @@ async def buy(client: httpx.AsyncClient, customer_id: str, *content_ids: str, ke
     ok(await pay(client, bill, key or f"pay-{placed.order_id}"))
     assert await order_status(client, placed.order_id, "paid") == "paid"
     return placed
+
+
+async def publish_workshop(client: httpx.AsyncClient, seats: int, price: int = 1000, hold_seconds: int = 900) -> str:
+    """Publish an item with limited ``seats`` (a live workshop); return its id."""
+    body = {"title": "Live workshop", "body": "...", "price": price, "seats": seats, "hold_seconds": hold_seconds}
+    return str(ok(await client.post("/content/publish-content", json=body))["content_id"])
+
+
+async def item(client: httpx.AsyncClient, content_id: str) -> dict[str, Any]:
+    """The catalog's item: title, price, and for a workshop its ``seats`` and ``seats_left``."""
+    return dict(ok(await client.get("/content/item", params={"content_id": content_id})))
+
+
+async def order_summary(client: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
+    """The order as ``GET /orders/order`` shows it: status, total, and why it was refused if it was."""
+    return dict(ok(await client.get("/orders/order", params={"order_id": order_id})))
+
+
+async def dead_letters(client: httpx.AsyncClient) -> dict[str, int]:
+    """The dead letters of every node by consumer, from the administrator's ``/ready`` report."""
+    nodes: list[httpx.AsyncClient] = getattr(client, "nodes", [client])
+    parked: dict[str, int] = {}
+    for node in nodes:
+        parked.update(ok(await node.get("/ready"))["dead_letters"])
+    return parked

@@ -161,13 +161,10 @@ async def test_the_wrong_method_on_a_command_or_query_is_405(client: httpx.Async
     problem(await client.request(method, path), 405, "method-not-allowed")
 
 
-async def test_waiting_for_a_position_the_log_has_not_reached_is_503_with_retry_after(
-    client: httpx.AsyncClient,
-) -> None:
-    response = await client.get("/analytics/revenue", params={"min_position": 10_000}, headers={"citadel-wait": "0.2"})
+async def test_waiting_for_a_position_the_log_has_not_reached_is_422_at_once(client: httpx.AsyncClient) -> None:
+    response = await client.get("/analytics/revenue", params={"min_position": 10_000}, headers={"citadel-wait": "20"})
 
-    problem(response, 503, "not-caught-up")
-    assert response.headers["retry-after"] == "1"
+    problem(response, 422, "position-not-written")
 
 
 async def test_bad_input_never_changes_what_a_good_request_answers(client: httpx.AsyncClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from mini import unprocessed_position
 
 from citadel import Application
 from citadel.http import create_asgi
@@ -51,12 +52,22 @@ async def test_min_position_waits_for_the_modules_async_read_models(client: http
     assert response.json()["orders"] == 1
 
 
-async def test_min_position_beyond_the_log_answers_503_with_retry_after_in_bounded_time(
-    client: httpx.AsyncClient,
+async def test_min_position_beyond_the_log_answers_422_at_once(client: httpx.AsyncClient) -> None:
+    response = await client.get("/analytics/revenue", params={"min_position": 10_000}, headers={"citadel-wait": "20"})
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:citadel:problem:position-not-written"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_min_position_the_read_models_have_not_reached_answers_503_with_retry_after_in_bounded_time(
+    client: httpx.AsyncClient, application: Application
 ) -> None:
+    position = await unprocessed_position(application)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    response = await client.get("/analytics/revenue", params={"min_position": 10_000}, headers={"citadel-wait": "0.3"})
+    response = await client.get(
+        "/analytics/revenue", params={"min_position": position}, headers={"citadel-wait": "0.3"}
+    )
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.headers["content-type"] == "application/problem+json"
@@ -120,7 +131,7 @@ async def test_the_openapi_document_describes_every_public_route(client: httpx.A
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
     assert schema["required"] == ["customer", "amount"]
     order = document["paths"]["/orders/order"]["get"]
-    assert {p["name"] for p in order["parameters"]} == {"order_id", "min_position"}
+    assert {p["name"] for p in order["parameters"]} == {"order_id", "min_position", "Citadel-Wait"}
 
 
 async def test_the_docs_page_is_served_without_external_assets(client: httpx.AsyncClient) -> None:

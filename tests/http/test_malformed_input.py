@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
+from mini import unprocessed_position
 
 from citadel import Application
 from citadel.http import create_asgi
@@ -147,9 +148,9 @@ async def test_a_min_position_beyond_a_signed_64_bit_integer_is_422_naming_it(
 
 
 @pytest.mark.parametrize("position", [str(MAX_POSITION), "0" * 40 + "7", f"orders:{MAX_POSITION}"])
-async def test_a_min_position_up_to_the_largest_is_waited_for(client: httpx.AsyncClient, position: str) -> None:
+async def test_a_min_position_up_to_the_largest_is_read_as_a_position(client: httpx.AsyncClient, position: str) -> None:
     response = await client.get("/analytics/revenue", params={"min_position": position}, headers={"citadel-wait": "0"})
-    assert response.json()["type"] == "urn:citadel:problem:not-caught-up"
+    assert response.json()["type"] == "urn:citadel:problem:position-not-written"  # a position, just not written
 
 
 @pytest.mark.parametrize("wait", ["soon", "nan", "inf", "-inf", "-1", "30.5", "1e400", "", "٣"])
@@ -168,17 +169,20 @@ async def test_a_citadel_wait_that_is_not_a_number_from_0_to_the_maximum_is_422_
 async def test_the_largest_citadel_wait_follows_max_wait(application: Application) -> None:
     asgi = create_asgi(application, manage_lifecycle=False, max_wait=2)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(asgi), base_url="http://shop") as client:
-        params = {"min_position": "10000"}
+        params = {"min_position": str(await unprocessed_position(application))}
         refused = await client.get("/analytics/revenue", params=params, headers={"citadel-wait": "2.5"})
         allowed = await client.get("/analytics/revenue", params=params, headers={"citadel-wait": "0.1"})
     assert refused.status_code == 422
     assert allowed.status_code == 503
 
 
-async def test_without_citadel_wait_a_query_waits_the_default_before_answering_503(client: httpx.AsyncClient) -> None:
+async def test_without_citadel_wait_a_query_waits_the_default_before_answering_503(
+    client: httpx.AsyncClient, application: Application
+) -> None:
+    position = await unprocessed_position(application)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    response = await client.get("/analytics/revenue", params={"min_position": "10000"})
+    response = await client.get("/analytics/revenue", params={"min_position": position})
     assert response.json()["type"] == "urn:citadel:problem:not-caught-up"
     assert loop.time() - started >= 0.9  # the client fixture's default_wait is 1 s
 

@@ -163,6 +163,18 @@ async def test_dead_letters_keep_the_event_and_the_error(store: EventStore) -> N
     assert await store.dead_letters("other") == []
 
 
+async def test_counting_dead_letters_counts_every_consumer_s_and_drops_resolved_ones(store: EventStore) -> None:
+    assert await store.count_dead_letters() == 0
+    await store.append("a", [Happened(n=1), Happened(n=2)])
+    first, second = await store.read_all()
+    await store.add_dead_letter("billing.pm", first, "ValueError: boom", 5)
+    await store.add_dead_letter("orders.pm", second, "ValueError: boom", 5)
+    assert await store.count_dead_letters() == 2
+    (letter, _) = await store.dead_letters()
+    assert await store.resolve_dead_letter(letter.id)
+    assert await store.count_dead_letters() == 1
+
+
 async def test_a_checkpoint_never_moves_back_unless_rewound(store: EventStore) -> None:
     await store.save_checkpoint("reader", 9)
     await store.save_checkpoint("reader", 7)  # a late write of an older position

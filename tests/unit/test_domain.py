@@ -19,6 +19,7 @@ from citadel import (
     decides,
     evolves,
 )
+from citadel.errors import MissingDecision
 from citadel.testing import given
 
 
@@ -195,8 +196,8 @@ def test_mutations_of_one_aggregate_load_never_leak_into_the_next() -> None:
     assert decider.fold([ISSUED]).payments == []
 
 
-def test_the_aggregate_raises_unknown_command_for_a_command_it_does_not_decide() -> None:
-    given(Invoice.decider(), ISSUED).when(RemindCustomer(invoice_id="i-1")).then_raises(UnknownCommand)
+def test_the_aggregate_raises_missing_decision_for_a_command_it_does_not_decide() -> None:
+    given(Invoice.decider(), ISSUED).when(RemindCustomer(invoice_id="i-1")).then_raises(MissingDecision)
 
 
 def test_the_aggregate_ignores_events_it_does_not_evolve_on() -> None:

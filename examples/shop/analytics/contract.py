@@ -23,10 +23,13 @@ class RevenueReport(msgspec.Struct, frozen=True, kw_only=True):
     refunded: int
 
 
-class StatusCounts(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``GetOrdersByStatus`` returns."""
+class StatusCounts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What ``GetOrdersByStatus`` returns; ``reserving`` and ``refused`` (orders of items with limited seats) are
+    left out while they are 0, so a shop without such items answers as it always did."""
 
     created: int
     paid: int
     cancelled: int
     refunded: int
+    reserving: int = 0
+    refused: int = 0

@@ -21,4 +21,6 @@ async def get_orders_by_status(query: GetOrdersByStatus, ctx: QueryContext) -> S
         paid=counts.get("paid", 0),
         cancelled=counts.get("cancelled", 0),
         refunded=counts.get("refunded", 0),
+        reserving=counts.get("reserving", 0),
+        refused=counts.get("refused", 0),
     )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from citadel import ProjectionContext, Projector, View
 from examples.shop.billing.contract import InvoicePaid, InvoiceRefunded
-from examples.shop.orders.contract import OrderCancelled, OrderCreated, OrderPaid, OrderRefunded
+from examples.shop.orders.contract import (
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    OrderRefunded,
+    OrderRefused,
+    OrderReserved,
+)
 
 TOTAL = "all"  # the key of the single document each view keeps
 
@@ -35,13 +42,19 @@ class OrdersByStatus(Projector):
         super().__init__(views=[STATUSES], inline=False)
 
     def handle_ordercreated(self, event: OrderCreated, ctx: ProjectionContext) -> None:
-        ctx.view(STATUSES).increment(TOTAL, "created", 1)
+        ctx.view(STATUSES).increment(TOTAL, "reserving" if event.seated else "created", 1)
+
+    def handle_orderreserved(self, event: OrderReserved, ctx: ProjectionContext) -> None:
+        _move(ctx, "reserving", "created")
+
+    def handle_orderrefused(self, event: OrderRefused, ctx: ProjectionContext) -> None:
+        _move(ctx, event.previous_status, "refused")
 
     def handle_orderpaid(self, event: OrderPaid, ctx: ProjectionContext) -> None:
         _move(ctx, "created", "paid")
 
     def handle_ordercancelled(self, event: OrderCancelled, ctx: ProjectionContext) -> None:
-        _move(ctx, "created", "cancelled")
+        _move(ctx, event.previous_status, "cancelled")
 
     def handle_orderrefunded(self, event: OrderRefunded, ctx: ProjectionContext) -> None:
         _move(ctx, "paid", "refunded")

@@ -15,7 +15,14 @@ from examples.shop.billing.contract import (
 )
 from examples.shop.billing.domain import INVOICE, OpenInvoice, VoidInvoice, invoice_id_for
 from examples.shop.billing.projections import Invoices
-from examples.shop.orders.contract import MarkOrderPaid, MarkOrderRefunded, OrderCancelled, OrderCreated
+from examples.shop.orders.contract import (
+    MarkOrderPaid,
+    MarkOrderRefunded,
+    OrderCancelled,
+    OrderCreated,
+    OrderRefused,
+    OrderReserved,
+)
 
 
 async def open_invoice(command: OpenInvoice, ctx: CommandContext) -> None:
@@ -63,12 +70,21 @@ invoicing = ProcessManager("billing.invoicing")
 
 
 @invoicing.on(OrderCreated)
-def bill_new_order(event: OrderCreated) -> OpenInvoice:
+def bill_new_order(event: OrderCreated) -> OpenInvoice | None:
+    if event.seated:
+        return None  # billed once its seats are held (OrderReserved), never if they are refused
     return OpenInvoice(order_id=event.order_id, customer_id=event.customer_id, amount=event.total)
 
 
-@invoicing.on(OrderCancelled)
-def void_cancelled_order(event: OrderCancelled) -> VoidInvoice:
+@invoicing.on(OrderReserved)
+def bill_reserved_order(event: OrderReserved) -> OpenInvoice:
+    return OpenInvoice(order_id=event.order_id, customer_id=event.customer_id, amount=event.total)
+
+
+@invoicing.on(OrderCancelled, OrderRefused)
+def void_ended_order(event: OrderCancelled | OrderRefused) -> VoidInvoice | None:
+    if event.previous_status == "reserving":
+        return None  # never billed
     return VoidInvoice(invoice_id=invoice_id_for(event.order_id))
 
 

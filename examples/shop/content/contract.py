@@ -1,10 +1,14 @@
-"""The content contract: publish items, look up prices, and grant or revoke access to them."""
+"""The content contract: publish items, look up prices, grant or revoke access, and reserve seats.
+
+An item published with ``seats`` (a live workshop) has that many; other items are unlimited. Orders reserve
+seats, confirm them on payment and release them; content answers each request with an event, a refusal too.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
-from citadel import Command, Query
+from citadel import Command, Event, Query
 from citadel.types import Id, Ids, Name, Text
 
 
@@ -14,6 +18,10 @@ class PublishContent(Command, name="content.PublishContent"):
     title: Name
     body: Text
     price: int
+    seats: int | None = None
+    """How many can attend (a live workshop); None: digital content, unlimited."""
+    hold_seconds: int = 900
+    """How long a reservation holds its seats unpaid before a later reservation may take them."""
 
 
 class GrantAccess(Command, name="content.GrantAccess", expose=False):
@@ -32,8 +40,34 @@ class RevokeAccess(Command, name="content.RevokeAccess", expose=False):
     content_ids: Ids
 
 
+class ReserveSeats(Command, name="content.ReserveSeats", expose=False):
+    """Hold ``quantity`` seats for an order (sent by orders); answered by ``SeatsReserved`` or ``SeatsRefused``.
+
+    ``at`` (seconds since the epoch) is when the order asked: holds expired by then are released first.
+    """
+
+    content_id: Id
+    order_id: Id
+    quantity: int
+    at: float
+
+
+class ConfirmSeats(Command, name="content.ConfirmSeats", expose=False):
+    """The order is paid: its held seats are sold (nothing happens when it holds none)."""
+
+    content_id: Id
+    order_id: Id
+
+
+class ReleaseSeats(Command, name="content.ReleaseSeats", expose=False):
+    """The order ended unpaid, or was refunded: give its seats back (nothing happens when it has none)."""
+
+    content_id: Id
+    order_id: Id
+
+
 class GetItem(Query, name="content.GetItem"):
-    """An item's title and price; ``NotFound`` if there is none."""
+    """An item's title, price and seats; ``NotFound`` if there is none."""
 
     content_id: Id
 
@@ -51,6 +85,38 @@ class GetPrices(Query, name="content.GetPrices"):
     content_ids: Ids
 
 
+class SeatsReserved(Event, name="content.SeatsReserved"):
+    content_id: str
+    order_id: str
+    quantity: int
+    seats_left: int
+    expires_at: float
+
+
+class SeatsRefused(Event, name="content.SeatsRefused"):
+    content_id: str
+    order_id: str
+    quantity: int
+    seats_left: int
+    reason: str
+
+
+class SeatsConfirmed(Event, name="content.SeatsConfirmed"):
+    content_id: str
+    order_id: str
+    quantity: int
+
+
+class SeatsReleased(Event, name="content.SeatsReleased"):
+    """Seats given back: by the order (``expired`` False), or taken from a hold that outlived its time."""
+
+    content_id: str
+    order_id: str
+    quantity: int
+    seats_left: int
+    expired: bool
+
+
 class NewContent(msgspec.Struct, frozen=True, kw_only=True):
     """What ``PublishContent`` returns."""
 
@@ -63,6 +129,9 @@ class ItemDetails(msgspec.Struct, frozen=True, kw_only=True):
     content_id: str
     title: str
     price: int
+    seats: int | None = None
+    """None for unlimited content."""
+    seats_left: int | None = None
 
 
 class AccessStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +141,7 @@ class AccessStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PriceList(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``GetPrices`` returns: cents by content id, known ids only."""
+    """What ``GetPrices`` returns: cents by content id, known ids only, and which of them have limited seats."""
 
     prices: dict[str, int]
+    seated: list[str] = []

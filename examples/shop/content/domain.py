@@ -1,4 +1,5 @@
-"""Content streams: an item's publication, and a user's access granted per order. Pure."""
+"""Content streams: an item's publication (its seats are in ``seats``), and a user's access granted per order.
+Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from examples.shop.content.contract import GrantAccess, RevokeAccess
 
 MAX_PRICE = 1_000_000_000_00
 """The highest price in cents (a billion): totals stay far inside 64-bit integers."""
+MAX_SEATS = 100_000
+MAX_HOLD_SECONDS = 7 * 24 * 3600
 
 
 class CreateItem(Command, name="content.CreateItem"):
@@ -16,6 +19,8 @@ class CreateItem(Command, name="content.CreateItem"):
     title: str
     body: str
     price: int
+    seats: int | None = None
+    hold_seconds: int = 0
 
 
 class ContentPublished(Event, name="content.ContentPublished"):
@@ -23,6 +28,8 @@ class ContentPublished(Event, name="content.ContentPublished"):
     title: str
     body: str
     price: int
+    seats: int | None = None
+    hold_seconds: int = 0
 
 
 class AccessGranted(Event, name="content.AccessGranted"):
@@ -48,11 +55,25 @@ class Item(Aggregate):
             raise InvalidCommand("an item needs a title")
         if not 0 <= command.price <= MAX_PRICE:
             raise InvalidCommand(f"a price is from 0 to {MAX_PRICE} cents, got {command.price}")
-        return [
-            ContentPublished(
-                content_id=command.content_id, title=command.title.strip(), body=command.body, price=command.price
-            )
-        ]
+        if command.seats is None:
+            return [
+                ContentPublished(
+                    content_id=command.content_id, title=command.title.strip(), body=command.body, price=command.price
+                )
+            ]
+        if not 1 <= command.seats <= MAX_SEATS:
+            raise InvalidCommand(f"seats are from 1 to {MAX_SEATS}, got {command.seats}")
+        if not 0 <= command.hold_seconds <= MAX_HOLD_SECONDS:
+            raise InvalidCommand(f"a hold lasts 0 to {MAX_HOLD_SECONDS} seconds, got {command.hold_seconds}")
+        published = ContentPublished(
+            content_id=command.content_id,
+            title=command.title.strip(),
+            body=command.body,
+            price=command.price,
+            seats=command.seats,
+            hold_seconds=command.hold_seconds,
+        )
+        return [published]
 
     @evolves
     def was_published(self, event: ContentPublished) -> None:

@@ -1,10 +1,11 @@
-"""The content read models: the catalog, and who may read what."""
+"""The content read models: the catalog with the seats left, and who may read what."""
 
 from __future__ import annotations
 
 import msgspec
 
 from citadel import ProjectionContext, Projector, View
+from examples.shop.content.contract import SeatsReleased, SeatsReserved
 from examples.shop.content.domain import AccessGranted, AccessRevoked, ContentPublished
 
 
@@ -13,17 +14,30 @@ class ItemRow(msgspec.Struct, kw_only=True):
     title: str
     body: str
     price: int
+    seats: int | None = None
+    seats_left: int | None = None
 
 
 class Catalog(Projector):
-    """Every published item, by content id."""
+    """Every published item, by content id, with its seats left when they are limited."""
 
     items = View("items", ItemRow)
 
     def handle_contentpublished(self, event: ContentPublished) -> None:
         self.items[event.content_id] = ItemRow(
-            content_id=event.content_id, title=event.title, body=event.body, price=event.price
+            content_id=event.content_id,
+            title=event.title,
+            body=event.body,
+            price=event.price,
+            seats=event.seats,
+            seats_left=event.seats,
         )
+
+    def handle_seatsreserved(self, event: SeatsReserved) -> None:
+        self.items.merge(event.content_id, seats_left=event.seats_left)
+
+    def handle_seatsreleased(self, event: SeatsReleased) -> None:
+        self.items.merge(event.content_id, seats_left=event.seats_left)
 
 
 # Keyed "{user_id}:{content_id}"; "grants" counts the orders currently giving that access.

@@ -1,20 +1,22 @@
-"""Orders: customers order content at catalog prices; billing marks them paid or refunded."""
+"""Orders: customers order content at catalog prices, reserving seats first where an item has them; billing
+marks them paid or refunded."""
 
 from __future__ import annotations
 
 from citadel import Module
 from examples.shop.orders import contract
 from examples.shop.orders.contract import CancelOrder, CreateOrder, GetOrder, MarkOrderPaid, MarkOrderRefunded
-from examples.shop.orders.handlers import (
-    access,
-    cancel_order,
-    create_order,
-    get_order,
-    mark_order_paid,
-    mark_order_refunded,
-    orderer,
+from examples.shop.orders.domain import (
+    MarkSeatsReserved,
+    OrderSeatsHeld,
+    RefuseOrder,
+    SeatsGivenBack,
+    SeatsPaidFor,
+    SeatsRequested,
 )
+from examples.shop.orders.handlers import access, change_order, create_order, get_order, orderer
 from examples.shop.orders.projections import OrderSummaries
+from examples.shop.orders.seating import seating
 
 
 def module() -> Module:
@@ -25,13 +27,16 @@ def module() -> Module:
         contract=contract,
         commands={
             CreateOrder: create_order,
-            CancelOrder: cancel_order,
-            MarkOrderPaid: mark_order_paid,
-            MarkOrderRefunded: mark_order_refunded,
+            CancelOrder: change_order,
+            MarkOrderPaid: change_order,
+            MarkOrderRefunded: change_order,
+            MarkSeatsReserved: change_order,
+            RefuseOrder: change_order,
         },
         queries={GetOrder: get_order},
         owners={CreateOrder: orderer, CancelOrder: orderer, GetOrder: orderer},
+        events=[OrderSeatsHeld, SeatsRequested, SeatsPaidFor, SeatsGivenBack],
         projections=[OrderSummaries()],
-        process_managers=[access],
+        process_managers=[access, seating],
         depends_on=["users", "content"],
     )

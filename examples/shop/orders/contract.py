@@ -1,4 +1,8 @@
-"""The orders contract: create and cancel orders, mark them paid or refunded, and the events they emit."""
+"""The orders contract: create and cancel orders, mark them paid or refunded, and the events they emit.
+
+An order of an item with limited seats starts ``reserving``: it awaits content's answer, then either proceeds
+(``OrderReserved``: billed, payable) or ends ``refused`` (``OrderRefused``, with the reason).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ class CreateOrder(Command, name="orders.CreateOrder"):
 
 
 class CancelOrder(Command, name="orders.CancelOrder"):
-    """Cancel an order that is not paid yet."""
+    """Cancel an order that is not paid yet (its seats, if any, are released)."""
 
     order_id: Id
 
@@ -49,15 +53,37 @@ class GetOrder(Query, name="orders.GetOrder"):
 
 
 class OrderCreated(Event, name="orders.OrderCreated"):
+    """``seated``: the items whose seats the order reserves first; empty, it awaits payment at once."""
+
     order_id: str
     customer_id: str
     items: list[OrderItem]
     total: int
+    seated: list[str] = []
+
+
+class OrderReserved(Event, name="orders.OrderReserved"):
+    """Every seat the order needs is held for it: it awaits payment."""
+
+    order_id: str
+    customer_id: str
+    total: int
+
+
+class OrderRefused(Event, name="orders.OrderRefused"):
+    """The order cannot have its seats (``reason``): it ends; ``previous_status`` tells what it was."""
+
+    order_id: str
+    customer_id: str
+    items: list[OrderItem]
+    reason: str
+    previous_status: str
 
 
 class OrderCancelled(Event, name="orders.OrderCancelled"):
     order_id: str
     customer_id: str
+    previous_status: str = "created"
 
 
 class OrderPaid(Event, name="orders.OrderPaid"):
@@ -77,12 +103,16 @@ class NewOrder(msgspec.Struct, frozen=True, kw_only=True):
 
     order_id: str
     total: int
+    status: str = "created"
+    """``reserving`` when the order waits for seats first."""
 
 
 class OrderSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``GetOrder`` returns; ``status`` is created, paid, cancelled or refunded."""
+    """What ``GetOrder`` returns; ``status`` is reserving, created, paid, cancelled, refused (``reason`` says
+    why) or refunded."""
 
     order_id: str
     customer_id: str
     status: str
     total: int
+    reason: str = ""

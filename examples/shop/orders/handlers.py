@@ -1,4 +1,7 @@
-"""Orders' handlers, and the process manager that turns payments and refunds into access to content."""
+"""Orders' handlers, and the process manager that turns payments and refunds into access to content.
+
+Every change of an order goes through ``decide_order``, which also queues the order's seat requests.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +18,12 @@ from examples.shop.orders.contract import (
     NewOrder,
     OrderPaid,
     OrderRefunded,
+    OrderRefused,
     OrderSummary,
 )
-from examples.shop.orders.domain import ORDER, PlaceOrder, order_total
+from examples.shop.orders.domain import MarkSeatsReserved, PlaceOrder, RefuseOrder, order_total
 from examples.shop.orders.projections import OrderSummaries
+from examples.shop.orders.seating import decide_order
 from examples.shop.users.contract import GetUser
 
 
@@ -29,21 +34,22 @@ async def create_order(command: CreateOrder, ctx: CommandContext) -> NewOrder:
         raise InvalidCommand(f"no customer {command.customer_id}") from None
     catalog: PriceList = await ctx.query(GetPrices(content_ids=[item.content_id for item in command.items]))
     order_id = ctx.new_id()
-    place = PlaceOrder(order_id=order_id, customer_id=command.customer_id, items=command.items, prices=catalog.prices)
-    await ctx.execute(ORDER, f"order-{order_id}", place, new=True)  # a new id: no stream to read
-    return NewOrder(order_id=order_id, total=order_total(command.items, catalog.prices))
+    place = PlaceOrder(
+        order_id=order_id,
+        customer_id=command.customer_id,
+        items=command.items,
+        prices=catalog.prices,
+        seated=catalog.seated,
+    )
+    await decide_order(ctx, order_id, place, new=True)  # a new id: no stream to read
+    status = "reserving" if any(item.content_id in catalog.seated for item in command.items) else "created"
+    return NewOrder(order_id=order_id, total=order_total(command.items, catalog.prices), status=status)
 
 
-async def cancel_order(command: CancelOrder, ctx: CommandContext) -> None:
-    await ctx.execute(ORDER, f"order-{command.order_id}", command)
-
-
-async def mark_order_paid(command: MarkOrderPaid, ctx: CommandContext) -> None:
-    await ctx.execute(ORDER, f"order-{command.order_id}", command)
-
-
-async def mark_order_refunded(command: MarkOrderRefunded, ctx: CommandContext) -> None:
-    await ctx.execute(ORDER, f"order-{command.order_id}", command)
+async def change_order(
+    command: CancelOrder | MarkOrderPaid | MarkOrderRefunded | MarkSeatsReserved | RefuseOrder, ctx: CommandContext
+) -> None:
+    await decide_order(ctx, command.order_id, command)
 
 
 async def orderer(message: CreateOrder | CancelOrder | GetOrder, ctx: QueryContext) -> str | None:
@@ -72,5 +78,13 @@ def grant_bought_content(event: OrderPaid) -> GrantAccess:
 
 @access.on(OrderRefunded)
 def revoke_refunded_content(event: OrderRefunded) -> RevokeAccess:
+    content_ids = [item.content_id for item in event.items]
+    return RevokeAccess(user_id=event.customer_id, order_id=event.order_id, content_ids=content_ids)
+
+
+@access.on(OrderRefused)
+def revoke_refused_content(event: OrderRefused) -> RevokeAccess | None:
+    if event.previous_status != "paid":
+        return None  # nothing was granted
     content_ids = [item.content_id for item in event.items]
     return RevokeAccess(user_id=event.customer_id, order_id=event.order_id, content_ids=content_ids)

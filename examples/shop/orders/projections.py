@@ -5,7 +5,14 @@ from __future__ import annotations
 import msgspec
 
 from citadel import Projector, View
-from examples.shop.orders.contract import OrderCancelled, OrderCreated, OrderPaid, OrderRefunded
+from examples.shop.orders.contract import (
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    OrderRefunded,
+    OrderRefused,
+    OrderReserved,
+)
 
 
 class OrderRow(msgspec.Struct, kw_only=True):
@@ -13,6 +20,7 @@ class OrderRow(msgspec.Struct, kw_only=True):
     customer_id: str
     status: str
     total: int
+    reason: str = ""
 
 
 class OrderSummaries(Projector):
@@ -20,8 +28,17 @@ class OrderSummaries(Projector):
 
     def handle_ordercreated(self, event: OrderCreated) -> None:
         self.orders[event.order_id] = OrderRow(
-            order_id=event.order_id, customer_id=event.customer_id, status="created", total=event.total
+            order_id=event.order_id,
+            customer_id=event.customer_id,
+            status="reserving" if event.seated else "created",
+            total=event.total,
         )
+
+    def handle_orderreserved(self, event: OrderReserved) -> None:
+        self.orders.merge(event.order_id, status="created")
+
+    def handle_orderrefused(self, event: OrderRefused) -> None:
+        self.orders.merge(event.order_id, status="refused", reason=event.reason)
 
     def handle_orderpaid(self, event: OrderPaid) -> None:
         self.orders.merge(event.order_id, status="paid")

@@ -16,15 +16,8 @@ from __future__ import annotations
 
 import typer
 
-from citadel.cli.operating import (
-    check,
-    dead_letters_discard,
-    dead_letters_list,
-    dead_letters_retry,
-    events_tail,
-    projections_rebuild,
-    projections_status,
-)
+from citadel.cli.letters import dead_letters_discard, dead_letters_list, dead_letters_retry
+from citadel.cli.operating import check, events_tail, projections_rebuild, projections_status
 from citadel.cli.secrets import keys_generate, keys_rotate, token
 from citadel.cli.serving import consume, serve
 

@@ -14,7 +14,7 @@ from citadel.app import Application
 from citadel.config import Settings, load_settings
 from citadel.errors import CitadelError
 from citadel.loading import load_application
-from citadel.setup import place, use_keys
+from citadel.setup import place, tune
 from citadel.store.url import check_store_url, sqlite_path
 
 __all__ = [
@@ -63,9 +63,9 @@ def settings_of(app: str | None, **options: Any) -> Settings:
 
 
 def application_of(settings: Settings, *, existing_store: bool = False) -> Application:
-    """Load the application; with ``existing_store``, give it the master keys (it reads sealed payloads) and
-    refuse a SQLite file that does not exist yet (a tool that reads should not create an empty database because
-    of a typo)."""
+    """Load the application and place it as the settings say; with ``existing_store``, give it the rest of the
+    settings ``serve`` gives it, master keys included (it reads sealed payloads), and refuse a SQLite file that
+    does not exist yet (a tool that reads should not create an empty database because of a typo)."""
     try:
         application = load_application(settings.app or "")
         place(application, settings)
@@ -81,8 +81,8 @@ def application_of(settings: Settings, *, existing_store: bool = False) -> Appli
     path = sqlite_path(application.store_spec) if isinstance(application.store_spec, str) else None
     if path is not None and not path.exists():
         fail(f"there is no database at {path}; check --store (or CITADEL_STORE), or run the application first")
-    try:  # a tool that reads the store reads what it sealed, and refuses a store that needs a key it lacks
-        use_keys(application, settings)
+    try:  # as `serve` opens it: it reads what serve sealed, and refuses a store that needs a key it lacks
+        tune(application, settings)
     except CitadelError as exc:
         fail(str(exc))
     return application

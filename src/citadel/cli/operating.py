@@ -1,4 +1,5 @@
-"""Commands that check and operate an application: boundaries, projections, dead letters, the event log."""
+"""Commands that check and operate an application: boundaries, projections and process managers, the event log
+(dead letters: ``letters``)."""
 
 from __future__ import annotations
 
@@ -13,30 +14,10 @@ from rich.table import Table
 
 from citadel.app import Application
 from citadel.boundaries import boundary_problems
-from citadel.cli.common import (
-    AppArg,
-    BrokerOpt,
-    LetterArg,
-    ModulesOpt,
-    StoreOpt,
-    application_of,
-    err,
-    fail,
-    out,
-    run_with,
-    settings_of,
-)
-from citadel.errors import ConfigurationError, NotFound
+from citadel.cli.common import AppArg, StoreOpt, application_of, err, fail, out, run_with, settings_of
+from citadel.projection_admin import ProjectionStatus, stored_statuses
 
-__all__ = [
-    "check",
-    "dead_letters_discard",
-    "dead_letters_list",
-    "dead_letters_retry",
-    "events_tail",
-    "projections_rebuild",
-    "projections_status",
-]
+__all__ = ["check", "events_tail", "projections_rebuild", "projections_status"]
 
 
 def check(app: AppArg = None) -> None:
@@ -52,22 +33,28 @@ def check(app: AppArg = None) -> None:
     out.print(f"[green]ok[/]: {len(application.modules)} modules keep their boundaries ({names})")
 
 
-def projections_status(app: AppArg = None, store: StoreOpt = None) -> None:
-    """Show each projection's mode, position and lag."""
+def projections_status(
+    app: AppArg = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line, for scripts")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Show how far each projection and process manager has got: its module, mode (inline, async or process
+    manager), position and lag behind the head of the log, by its stored checkpoint."""
     application = application_of(settings_of(app, store=store), existing_store=True)
 
-    async def status(application: Application) -> list[Any]:
-        store_ = application.store
-        head = await store_.head_position()
-        rows = []
-        for name, binding in application.projections.items():
-            position = head if binding.inline else (await store_.checkpoint(name) or 0)
-            rows.append((name, binding.module, "inline" if binding.inline else "async", position, head - position))
-        return rows
+    async def status(application: Application) -> list[ProjectionStatus]:
+        return await stored_statuses(application.projections, application.modules.values(), application.store)
 
-    table = Table("projection", "module", "mode", "position", "lag")
-    for row in run_with(application, status):
-        table.add_row(*(str(v) for v in row))
+    statuses = run_with(application, status)
+    if as_json:
+        for row in statuses:
+            line = {"name": row.name, "module": row.module, "mode": row.mode, "position": row.position, "lag": row.lag}
+            sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        return
+    table = Table("consumer", "module", "mode", "position", "lag")
+    for row in statuses:
+        table.add_row(row.name, row.module, row.mode, str(row.position), str(row.lag))
     out.print(table)
 
 
@@ -103,80 +90,6 @@ def projections_rebuild(
     out.print(f"[green]rebuilt[/] {len(names)} projection(s)")
 
 
-def _letter_id(app: str | None, letter: int | None) -> tuple[str | None, int]:
-    """``retry 3`` (the application named in citadel.toml) as well as ``retry APP 3``."""
-    if letter is None and app is not None and app.isdigit():
-        return None, int(app)
-    if letter is None:
-        fail("give the dead letter's id: `citadel dead-letters list` shows them")
-    return app, letter
-
-
-def dead_letters_list(
-    app: AppArg = None,
-    consumer: Annotated[str | None, typer.Option(help="only this consumer's")] = None,
-    store: StoreOpt = None,
-    modules: ModulesOpt = None,
-    broker: BrokerOpt = None,
-) -> None:
-    """Show the parked events: id, consumer, position (a stream sequence for an inbox), attempts, error."""
-    application = application_of(settings_of(app, store=store, modules=modules, broker=broker), existing_store=True)
-    letters = run_with(application, lambda a: a.dead_letters(consumer))
-    if not letters:
-        out.print("no dead letters")
-        return
-    table = Table("id", "consumer", "position", "event", "attempts", "parked at", "error")
-    for letter in letters:
-        when = dt.datetime.fromtimestamp(letter.recorded_at, dt.UTC).isoformat(timespec="seconds")
-        table.add_row(
-            str(letter.id),
-            letter.consumer,
-            str(letter.position),
-            letter.event_id,
-            str(letter.attempts),
-            when,
-            letter.error,
-        )
-    out.print(table)
-
-
-def dead_letters_retry(
-    app: AppArg = None,
-    letter: LetterArg = None,
-    store: StoreOpt = None,
-    modules: ModulesOpt = None,
-    broker: BrokerOpt = None,
-) -> None:
-    """Process a parked event again, once its cause is fixed; it leaves the list when that succeeds."""
-    app, letter = _letter_id(app, letter)
-    application = application_of(settings_of(app, store=store, modules=modules, broker=broker), existing_store=True)
-
-    async def retry(application: Application) -> None:
-        try:
-            await application.retry_dead_letter(letter)
-        except (NotFound, ConfigurationError):
-            raise
-        except Exception as exc:
-            fail(f"dead letter {letter} failed again and stays parked: {type(exc).__name__}: {exc}")
-
-    run_with(application, retry)
-    out.print(f"[green]retried[/] dead letter {letter}: processed and removed")
-
-
-def dead_letters_discard(
-    app: AppArg = None,
-    letter: LetterArg = None,
-    store: StoreOpt = None,
-    modules: ModulesOpt = None,
-    broker: BrokerOpt = None,
-) -> None:
-    """Give up a parked event for good: remove it without processing it."""
-    app, letter = _letter_id(app, letter)
-    application = application_of(settings_of(app, store=store, modules=modules, broker=broker), existing_store=True)
-    removed = run_with(application, lambda a: a.discard_dead_letter(letter))
-    out.print(f"[yellow]discarded[/] dead letter {letter} ({removed.consumer}, event {removed.event_id})")
-
-
 def events_tail(
     app: AppArg = None,
     stream: Annotated[str | None, typer.Option(help="only this stream (a trailing * matches a prefix)")] = None,
@@ -199,7 +112,7 @@ def events_tail(
         return True
 
     def show(record: Any) -> None:
-        payload = record.data.decode(errors="replace")
+        payload = "(forgotten)" if record.forgotten else record.data.decode(errors="replace")
         when = dt.datetime.fromtimestamp(record.recorded_at, dt.UTC).isoformat(timespec="milliseconds")
         if as_json:
             line = {
@@ -211,7 +124,8 @@ def events_tail(
                 "actor": record.actor,
                 "correlation_id": record.correlation_id,
                 "causation_id": record.causation_id,
-                "data": json.loads(payload),
+                "data": None if record.forgotten else json.loads(payload),
+                "forgotten": record.forgotten,
             }
             sys.stdout.write(json.dumps(line) + "\n")
         else:

@@ -39,7 +39,7 @@ def token(
         bool, typer.Option("--dev", help="development mode: create the token secret when it is missing")
     ] = False,
 ) -> None:
-    """Print a signed development token (HS256, with the server's secret) for ``Authorization: Bearer``."""
+    """Print a signed development token (HS256, with the server's secret) for the Authorization: Bearer header."""
     from citadel.security.identity import RESERVED_SUBJECTS, issue_token
     from citadel.setup import prepare_secret, token_secret
 
@@ -145,6 +145,11 @@ def keys_rotate(app: AppArg = None, store: StoreOpt = None) -> None:
     if not settings.master_key_file:
         fail("rotation needs a key file (master_key_file); a key given in CITADEL_MASTER_KEY is rotated by you")
     path = Path(settings.master_key_file)
+    if not path.exists():
+        fail(
+            f"no master key: {path} does not exist. Set master_key_file (CITADEL_MASTER_KEY_FILE) to the key file "
+            "whose keys wrap the store's data keys: rotation adds a new key to that file"
+        )
     try:
         rotated = MasterKeys.load(path).rotated()
     except CitadelError as exc:

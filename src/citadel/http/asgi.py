@@ -66,6 +66,7 @@ def create_asgi(
         authenticate: maps a request to its actor (default: everyone is anonymous). Only an identified actor
             holding one of the policy's superuser roles (``admin`` without a policy) sees ``/ready``'s details.
         manage_lifecycle: start and stop ``application`` with the ASGI lifespan.
+        title: the title of the OpenAPI document and the docs page, unless the application has its own.
         max_body: largest accepted request body in bytes (413 beyond).
         default_wait: how long ``min_position`` waits by default, in seconds (header ``Citadel-Wait``
             asks for another wait, from 0 to ``max_wait``; any other value is refused with 422).
@@ -102,7 +103,9 @@ def create_asgi(
             if module.is_exposed(query_type):
                 path = query_path(module.name, query_type.__name__)
                 routes.append(("GET", path, endpoints.query(module.name, query_type)))
-    openapi = constant((200, _encoder.encode(openapi_document(application, title=title)), JSON, []))
+    title = application.title or title
+    document = openapi_document(application, title=title, max_body=max_body, max_wait=max_wait)
+    openapi = constant((200, _encoder.encode(document), JSON, []))
     docs = constant((200, docs_page(title).encode(), b"text/html; charset=utf-8", []))
     routes += [
         ("GET", "/health", constant(json_reply({"status": "ok"}))),
@@ -113,6 +116,7 @@ def create_asgi(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = exc.headers if isinstance(exc, HTTPException) else None  # a 405's ``Allow`` (RFC 9110)
         if status == 404:
             found = problem(404, "not-found", "Not found", f"no route {request.method} {request.url.path}")
         elif status == 405:
@@ -121,7 +125,7 @@ def create_asgi(
             )
         else:
             found = problem(status, "http-error", "HTTP error", str(getattr(exc, "detail", "")))
-        return problem_response(found)
+        return problem_response(found, dict(headers) if headers else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

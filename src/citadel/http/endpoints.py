@@ -250,8 +250,11 @@ class Endpoints:
 
 
 def _is_list(annotation: Any) -> bool:
+    """Whether a field of this type is an array (its query parameter may repeat; one value is a list of one)."""
     origin = typing.get_origin(annotation)
-    if origin in (list, tuple, set, frozenset):
+    if origin is typing.Annotated:  # constraints (msgspec.Meta) around the type
+        return _is_list(typing.get_args(annotation)[0])
+    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset):
         return True
     if origin in (typing.Union, types.UnionType):
         return any(_is_list(arg) for arg in typing.get_args(annotation))

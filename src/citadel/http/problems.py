@@ -2,7 +2,10 @@
 
 Bad input is never a 500 and never shows a stack trace: malformed JSON is 400, a body or parameters that do
 not match the message are 422 (with ``errors`` naming each field), an unknown route or entity is 404, a
-refused or conflicting command is 409. Only an unexpected failure of our own is a 500, with no detail.
+refused or conflicting command is 409. Only a failure of our own is a 500, with no detail: an unexpected
+exception, or a wiring mistake (``ConfigurationError``; ``UnknownMessage``, since a route exists only for a
+message the application handles, so one raised behind it is a handler using a type nothing handles). Either
+is logged with its message.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from citadel.errors import (
     AccessDenied,
     CitadelError,
     ConcurrencyError,
+    ConfigurationError,
     DomainError,
     IdempotencyConflict,
     InvalidCommand,
@@ -114,7 +118,6 @@ _BY_CLASS: list[tuple[type[BaseException], int, str, str]] = [
     (Unauthenticated, 401, "unauthenticated", "Unauthenticated"),
     (RateLimited, 429, "rate-limited", "Too many requests"),
     (AccessDenied, 403, "forbidden", "Forbidden"),
-    (UnknownMessage, 404, "unknown-message", "Not found"),
     (PositionNotWritten, 422, "position-not-written", "Position not written"),
     (InvalidMessage, 422, "validation-error", "Invalid request"),
     (StoreError, 503, "unavailable", "Service unavailable"),
@@ -134,7 +137,9 @@ def from_exception(exc: BaseException) -> tuple[Problem, dict[str, str]]:
                 headers.update(exc.headers)
             detail = "the store is unavailable, retry shortly" if isinstance(exc, StoreError) else str(exc)
             return Problem(_type(slug), title, status, detail), headers
-    if not isinstance(exc, CitadelError):
+    if isinstance(exc, (ConfigurationError, UnknownMessage)):
+        log.error("the application is wired wrongly: %s", exc, exc_info=exc)
+    elif not isinstance(exc, CitadelError):
         log.exception("unexpected error while handling a request", exc_info=exc)
     return Problem(_type("internal-error"), "Internal error", 500, "an unexpected error occurred; it was logged"), {}
 

@@ -2,9 +2,11 @@
 administrator, what is behind the answer.
 
 Anyone gets the status alone: ``ready`` (200), ``degraded`` (503: a consumer has stopped, or the inbox cannot be
-asked how far it is) or ``unavailable`` (503: the store cannot be reached). The report behind it (the log's head,
-each consumer's position, lag and last error, the dead letters, the inbox) describes the system's inside and
-costs store reads, so only an authenticated caller holding one of the administrator roles gets it.
+asked how far it is; 200: events are parked as dead letters, which an operator must retry or discard, but the
+node serves, so load balancers keep it) or ``unavailable`` (503: the store cannot be reached). The report behind
+it (the log's head, each consumer's position, lag and last error, the dead letters, the inbox) describes the
+system's inside and costs store reads, so only an authenticated caller holding one of the administrator roles
+gets it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = ["readiness"]
 _RETRY = [(b"retry-after", b"1")]
 _READY = json_reply({"status": "ready"})
 _DEGRADED = json_reply({"status": "degraded"}, 503)
+_SERVING_DEGRADED = json_reply({"status": "degraded"})
 _UNAVAILABLE = json_reply({"status": "unavailable"}, 503, _RETRY)
 
 
@@ -59,7 +62,11 @@ async def _status(application: Application) -> Reply:
             await inbox.pending()
         except Exception:
             return _DEGRADED
-    return _READY
+    try:
+        parked = await application.store.count_dead_letters()
+    except CitadelError:
+        return _UNAVAILABLE
+    return _SERVING_DEGRADED if parked else _READY
 
 
 async def _report(application: Application) -> Reply:
@@ -106,6 +113,6 @@ async def _report(application: Application) -> Reply:
         except Exception as exc:
             report["inbox"] = {"name": inbox.durable, "pending": None, "running": False, "error": str(exc)}
             healthy = False
-    if not healthy:
+    if not healthy or letters:
         report["status"] = "degraded"
     return json_reply(report, 200 if healthy else 503)

@@ -36,7 +36,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
 from citadel.context import DispatchContext
-from citadel.errors import ConfigurationError, ServiceUnavailable, UnverifiedMessage
+from citadel.errors import ConfigurationError, PositionNotWritten, ServiceUnavailable, UnverifiedMessage
 from citadel.ids import new_id
 from citadel.messaging import wire
 from citadel.messaging.connection import BrokerConnection, open_connection
@@ -302,7 +302,7 @@ class NatsBroker:
                 position, wait = message.data.decode().split(" ")
                 done = await published_through(int(position), float(wait))
                 body = str((await self.js.stream_info(self.stream)).state.last_seq).encode() if done else b""
-            except UnverifiedMessage as exc:
+            except (UnverifiedMessage, PositionNotWritten) as exc:
                 body, reply = str(exc).encode(), wire.error_headers(exc)
             except Exception as exc:
                 log.warning("cannot answer whether %s published: %s", module, exc)

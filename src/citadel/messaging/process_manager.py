@@ -57,6 +57,20 @@ class ProcessManager:
         """The event types this process manager reacts to."""
         return [t for t, _ in self._reactions]
 
+    @property
+    def registered(self) -> list[tuple[type[Event], Callable[..., Any]]]:
+        """Each event type with its reaction, in declaration order."""
+        return list(self._reactions)
+
+    @property
+    def reaction_functions(self) -> list[Callable[..., Any]]:
+        """The reactions as declared, each once, in declaration order."""
+        return list(dict.fromkeys(r for _, r in self._reactions))
+
+    def consumer_name(self, module: str) -> str:
+        """The name of its consumer (and checkpoint) in ``module``: its own name, else ``<module>.process_manager``."""
+        return self.name or f"{module}.process_manager"
+
     def reactions(self, registry: EventRegistry) -> dict[str, list[Callable[[RecordedEvent], list[Command]]]]:
         """Return, by stored event name, functions from a record to the commands to dispatch."""
         table: dict[str, list[Callable[[RecordedEvent], list[Command]]]] = {}
@@ -150,6 +164,7 @@ class ProcessManagerConsumer(Consumer):
                     actor=SYSTEM,
                     correlation_id=record.correlation_id or record.event_id,
                     causation_id=record.event_id,
+                    causation_position=record.position,
                     idempotency_key=f"{self.name}:{record.event_id}:{index}",
                 )
                 await self._dispatch(command, context)

@@ -51,6 +51,8 @@ class Metadata(msgspec.Struct, frozen=True, gc=False):
     correlation_id: str | None = None
     causation_id: str | None = None
     actor: str | None = None
+    causation_position: int = 0
+    """The position of the event a process manager reacted to with this command; 0: none of this log."""
 
 
 class RecordedEvent:
@@ -281,6 +283,10 @@ class EventStore(Protocol):
         """Return the highest position committed so far, which subscribers may not be able to read yet
         (PostgreSQL: while an older transaction is still in flight)."""
 
+    async def chain_end(self, start: int, after: int) -> int:
+        """Return the highest committed position after ``after`` of an event written by a reaction chain that starts
+        at or before ``start`` (its ``causation_position`` is one, or an event of the chain), 0 when none is."""
+
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until an event after position ``after`` is committed or ``timeout`` passes; return the head."""
 
@@ -369,6 +375,9 @@ class EventStore(Protocol):
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         """Return the parked events, oldest first, optionally of one consumer only."""
+
+    async def count_dead_letters(self) -> int:
+        """Return how many events are parked (one cheap read, for readiness probes)."""
 
     async def resolve_dead_letter(
         self, letter_id: int, projection: ProjectionTarget | None = None, record: RecordedEvent | None = None

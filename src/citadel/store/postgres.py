@@ -57,7 +57,7 @@ from citadel.store.postgres_records import prune_idempotency
 from citadel.store.postgres_schema import migrate
 from citadel.store.postgres_views import PostgresViewReader
 from citadel.store.postgres_writer import PostgresWriter
-from citadel.store.sealing import Sealer
+from citadel.store.sealing import Sealer, refuse_sealed, refuse_unkeyed
 from citadel.store.subscription import follow
 from citadel.store.url import redacted
 
@@ -125,12 +125,14 @@ class PostgresEventStore(PostgresProjections):
             self._pool = await create_pool(self.dsn, self._pool_size)
             async with self._pool.acquire() as connection:
                 await migrate(connection)
-                masters = await master_key_ids(connection) if self._sealer is not None else set()
+                masters = await master_key_ids(connection)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._close_pool()
             raise StoreError(f"cannot open PostgreSQL store at {redacted(self.dsn)}: {exc}") from exc
-        try:  # a master key that changed would leave every stored payload unreadable: refuse now
-            if (sealer := self._sealer) is not None:
+        try:  # a master key that changed (or none at all) would leave every stored payload unreadable: refuse now
+            if (sealer := self._sealer) is None:
+                refuse_unkeyed(masters)
+            else:
                 sealer.keyring.master.require(masters)
                 await self._read(lambda connection: open_request_key(connection, sealer))
         except (ConfigurationError, StoreError):
@@ -160,6 +162,13 @@ class PostgresEventStore(PostgresProjections):
             name="citadel-pg-listener",
         )
         self._pruner.start()
+
+    async def _open(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Open sealed payloads; without a keyring, refuse them (``refuse_sealed``)."""
+        if self._sealer is None:
+            refuse_sealed(records)
+            return records
+        return await super()._open(records)
 
     async def close(self) -> None:
         """Finish queued writes, stop listening and close the pool."""

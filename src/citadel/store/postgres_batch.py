@@ -34,9 +34,9 @@ INDEX_BITS = 20
 _WRITE = """
 WITH events AS (
     INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at,
-                                correlation_id, causation_id, actor)
+                                correlation_id, causation_id, actor, causation_position)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bytea[],
-                         $8::float8[], $9::text[], $10::text[], $11::text[])
+                         $8::float8[], $9::text[], $10::text[], $11::text[], $23::bigint[])
 ), keys AS (
     INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at)
     SELECT * FROM unnest($12::text[], $13::text[], $14::bytea[], $15::bigint[], $16::float8[])
@@ -103,6 +103,7 @@ class Batch:
         self.index = 0
         self.now = now
         self.events: list[list[Any]] = [[] for _ in range(11)]
+        self.causes: list[int | None] = []  # each event's ``causation_position`` (None: not a reaction's)
         self.keys: list[list[Any]] = [[] for _ in range(5)]
         self.snapshots: list[list[Any]] = [[] for _ in range(4)]
         self.records: list[tuple[RecordedEvent, Sequence[ProjectionTarget]]] = []
@@ -116,6 +117,7 @@ class Batch:
     ) -> CommitResult:
         """Add a checked commit's rows, and return where its events will be."""
         meta = job.metadata
+        cause = meta.causation_position or None
         results = []
         for append in job.appends:
             current = versions[append.stream_id]
@@ -132,6 +134,7 @@ class Batch:
                     self.now, meta.correlation_id, meta.causation_id, meta.actor,
                 )  # fmt: skip
                 _append_row(self.events, row)
+                self.causes.append(cause)
                 projections = inline(name)
                 if projections:
                     recorded = RecordedEvent(*row, registry=registry, event=append.events[i])
@@ -161,7 +164,7 @@ class Batch:
         """Send the rows added since the last write (then forget them), with the commit notification."""
         try:
             if self.events[0] or self.keys[0] or self.snapshots[0]:
-                rows = (*self.events, *self.keys, *self.snapshots, str(self.last_position), self.expired)
+                rows = (*self.events, *self.keys, *self.snapshots, str(self.last_position), self.expired, self.causes)
                 if (await connection.fetchrow(_WRITE, *rows))[1] < len(self.keys[0]):
                     raise IdempotencyConflict(self.keys[0][0])  # a live record took a key: the careful path tells which
             if self.forget:
@@ -176,6 +179,7 @@ class Batch:
             for columns in (self.events, self.keys, self.snapshots):
                 for column in columns:
                     column.clear()
+            self.causes.clear()
             self.records.clear()
             self.forget = []
 

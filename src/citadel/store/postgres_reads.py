@@ -48,6 +48,17 @@ _READ_ALL_OF = (
     "ON e.position >= $1 AND e.position <= page.upto AND e.type = ANY($3::text[]) ORDER BY e.position"
 )
 HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"  # nosec B608 - validated identifiers, bound values
+_CHAIN_END = """
+WITH RECURSIVE up (tail, cause) AS (
+    SELECT position, causation_position FROM citadel.events WHERE position > $2 AND causation_position IS NOT NULL
+    UNION ALL
+    SELECT up.tail, e.causation_position FROM up JOIN citadel.events AS e ON e.position = up.cause
+    WHERE up.cause > $1 AND e.causation_position IS NOT NULL
+)
+SELECT coalesce(max(tail), 0) FROM up WHERE cause <= $1
+"""
+"""Each reaction's event after ``$2``, walked up its causes (by primary key) while they are reactions' events after
+``$1``: those whose walk reaches ``$1`` or before are the chains' events."""
 REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608 - constants
 
 
@@ -150,6 +161,12 @@ class PostgresReads:
         rows = await self._fetch("SELECT coalesce(max(position), 0) FROM citadel.events")
         return int(rows[0][0])
 
+    async def chain_end(self, start: int, after: int) -> int:
+        """Return the highest committed position after ``after`` of an event of a reaction chain that starts at or
+        before ``start``, 0 when none is (see ``EventStore.chain_end``); readable by subscribers yet or not."""
+        rows = await self._fetch(_CHAIN_END, start, after)
+        return int(rows[0][0])
+
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until a readable event after ``after`` exists (or ``timeout``); return the head."""
         head = await self.head_position()
@@ -182,6 +199,11 @@ class PostgresReads:
         """Return parked events, oldest first."""
         letters: list[DeadLetter] = await self._read(lambda c: dead_letters(c, self._sealer, consumer))
         return letters
+
+    async def count_dead_letters(self) -> int:
+        """Return how many events are parked."""
+        rows = await self._fetch("SELECT count(*) FROM citadel.dead_letters")
+        return int(rows[0][0])
 
     async def checkpoint(self, name: str) -> int | None:
         """Return consumer ``name``'s last processed position, or None."""

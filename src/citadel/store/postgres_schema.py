@@ -87,6 +87,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A dead letter's error text sealed with its event's data key; ``error`` then keeps the class only.
         "ALTER TABLE citadel.dead_letters ADD COLUMN sealed_error BYTEA",
     ),
+    (
+        # The position of the event whose reaction (a process manager's command) wrote this one; NULL otherwise.
+        # Read-your-writes follows reaction chains by it (``citadel.reactions``).
+        "ALTER TABLE citadel.events ADD COLUMN causation_position BIGINT",
+    ),
 )
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from citadel.errors import PayloadForgotten, StoreError
-from citadel.security.encryption import Keyring, is_sealed, key_id_of, open_sealed, seal
+from citadel.errors import ConfigurationError, PayloadForgotten, StoreError
+from citadel.security.encryption import FORMAT, Keyring, is_sealed, key_id_of, open_sealed, seal
 from citadel.store.base import IdempotencyRecord, RecordedEvent, Snapshot
 from citadel.store.encoding import EncodedAppend, associated_data, snapshot_associated_data
 
-__all__ = ["REQUEST_KEY", "Sealer", "WrappedKey", "request_hash"]
+__all__ = ["NO_KEYRING", "REQUEST_KEY", "Sealer", "WrappedKey", "refuse_sealed", "refuse_unkeyed", "request_hash"]
 
 WrappedKey = tuple[str, bytes]
 """A stored data key: ``(id of the master key that wrapped it, wrapped bytes)``."""
@@ -29,6 +29,38 @@ WrappedKey = tuple[str, bytes]
 REQUEST_KEY = "store:idempotency"
 """The data key of the store's own that idempotency request hashes are HMACs under."""
 _SUBJECT = "subject:"
+
+NO_KEYRING = (
+    "the payloads in this store are encrypted, but no master key was given: set master_key_file "
+    "(CITADEL_MASTER_KEY_FILE) or CITADEL_MASTER_KEY, with encrypt on (CITADEL_ENCRYPT), and configure the "
+    "application from these settings (`citadel.configure(app)`, as `citadel serve` does), or give it a keyring "
+    "(Application(keyring=...))"
+)
+"""Why a store without a keyring refuses an encrypted store, and the settings that fix it."""
+
+
+def refuse_unkeyed(master_ids: Collection[str]) -> None:
+    """Refuse to open, without a keyring, a store whose data keys are wrapped by master keys: it would write
+    plaintext among sealed payloads and could read none of them.
+
+    Raises:
+        ConfigurationError: ``master_ids`` (those the stored data keys need) is not empty.
+    """
+    if master_ids:
+        raise ConfigurationError(NO_KEYRING)
+
+
+def refuse_sealed(records: Iterable[RecordedEvent]) -> None:
+    """Refuse records read without a keyring whose payloads are sealed (a process with keys wrote them after
+    this one opened the store), instead of failing later to decode ciphertext as JSON.
+
+    Raises:
+        ConfigurationError: a payload is sealed.
+    """
+    for record in records:  # on every read without a keyring: the first byte alone, inline
+        data = record.data
+        if data and data[0] == FORMAT:
+            raise ConfigurationError(NO_KEYRING)
 
 
 def request_hash(sealer: Sealer | None, material: bytes) -> str:

@@ -37,7 +37,7 @@ from citadel.store.base import (
 from citadel.store.encoding import encode_appends, forgotten_keys
 from citadel.store.expiry import Pruner, check_ttl
 from citadel.store.migrations import check_known, expand
-from citadel.store.sealing import Sealer
+from citadel.store.sealing import Sealer, refuse_sealed, refuse_unkeyed
 from citadel.store.sqlite_jobs import CallJob, CommitJob
 from citadel.store.sqlite_keys import master_key_ids, open_request_key, rewrap_keys
 from citadel.store.sqlite_projections import SQLiteProjections
@@ -158,19 +158,29 @@ class SQLiteEventStore(SQLiteProjections):
             self._head = self._read_head()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
-        if self._sealer is not None:
-            try:  # a master key that changed would leave every stored payload unreadable: refuse now
-                self._sealer.keyring.master.require(master_key_ids(self._reader))
+        try:  # a master key that changed (or none at all) would leave every stored payload unreadable: refuse now
+            masters = master_key_ids(self._reader)
+            if self._sealer is None:
+                refuse_unkeyed(masters)
+            else:
+                self._sealer.keyring.master.require(masters)
                 open_request_key(self._reader, self._sealer)
-            except (ConfigurationError, sqlite3.Error) as exc:
-                self._reader.close()
-                self._reader = None
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
-                raise
+        except (ConfigurationError, sqlite3.Error) as exc:
+            self._reader.close()
+            self._reader = None
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
+            raise
         self._changed = asyncio.Event()
         self._writer.start(asyncio.get_running_loop())
         self._pruner.start()
+
+    def _open(self, records: list[RecordedEvent], db: sqlite3.Connection | None = None) -> list[RecordedEvent]:
+        """Open sealed payloads; without a keyring, refuse them (``refuse_sealed``)."""
+        if self._sealer is None:
+            refuse_sealed(records)
+            return records
+        return super()._open(records, db)
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close connections."""

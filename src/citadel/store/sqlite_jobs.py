@@ -42,6 +42,9 @@ EVENT_COLUMNS = (
     "correlation_id, causation_id, actor"
 )
 _INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608 - validated identifiers, bound values
+_INSERT_CAUSED = (  # a reaction's events, with the position of the event it answered
+    f"INSERT INTO citadel_events ({EVENT_COLUMNS}, causation_position) VALUES ({', '.join('?' * 12)})"  # nosec B608 - validated identifiers, bound values
+)
 _SNAPSHOT = "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) VALUES (?, ?, ?, ?)"
 
 
@@ -198,7 +201,10 @@ class CommitJob(WriteJob):
                 for i, (event_id, name, version, data) in enumerate(encoded)
             ]
             try:
-                db.executemany(_INSERT, rows)
+                if meta.causation_position:  # a reaction's events: rarer, and only they store their cause
+                    db.executemany(_INSERT_CAUSED, [(*row, meta.causation_position) for row in rows])
+                else:
+                    db.executemany(_INSERT, rows)
             except sqlite3.IntegrityError:
                 if append.stream_id not in presumed_new:
                     raise

@@ -33,6 +33,18 @@ _PAGE_END = (
     "SELECT max(position) FROM (SELECT position FROM citadel_events WHERE position >= ? ORDER BY position LIMIT ?)"
 )
 """The last position of the page of the log that starts at a position (NULL when there is none)."""
+_CHAIN_END = """
+WITH RECURSIVE up (tail, cause) AS (
+    SELECT position, causation_position FROM citadel_events
+    WHERE position > :after AND causation_position IS NOT NULL
+    UNION ALL
+    SELECT up.tail, e.causation_position FROM up JOIN citadel_events AS e ON e.position = up.cause
+    WHERE up.cause > :start AND e.causation_position IS NOT NULL
+)
+SELECT coalesce(max(tail), 0) FROM up WHERE cause <= :start
+"""
+"""Each reaction's event after a position, walked up its causes (by primary key) while they are reactions' events
+after ``start``: those whose walk reaches ``start`` or before are the chains' events."""
 
 
 class SQLiteReads:
@@ -159,6 +171,11 @@ class SQLiteReads:
         """Return the highest committed position (on SQLite, readable at once: the same as the head)."""
         return await self.head_position()
 
+    async def chain_end(self, start: int, after: int) -> int:
+        """Return the highest position after ``after`` of an event of a reaction chain that starts at or before
+        ``start``, 0 when none is (see ``EventStore.chain_end``)."""
+        return int(self._db.execute(_CHAIN_END, {"start": start, "after": after}).fetchone()[0])
+
     async def wait_for_events(self, after: int, timeout: float) -> int:
         """Wait until the head passes ``after`` (or ``timeout``); return the head."""
         if self._head > after:
@@ -191,6 +208,10 @@ class SQLiteReads:
         """Return parked events, oldest first."""
         self._notice_forgotten(self._db)
         return dead_letters(self._db, self._sealer, consumer)
+
+    async def count_dead_letters(self) -> int:
+        """Return how many events are parked."""
+        return int(self._db.execute("SELECT count(*) FROM citadel_dead_letters").fetchone()[0])
 
     async def checkpoint(self, name: str) -> int | None:
         """Return consumer ``name``'s last processed position, or None when it has no checkpoint."""
