@@ -144,6 +144,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Development mode (``CITADEL_DEV=1``; ``make run`` sets it): missing development secrets and keys are created,
     and serving is refused on addresses other than loopback. Without it, a missing secret is an error."""
     idempotency_ttl: float = 86400.0
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics`` (to administrators and to ``metrics_token``) and record them."""
+    metrics_token: str | None = None
+    """The bearer token a Prometheus scraper sends to ``/metrics`` (``CITADEL_METRICS_TOKEN``); without it only
+    administrators' tokens are accepted."""
     """Seconds an idempotency record (a command's result, kept for retries) is kept before it is pruned."""
 
 

@@ -12,6 +12,7 @@ or older fails the handshake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -32,6 +33,10 @@ from citadel.http.clients import TrustedProxies
 from citadel.http.server.limits import Limits
 from citadel.loading import load_application
 from citadel.messaging.connection import masked
+from citadel.metrics import metrics
+from citadel.metrics.instrument import instrument
+from citadel.metrics.multiprocess import process_exited, shared_values
+from citadel.metrics.scrape import ConsumerWatch
 from citadel.security.shared_ratelimit import SharedBuckets
 from citadel.setup import assemble, environment_of, prepare
 from citadel.tuning import tune_for_serving
@@ -237,7 +242,19 @@ def _consume(settings: Settings, started: Callable[[], None]) -> None:
 
     application = load_application(settings.app or "")
     setup.configure(application, settings)
-    run_until_stopped(lambda: application.start(consumers=True), application.stop, started)
+    stack = contextlib.AsyncExitStack()
+
+    async def start() -> None:
+        await application.start(consumers=True)
+        if settings.metrics:  # beside forked workers, which serve what this process records
+            instrument(application, metrics())
+            await stack.enter_async_context(ConsumerWatch(application, metrics()).syncing(1.0, read_store=True))
+
+    async def stop() -> None:
+        await stack.aclose()
+        await application.stop()
+
+    run_until_stopped(start, stop, started)
 
 
 def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None, limits: Limits) -> None:
@@ -274,18 +291,18 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None, limits: Li
         with holder:
             if settings.workers == 1 and background is None:
                 serve_forever(make_app, listen(), **options)
-            elif run_workers(settings.workers, make_app, listen, background=background, **options):
-                raise ConfigurationError("a worker could not start the application; its message is above")
+            else:
+                with shared_values() if settings.metrics else contextlib.nullcontext():  # summed when scraped
+                    if run_workers(
+                        settings.workers, make_app, listen, background=background, exited=process_exited, **options
+                    ):
+                        raise ConfigurationError("a worker could not start the application; its message is above")
     finally:
         if buckets is not None:
             buckets.close()
 
 
 def _serve_granian(settings: Settings, tls: tuple[Path, Path] | None) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-
     tls_options: dict[str, Any] = {}
     if tls:
         try:
@@ -295,6 +312,15 @@ def _serve_granian(settings: Settings, tls: tuple[Path, Path] | None) -> None:
         # TLS 1.3 is granian's default minimum today; pinned so that no upgrade can lower it.
         tls_options = {"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls13}
     os.environ.update(environment_of(settings))
+    with shared_values() if settings.workers > 1 and settings.metrics else contextlib.nullcontext():
+        _run_granian(settings, tls_options)
+
+
+def _run_granian(settings: Settings, tls_options: dict[str, Any]) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
     Granian(
         "citadel.server:asgi_from_environment",
         address=settings.host,

@@ -334,6 +334,8 @@ def assemble(
             mine,
         ),
         trusted_proxies=settings.trusted_proxies,
+        metrics=settings.metrics,
+        metrics_token=settings.metrics_token,
     )
 
 

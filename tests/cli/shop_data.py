@@ -14,7 +14,7 @@ from examples.shop.analytics.contract import GetOrdersByStatus, GetRevenue
 from examples.shop.billing.contract import GetInvoice, PayInvoice
 from examples.shop.content.contract import GetAccess, GetItem, PublishContent
 from examples.shop.orders.contract import CreateOrder, GetOrder, OrderItem
-from examples.shop.users.contract import GetUser, RegisterUser
+from examples.shop.users.contract import ForgetUser, GetUser, RegisterUser
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,18 @@ def shop_on(url: str, keys: Path) -> Application:
     return build_app(store=url, secure=False, keyring=Keyring(MasterKeys.load(keys)))
 
 
+async def start(app: Application, *, consumers: bool) -> None:
+    """Start ``app``, with or without its consumers."""
+    await app.start(consumers=consumers)
+
+
 async def seed(url: str, keys: Path, *, consumers: bool = True) -> Shop:
     """Register a user, publish an item, order it and (when ``consumers`` run) pay it and let everything settle.
 
     Without consumers, billing never opens the invoice and analytics' async projections stay behind the head.
     """
     app = shop_on(url, keys)
-    await app.start(consumers=consumers)
+    await start(app, consumers=consumers)
     try:
         user = await app.dispatch(RegisterUser(email="ada@example.com", name="Ada"))
         item = await app.dispatch(PublishContent(title="Notes", body="...", price=500))
@@ -63,6 +68,30 @@ async def register(shop: Shop, email: str) -> None:
     await app.start(consumers=False)
     try:
         await app.dispatch(RegisterUser(email=email, name="Grace"))
+    finally:
+        await app.stop()
+
+
+async def fall_behind(shop: Shop, emails: list[str]) -> None:
+    """With no consumer running, register a user per email, then forget the seeded user (her registration is
+    shredded): one event each, which every async consumer is then behind."""
+    app = shop_on(shop.url, shop.keys)
+    await start(app, consumers=False)
+    try:
+        for email in emails:
+            await app.dispatch(RegisterUser(email=email, name="Grace"))
+        await app.dispatch(ForgetUser(user_id=shop.user_id))
+        await settle(app)  # no consumer runs: this waits until subscribers can read the events (PostgreSQL)
+    finally:
+        await app.stop()
+
+
+async def log_positions(shop: Shop) -> list[int]:
+    """Every position of the shop's log, in order (not dense on PostgreSQL)."""
+    app = shop_on(shop.url, shop.keys)
+    await app.start(consumers=False)
+    try:
+        return [record.position for record in await app.store.read_all(1, 10_000)]
     finally:
         await app.stop()
 

@@ -3,6 +3,7 @@ forgotten for good, master keys rotated without rewriting a single event."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -248,3 +249,29 @@ async def test_a_store_refused_for_a_missing_master_key_opens_once_the_key_is_gi
     async with sealed_store(backend, tmp_path, lost, fresh=False) as store:
         (record,) = await store.read_stream("p-ada")
         assert record.event == Confided(person="ada", secret=SECRET)
+
+
+async def test_a_keyring_cleared_while_a_commit_is_under_way_does_not_fail_the_commit(
+    backend: str, tmp_path: Path
+) -> None:
+    """A store's listener clears the keyring when it (re)connects (keys may have been forgotten while it was
+    away), which can happen between a batch preparing its keys and sealing with them."""
+    keyring = Keyring(MasterKeys.generate())
+    async with open_backend(backend, tmp_path, keyring=keyring, extra_events=[Confided]) as store:
+        stop = asyncio.Event()
+
+        async def clearing() -> None:
+            while not stop.is_set():
+                keyring.clear()
+                await asyncio.sleep(0)
+
+        clearer = asyncio.create_task(clearing())
+        try:
+            for n in range(40):
+                await store.append(f"p-{n}", [Confided(person=f"p{n % 3}", secret=SECRET)])
+        finally:
+            stop.set()
+            await clearer
+        assert [r.event for r in await store.read_all()] == [
+            Confided(person=f"p{n % 3}", secret=SECRET) for n in range(40)
+        ]

@@ -17,7 +17,10 @@ from citadel.boundaries import boundary_problems
 from citadel.cli.common import AppArg, StoreOpt, application_of, err, fail, out, run_with, settings_of
 from citadel.projection_admin import ProjectionStatus, stored_statuses
 
-__all__ = ["check", "events_tail", "projections_rebuild", "projections_status"]
+__all__ = ["FORGOTTEN", "check", "events_tail", "projections_rebuild", "projections_status"]
+
+FORGOTTEN = "<forgotten>"
+"""What ``events tail`` prints for the payload of an event whose subject was forgotten (its key is deleted)."""
 
 
 def check(app: AppArg = None) -> None:
@@ -94,7 +97,7 @@ def events_tail(
     app: AppArg = None,
     stream: Annotated[str | None, typer.Option(help="only this stream (a trailing * matches a prefix)")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="only this event type, e.g. orders.OrderCreated")] = None,
-    last: Annotated[int, typer.Option(min=0, help="start this many events before the head")] = 20,
+    last: Annotated[int, typer.Option(min=0, help="print the last N events of the log (then filtered)")] = 20,
     follow: Annotated[bool, typer.Option(help="keep printing new events as they are committed")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     store: StoreOpt = None,
@@ -112,7 +115,7 @@ def events_tail(
         return True
 
     def show(record: Any) -> None:
-        payload = "(forgotten)" if record.forgotten else record.data.decode(errors="replace")
+        payload = FORGOTTEN if record.forgotten else record.data.decode(errors="replace")
         when = dt.datetime.fromtimestamp(record.recorded_at, dt.UTC).isoformat(timespec="milliseconds")
         if as_json:
             line = {
@@ -137,21 +140,14 @@ def events_tail(
 
     async def tail(application: Application) -> None:
         store_ = application.store
-        start = max(1, await store_.head_position() - last + 1)
-        if not follow:
-            head = await store_.head_position()
-            position = start
-            while position <= head:
-                records = await store_.read_all(position, 1000)
-                if not records:
-                    break
-                for record in records:
-                    if wanted(record):
-                        show(record)
-                position = records[-1].position + 1
-            return
-        async for record in store_.subscribe(start):
+        head = await store_.head_position()
+        records = await store_.read_last(last)  # by count: positions are not dense on PostgreSQL
+        for record in records:
             if wanted(record):
                 show(record)
+        if follow:
+            async for record in store_.subscribe(records[-1].position + 1 if records else head + 1):
+                if wanted(record):
+                    show(record)
 
     run_with(application, tail)

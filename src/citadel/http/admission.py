@@ -10,12 +10,16 @@ doing more for one address than ``rule`` allows, whoever the requests claim to b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citadel.errors import RateLimited
 from citadel.http.clients import TrustedProxies, client_key
 from citadel.http.raw import Reply, failure_reply
+from citadel.metrics.instrument import OTHER_ROUTE, method_label
 from citadel.security.ratelimit import RateLimiter, RateRule, rate_limit_headers
+
+if TYPE_CHECKING:
+    from citadel.metrics.registry import Metrics
 
 __all__ = ["Admission", "caller_address"]
 
@@ -35,12 +39,15 @@ class Admission:
         trusted_proxies: Iterable[str] = (),
         limiter: RateLimiter | None = None,
         rule: RateRule | None = None,
+        recorded: Metrics | None = None,
     ) -> None:
         """Args:
         trusted_proxies: addresses or networks of reverse proxies whose ``Forwarded`` or ``X-Forwarded-For``
             headers name the client.
         limiter: where the addresses' buckets live (None: no bucket per address).
         rule: the bucket of an address.
+        recorded: where refusals are counted (as refusals of the ``address`` scope, and as requests of the
+            ``other`` route: they are refused before routing).
 
         Raises:
             ConfigurationError: a trusted proxy is not an address or network.
@@ -48,6 +55,8 @@ class Admission:
         self.proxies = TrustedProxies(trusted_proxies)
         self.limiter = limiter if rule is not None else None
         self.rule = rule
+        self.recorded = recorded
+        self._refused: dict[str, Any] = {}  # by method label: the 429s' request counter
 
     async def refusal(self, scope: Any) -> Reply | None:
         """Resolve the client of ``scope`` in place; return the 429 reply when its address has no token left."""
@@ -59,7 +68,19 @@ class Admission:
         decision = await limiter.check(caller_address(scope), self.rule)
         if decision.allowed:
             return None
+        self._count_refusal(scope)
         return failure_reply(RateLimited(rate_limit_headers(decision)), [])
+
+    def _count_refusal(self, scope: Any) -> None:
+        recorded = self.recorded
+        if recorded is None:
+            return
+        recorded.rate_limit_refusals.labels("address").inc()
+        method = method_label(scope.get("method", ""))
+        child = self._refused.get(method)
+        if child is None:
+            child = self._refused[method] = recorded.http_requests.labels(OTHER_ROUTE, method, "429")
+        child.inc()
 
     async def close(self) -> None:
         """Release the limiter of the addresses' buckets."""

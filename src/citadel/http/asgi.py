@@ -5,7 +5,8 @@
 * every public query: ``GET /{module}/{query-in-kebab-case}`` with its fields as query parameters, and
   ``min_position`` to wait (bounded) until the module's read models have caught up with a write;
 * ``GET /health``, ``GET /ready`` (its details for administrators only, see ``readiness``),
-  ``GET /schema/openapi.json`` and the docs page ``GET /docs``;
+  ``GET /schema/openapi.json``, the docs page ``GET /docs`` and ``GET /metrics`` (Prometheus, for
+  administrators and the scraper, see ``citadel.metrics.scrape``);
 * errors as RFC 9457 problem documents (see ``problems``); bad input, a malformed URL included, is never a 500.
 
 The result is a Starlette application: mount it inside FastAPI or Starlette (then start and stop the
@@ -18,7 +19,7 @@ Starlette.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 import msgspec
 from starlette.applications import Starlette
@@ -37,6 +38,9 @@ from citadel.http.raw import JSON, json_reply
 from citadel.http.readiness import readiness
 from citadel.http.routing import Endpoint, constant, exact_app
 from citadel.messages import Message
+from citadel.metrics.instrument import OTHER_ROUTE, count_requests, instrument, method_label, status_counter
+from citadel.metrics.registry import metrics as process_metrics
+from citadel.metrics.scrape import ConsumerWatch, metrics_endpoint
 from citadel.security.ratelimit import RateLimiter, RateRule
 
 __all__ = ["Authenticator", "create_asgi"]
@@ -59,6 +63,8 @@ def create_asgi(
     address_limiter: RateLimiter | None = None,
     address_rule: RateRule | None = None,
     trusted_proxies: Iterable[str] = (),
+    metrics: bool = True,
+    metrics_token: str | None = None,
 ) -> Starlette:
     """Return the ASGI application serving ``application``'s contracts over HTTP.
 
@@ -76,11 +82,16 @@ def create_asgi(
             authentication (``citadel.http.admission``); none without a rule.
         trusted_proxies: addresses or networks of reverse proxies whose ``Forwarded`` or ``X-Forwarded-For``
             headers name the client (for the buckets and the logs).
+        metrics: serve ``GET /metrics`` and record requests, dispatches and commits (``citadel.metrics``).
+        metrics_token: the bearer token a scraper sends to ``/metrics``; administrators may read it too.
 
     Raises:
         ConfigurationError: a trusted proxy is not an address or network.
     """
-    admission = Admission(trusted_proxies=trusted_proxies, limiter=address_limiter, rule=address_rule)
+    recorded = process_metrics() if metrics else None
+    admission = Admission(
+        trusted_proxies=trusted_proxies, limiter=address_limiter, rule=address_rule, recorded=recorded
+    )
     authenticate = authenticate or anonymous
     endpoints = Endpoints(
         application,
@@ -91,6 +102,7 @@ def create_asgi(
         limiter=limiter,
         rate_rule=rate_rule,
         rate_rules=rate_rules,
+        recorded=recorded,
     )
     admins = {"admin"} if application.policy is None else application.policy.superusers
     routes: list[tuple[str, str, Endpoint]] = []
@@ -113,6 +125,13 @@ def create_asgi(
         ("GET", "/schema/openapi.json", openapi),
         ("GET", "/docs", docs),
     ]
+    watch = None
+    unrouted: dict[str, Callable[[int], None]] = {}
+    if recorded is not None:
+        instrument(application, recorded)
+        watch = ConsumerWatch(application, recorded)
+        routes.append(("GET", "/metrics", metrics_endpoint(watch, authenticate, admins, metrics_token)))
+        routes = [(method, path, count_requests(e, recorded, path, method)) for method, path, e in routes]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -125,15 +144,22 @@ def create_asgi(
             )
         else:
             found = problem(status, "http-error", "HTTP error", str(getattr(exc, "detail", "")))
+        if recorded is not None:
+            method = method_label(request.method)
+            count = unrouted.get(method)
+            if count is None:
+                count = unrouted[method] = status_counter(recorded, OTHER_ROUTE, method)
+            count(status)
         return problem_response(found, dict(headers) if headers else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            if manage_lifecycle:
-                async with application:
-                    yield
-            else:
+            async with contextlib.AsyncExitStack() as stack:
+                if manage_lifecycle:
+                    await stack.enter_async_context(application)
+                if watch is not None:
+                    await stack.enter_async_context(watch.syncing(1.0))
                 yield
         finally:
             if limiter is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -38,6 +38,9 @@ from citadel.http.routing import Endpoint
 from citadel.messages import Command, Message, Query
 from citadel.security.ratelimit import RateLimiter, RateRule, rate_limit_headers, rate_limit_raw_headers
 from citadel.topology import parse_position
+
+if TYPE_CHECKING:
+    from citadel.metrics.registry import Metrics
 
 __all__ = ["Authenticator", "Endpoints", "anonymous"]
 
@@ -89,6 +92,7 @@ class Endpoints:
         limiter: RateLimiter | None = None,
         rate_rule: RateRule | None = None,
         rate_rules: Mapping[type[Message], RateRule] | None = None,
+        recorded: Metrics | None = None,
     ) -> None:
         self.application = application
         self.authenticate = authenticate
@@ -98,6 +102,7 @@ class Endpoints:
         self.limiter = limiter
         self.rate_rule = rate_rule or RateRule(rate=50, burst=100)
         self.rate_rules = dict(rate_rules or {})
+        self.refusals = None if recorded is None else recorded.rate_limit_refusals.labels("caller")
         self.too_big = problem_reply(
             problem(413, "too-large", "Request too large", f"the body may be at most {max_body} bytes")
         )
@@ -113,6 +118,8 @@ class Endpoints:
         caller = f"subject:{actor.subject}" if actor.subject != "anonymous" else caller_address(scope)
         decision = await self.limiter.check(caller, rule)
         if not decision.allowed:
+            if self.refusals is not None:
+                self.refusals.inc()
             raise RateLimited(rate_limit_headers(decision))
         return rate_limit_raw_headers(decision)
 

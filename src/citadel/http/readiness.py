@@ -6,7 +6,8 @@ asked how far it is; 200: events are parked as dead letters, which an operator m
 node serves, so load balancers keep it) or ``unavailable`` (503: the store cannot be reached). The report behind
 it (the log's head, each consumer's position, lag and last error, the dead letters, the inbox) describes the
 system's inside and costs store reads, so only an authenticated caller holding one of the administrator roles
-gets it.
+gets it. It lists the consumers of this service's modules, running here or not: a lag is the count of events
+a consumer has yet to process, from its stored checkpoint when it runs in another process.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from citadel.errors import CitadelError
 from citadel.http.endpoints import Authenticator
 from citadel.http.raw import Reply, failure_reply, json_reply
 from citadel.http.routing import Endpoint
+from citadel.projection_admin import consumer_status, process_manager_statuses, projection_statuses
 
 __all__ = ["readiness"]
 
@@ -70,13 +72,20 @@ async def _status(application: Application) -> Reply:
 
 
 async def _report(application: Application) -> Reply:
+    consumers = application.consumers
+    local = application.topology.local
     try:
-        head = await application.store.head_position()
-        projections = await application.projection_status()
-        letters = await application.store.dead_letters()
+        store = application.store
+        head = await store.head_position()
+        # By the store's checkpoints for the consumers that run in another process (``--consumers none``)
+        projections = await projection_statuses(application.projections, consumers, store, local=local)
+        managers = await process_manager_statuses(application.modules.values(), consumers, store, local=local)
+        relay = application.topology.relay
+        if relay is not None:
+            managers.append(await consumer_status(relay.name, "", "relay", relay, store))
+        letters = await store.dead_letters()
     except CitadelError as exc:
         return json_reply({"status": "unavailable", "detail": str(exc)}, 503, _RETRY)
-    consumers = application.consumers
     report: dict[str, Any] = {"status": "ready", "head": head}
     report["projections"] = [
         {
@@ -95,15 +104,7 @@ async def _report(application: Application) -> Reply:
         parked[letter.consumer] = parked.get(letter.consumer, 0) + 1
     report["dead_letters"] = parked  # events a consumer gave up on: each is missing from a read model
     report["process_managers"] = [
-        {
-            "name": name,
-            "position": c.position,
-            "lag": max(0, head - c.position),
-            "running": c.running,
-            "error": c.last_error,
-        }
-        for name, c in consumers.items()
-        if name not in application.projections
+        {"name": s.name, "position": s.position, "lag": s.lag, "running": s.running, "error": s.error} for s in managers
     ]
     healthy = all(c.running for c in consumers.values())
     inbox = application.topology.inbox

@@ -86,6 +86,8 @@ class Consumer:
         self.saved_position = 0
         self.active = False
         self.last_error: str | None = None
+        self.processed = 0
+        """Events this process has handed to ``process`` since it was created (for a processing rate)."""
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._renew_at = 0.0
@@ -119,8 +121,10 @@ class Consumer:
         self.active = False
 
     async def lag(self) -> int:
-        """Return how many positions the consumer is behind the head of the log."""
-        return max(0, await self.store.head_position() - self.position)
+        """Return how many events of the log the consumer has yet to process (``EventStore.count_after``); from
+        its stored checkpoint while another process holds the lease."""
+        position = self.position if self.active else (await self.store.checkpoint(self.name) or 0)
+        return await self.store.count_after(position)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until ``position`` is processed (by this process, or by the lease holder); False on timeout."""
@@ -188,6 +192,7 @@ class Consumer:
                     continue
                 if records:
                     await self.process(records, upto)
+                    self.processed += len(records)
                 self._advance(upto)
                 await self._persist()
                 self.last_error = None

@@ -37,6 +37,7 @@ from nats.js import api
 
 from citadel.errors import ConfigurationError, IdempotencyConflict, UnverifiedMessage
 from citadel.messaging import wire
+from citadel.metrics import metrics
 from citadel.security.encryption import is_sealed
 from citadel.store.base import Commit, IdempotencyRecord, Metadata, StreamAppend
 
@@ -89,6 +90,7 @@ class Inbox:
         self.max_deliver = max_deliver
         self.backoff = list(backoff)
         self.imported = 0
+        self._imported = metrics().inbox_imported
         self.skipped = 0
         """Sealed events not imported: their subject was forgotten."""
         self.running = False
@@ -248,6 +250,7 @@ class Inbox:
         try:
             await self.store.commit(commit)
             self.imported += 1
+            self._imported.inc()
         except IdempotencyConflict:
             pass  # delivered before, and imported then: one effect
 

@@ -43,6 +43,7 @@ from citadel.messaging.connection import BrokerConnection, open_connection
 from citadel.messaging.inbox import Inbox
 from citadel.messaging.relay import OutboxRelay
 from citadel.messaging.signing import ServiceKeys
+from citadel.metrics import metrics
 
 if TYPE_CHECKING:
     from citadel.messages import Message
@@ -180,9 +181,15 @@ class NatsBroker:
             return found
         except UnverifiedMessage as exc:
             self.refusals[(kind, exc.reason)] += 1
+            self._refused(exc.reason)
             actor, key_id = headers.get(wire.ACTOR, "")[:128], headers.get(wire.SIGNATURE, "").partition(":")[0][:64]
             log.warning("refused a %s on %s: %s (claimed actor %r, key id %r)", kind, subject, exc, actor, key_id)
             raise
+
+    @staticmethod
+    def _refused(reason: str) -> None:
+        """Count a refusal in the metrics (its reason is one of the few ``wire.verify`` gives)."""
+        metrics().signature_refusals.labels(reason).inc()
 
     def _first_time(self, tag: str) -> None:
         """Refuse a request this process has verified before, within its age limit: a captured request replayed

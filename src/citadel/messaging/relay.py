@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from citadel.errors import ConfigurationError
 from citadel.messages import SubjectForgotten, message_name
 from citadel.messaging.consumer import Consumer
+from citadel.metrics import metrics
 
 if TYPE_CHECKING:
     from citadel.messaging.forgetting import Announcer
@@ -62,6 +63,7 @@ class OutboxRelay(Consumer):
         self.announcer = announcer
         self.types = exported | {FORGOTTEN} if announcer is not None else exported
         self.published = 0
+        self._published = metrics().relay_published
 
     async def process(self, records: Sequence[RecordedEvent], upto: int) -> None:
         kept = [r for r in records if not r.forgotten and (r.type in self.exported or r.type == FORGOTTEN)]
@@ -79,5 +81,6 @@ class OutboxRelay(Consumer):
         if outgoing:
             await self.broker.publish(outgoing)
             self.published += len(outgoing)
+            self._published.inc(len(outgoing))
         await self.store.save_checkpoint(self.name, upto, self.lease)
         self.saved(upto)

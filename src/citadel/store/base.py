@@ -279,6 +279,12 @@ class EventStore(Protocol):
     async def head_position(self) -> int:
         """Return the position of the last committed event (0 for an empty store)."""
 
+    async def count_after(self, position: int) -> int:
+        """Return how many events after ``position`` subscribers may read now (up to ``head_position``)."""
+
+    async def read_last(self, limit: int) -> list[RecordedEvent]:
+        """Return the last ``limit`` events subscribers may read now, in position order."""
+
     async def last_position(self) -> int:
         """Return the highest position committed so far, which subscribers may not be able to read yet
         (PostgreSQL: while an older transaction is still in flight)."""

@@ -59,6 +59,11 @@ SELECT coalesce(max(tail), 0) FROM up WHERE cause <= $1
 """
 """Each reaction's event after ``$2``, walked up its causes (by primary key) while they are reactions' events after
 ``$1``: those whose walk reaches ``$1`` or before are the chains' events."""
+_COUNT_AFTER = f"SELECT count(*) FROM citadel.events WHERE position > $1 AND position < {_SAFE}"  # nosec B608 - constants
+_READ_LAST = (
+    f"SELECT * FROM (SELECT {_COLUMNS} FROM citadel.events WHERE position < {_SAFE} "  # nosec B608 - constants
+    "ORDER BY position DESC LIMIT $1) AS last_ ORDER BY position"
+)
 REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608 - constants
 
 
@@ -155,6 +160,19 @@ class PostgresReads:
         head = int(rows[0][0])
         self._head = max(self._head, head)
         return head
+
+    async def count_after(self, position: int) -> int:
+        """Return how many events after ``position`` a subscriber may read now: those below the bound of
+        ``head_position``, so a consumer at the head has none left, even while an older transaction is in flight
+        (positions are not dense here, so they are counted by the primary key, never subtracted)."""
+        rows = await self._fetch(_COUNT_AFTER, position)
+        return int(rows[0][0])
+
+    async def read_last(self, limit: int) -> list[RecordedEvent]:
+        """Return the last ``limit`` events a subscriber may read now, in position order."""
+        if limit <= 0:
+            return []
+        return await self._open(self._records(await self._fetch(_READ_LAST, limit)))
 
     async def last_position(self) -> int:
         """Return the highest committed position, readable or not yet (see ``citadel.store.postgres``)."""

@@ -36,6 +36,7 @@ import asyncpg
 
 from citadel.errors import ConcurrencyError, IdempotencyConflict, StoreError
 from citadel.messages import EventRegistry
+from citadel.metrics import metrics
 from citadel.store.base import CommitResult, ProjectionTarget
 from citadel.store.postgres_batch import INDEX_BITS, Batch, PgCommit
 from citadel.store.postgres_keys import ensure_keys
@@ -106,6 +107,12 @@ class PostgresWriter:
         self._idle = asyncio.Event()
         self.transactions = 0
         self.retried = 0  # transactions or savepoints PostgreSQL undid (deadlocks) and that were done again
+        recorded = metrics()
+        self._appended, self._sizes, self._seconds = (
+            recorded.events_appended,
+            recorded.commit_batch_size,
+            recorded.commit_duration,
+        )
 
     def start(self) -> None:
         """Start the writer tasks."""
@@ -156,6 +163,7 @@ class PostgresWriter:
             if not jobs:
                 continue
             self._writing += 1
+            began = time.perf_counter()
             try:
                 last = await self._write(jobs)
             except asyncio.CancelledError:
@@ -175,19 +183,23 @@ class PostgresWriter:
                 if not self._writing and not self._queue:
                     self._idle.set()
             self.transactions += 1
+            self._sizes.observe(len(jobs))
+            self._seconds.observe(time.perf_counter() - began)
             if last:
                 self._on_commit(last)
 
     async def _write(self, jobs: list[PgCommit]) -> int:
         async with self._pool.acquire() as connection:
-            if (sealer := self._sealer) is not None:
+            sealer = self._sealer
+            if sealer is not None:
                 needed = {k for job in jobs for a in job.appends for k in a.keys}
                 needed.update(sealer.result_key(j.appends, j.idempotency.module) for j in jobs if j.idempotency)
                 await ensure_keys(connection, sealer, needed)
+                sealer = sealer.pinned(needed)  # the keyring may be cleared while the batch awaits its reads
             for attempt in range(TRANSIENT_RETRIES + 1):
                 try:
                     async with connection.transaction():
-                        outcomes, last = await self._fast(connection, jobs)
+                        outcomes, last = await self._fast(connection, jobs, sealer)
                     break
                 except BROKEN:
                     raise
@@ -197,20 +209,25 @@ class PostgresWriter:
                         continue
                     log.debug("batch of %d commits takes the savepoint path: %r", len(jobs), exc)
                     async with connection.transaction():
-                        outcomes, last = await self._careful(connection, jobs)
+                        outcomes, last = await self._careful(connection, jobs, sealer)
                     break
+        appended = 0
         for job, outcome in zip(jobs, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                appended += sum(len(a.encoded) for a in job.appends)
             if job.future.done():
                 continue
             if isinstance(outcome, BaseException):
                 job.future.set_exception(outcome)
             else:
                 job.future.set_result(outcome)
+        if appended:
+            self._appended.inc(appended)
         return last
 
-    async def _begin(self, connection: Any) -> Batch:
+    async def _begin(self, connection: Any, sealer: Sealer | None) -> Batch:
         xid = await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")
-        return Batch(xid, time.time(), self._sealer, self._ttl)
+        return Batch(xid, time.time(), sealer, self._ttl)
 
     async def _read_heads(self, connection: Any, batch: Batch, jobs: list[PgCommit]) -> None:
         """Read what the keys of the snapshots ``jobs`` write go by (``snapshot_heads``), when the store encrypts."""
@@ -218,12 +235,12 @@ class PostgresWriter:
         if self._sealer is not None and streams:
             batch.heads.update(await snapshot_heads(connection, self._sealer, list(streams)))
 
-    async def _fast(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
+    async def _fast(self, connection: Any, jobs: list[PgCommit], sealer: Sealer | None) -> tuple[list[Any], int]:
         streams = list({a.stream_id for job in jobs for a in job.appends})
         keys = [job.idempotency.key for job in jobs if job.idempotency is not None]
         now = time.time()
         rows = await connection.fetch(_BEGIN, streams, keys, now - self._ttl)
-        batch = Batch(rows[0][0], now, self._sealer, self._ttl)
+        batch = Batch(rows[0][0], now, sealer, self._ttl)
         await self._read_heads(connection, batch, jobs)
         versions: dict[str, int] = dict.fromkeys(streams, 0)
         versions.update((r[1], r[2]) for r in rows if r[1] is not None)
@@ -245,8 +262,8 @@ class PostgresWriter:
         self.retried += 1
         await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
 
-    async def _careful(self, connection: Any, jobs: list[PgCommit]) -> tuple[list[Any], int]:
-        batch = await self._begin(connection)
+    async def _careful(self, connection: Any, jobs: list[PgCommit], sealer: Sealer | None) -> tuple[list[Any], int]:
+        batch = await self._begin(connection, sealer)
         outcomes: list[Any] = []
         for job in jobs:
             for attempt in range(TRANSIENT_RETRIES + 1):

@@ -78,6 +78,17 @@ class Sealer:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
         self._request_mac: Any = None
+        self._pinned: Mapping[str, Any] = {}
+
+    def pinned(self, key_ids: Iterable[str]) -> Sealer:
+        """A sealer that keeps the ciphers of ``key_ids`` opened now, whatever happens to the keyring meanwhile: a
+        batch prepares its keys, then awaits its reads, during which a reconnected listener may clear the
+        keyring (keys forgotten while it was away). What a batch seals with a key forgotten meanwhile is as unreadable
+        as the rest of that subject's events: its key is gone."""
+        twin = Sealer(self.keyring)
+        twin._request_mac = self._request_mac
+        twin._pinned = {k: c for k in key_ids if (c := self.keyring.cipher(k)) is not None}
+        return twin
 
     def use_request_key(self, stored: WrappedKey) -> None:
         """Key request hashes with the stored ``REQUEST_KEY`` (kept apart from the keyring, which may be
@@ -132,7 +143,7 @@ class Sealer:
                 self.keyring.open(key_id, master_id, wrapped)
 
     def _cipher(self, key_id: str) -> Any:
-        cipher = self.keyring.cipher(key_id)
+        cipher = self._pinned.get(key_id) or self.keyring.cipher(key_id)
         if cipher is None:
             if key_id in self.keyring.forgotten:
                 raise PayloadForgotten(f"{key_id} was forgotten: nothing more can be stored about it")

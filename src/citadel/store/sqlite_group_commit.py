@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
 from citadel.errors import LeaseLost, StoreError
+from citadel.metrics import metrics
 from citadel.store.sqlite_checkpoint import Checkpointer
 from citadel.store.sqlite_transaction import WriteJob, WriteTransaction
 
@@ -52,6 +54,14 @@ class GroupCommitWriter:
         self._checkpointer: Checkpointer | None = None
         self.transactions = 0
         self.jobs = 0
+        recorded = metrics()
+        self._appended, self._sizes, self._seconds = (
+            recorded.events_appended,
+            recorded.commit_batch_size,
+            recorded.commit_duration,
+        )
+        self._batch_head = 0  # the log's head when the batch's transaction began
+        self._batch_began = 0.0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open the writer; jobs' futures resolve on ``loop``.
@@ -108,7 +118,7 @@ class GroupCommitWriter:
         if tx.db.in_transaction:
             return True
         tx.rolled_back()
-        self._done(tx, jobs)
+        self._done(tx, jobs, committed=False)
         return False
 
     def _run_jobs(self, tx: WriteTransaction, jobs: list[WriteJob], *, begun: bool = False) -> None:
@@ -134,11 +144,16 @@ class GroupCommitWriter:
         tx.head = head
         self._fail(jobs, exc)
 
-    def _done(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
-        """The batch committed (or its only job failed and rolled it back): resolve the jobs."""
+    def _done(self, tx: WriteTransaction, jobs: list[WriteJob], *, committed: bool = True) -> None:
+        """The batch committed (or, not ``committed``, its only job failed and rolled it back): resolve the jobs."""
         tx.committed()
         self.transactions += 1
         self.jobs += len(jobs)
+        if committed:
+            self._sizes.observe(len(jobs))
+            self._seconds.observe(time.perf_counter() - self._batch_began)
+            if tx.head > self._batch_head:
+                self._appended.inc(tx.head - self._batch_head)
         self._deliver(jobs, tx.head)
 
     def _redo_carefully(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
@@ -156,6 +171,9 @@ class GroupCommitWriter:
         """Run the batch's jobs in a new transaction (``begun``: already started); False when one failed after
         writing and others ran without a savepoint (the batch must be redone carefully)."""
         tx.begin(started=begun)
+        self._batch_head = tx.head
+        if not careful:
+            self._batch_began = time.perf_counter()
         for job in jobs:
             job.result, job.error, job.writing = None, None, False
             job.prepare(tx)

@@ -131,6 +131,8 @@ class CommitJob(WriteJob):
                 self.result_key = self.sealer.result_key(self.appends, self.idempotency.module)
                 needed.add(self.result_key)
             ensure_keys(tx, self.sealer, self.sealer.missing(needed))
+            # A writer thread seals while the loop may clear the keyring (keys forgotten by another process).
+            self.sealer = self.sealer.pinned(needed)
 
     def needs_savepoint(self) -> bool:
         # Only inline projections can fail once writing has begun. Asked by the writer just before running, so

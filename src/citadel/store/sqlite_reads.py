@@ -167,6 +167,22 @@ class SQLiteReads:
             self._on_commit(head)
         return head
 
+    async def count_after(self, position: int) -> int:
+        """Return how many committed events come after ``position`` (a count over the primary key's range)."""
+        return int(
+            self._db.execute("SELECT count(*) FROM citadel_events WHERE position > ?", (position,)).fetchone()[0]
+        )
+
+    async def read_last(self, limit: int) -> list[RecordedEvent]:
+        """Return the last ``limit`` committed events, in position order."""
+        if limit <= 0:
+            return []
+        where = (
+            "WHERE position >= coalesce((SELECT position FROM citadel_events ORDER BY position DESC LIMIT 1 "
+            "OFFSET ?), 0) ORDER BY position"
+        )
+        return self._open(select_events(self._db, where, (limit - 1,), self.registry))
+
     async def last_position(self) -> int:
         """Return the highest committed position (on SQLite, readable at once: the same as the head)."""
         return await self.head_position()

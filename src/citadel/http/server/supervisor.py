@@ -97,6 +97,7 @@ def run_workers(
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
     background: Callable[[Callable[[], None]], None] | None = None,
+    exited: Callable[[int], None] | None = None,
     **options: Any,
 ) -> int:
     """Serve in ``workers`` forked processes; replace a worker that dies; return the exit status.
@@ -108,7 +109,7 @@ def run_workers(
 
     ``background``, when given, runs in one more forked process that serves no requests (the application's
     consumers, say), replaced like a worker when it dies; it calls the function it is given once it has
-    started, and returns on SIGTERM.
+    started, and returns on SIGTERM. ``exited`` is told the id of each child process that has ended.
     """
 
     signals = {signal.SIGTERM, signal.SIGINT}
@@ -180,6 +181,8 @@ def run_workers(
             except InterruptedError:  # pragma: no cover - PEP 475 retries os.wait
                 continue
             found = alive.pop(pid, None)
+            if exited is not None:
+                exited(pid)
             if found is None or stopping:
                 continue
             started, slot = found
