@@ -21,7 +21,11 @@ test: lint types unit
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
-	$(BIN)/bandit -c pyproject.toml -q -r src -ll
+	@# bandit warns "nosec encountered (B608), but no failed test" for every f-string that a `# nosec B608`
+	@# rightly waives (PyCQA/bandit#1204, open): those lines alone are left out; its status is kept.
+	@out=$$($(BIN)/bandit -c pyproject.toml -q -r src -ll 2>&1); status=$$?; \
+		printf '%s\n' "$$out" | grep -v 'nosec encountered (B608), but no failed test' | grep -v '^$$' || true; \
+		exit $$status
 
 types: $(STAMP)
 	$(BIN)/mypy src

@@ -68,7 +68,7 @@ class Pruner:
                 return total
 
     async def _run(self) -> None:
-        await asyncio.sleep(self.interval * random.uniform(0.5, 1.0))  # nosec B311 - spreading, not secrecy
+        await asyncio.sleep(self.interval * random.uniform(0.5, 1.0))  # nosec B311  # spreading, not secrecy
         while True:
             try:
                 await self.prune()

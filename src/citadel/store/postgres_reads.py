@@ -36,18 +36,18 @@ _COLUMNS = (
 )
 _SAFE = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {INDEX_BITS})"
 READ_ALL = (
-    f"SELECT {_COLUMNS} FROM citadel.events WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2"  # nosec B608 - validated identifiers, bound values
+    f"SELECT {_COLUMNS} FROM citadel.events WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2"  # nosec B608  # validated identifiers, bound values
 )
 _E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in _COLUMNS.split(","))
 # The page's end (the position of its ``limit``-th readable event), and the page's events of some types: every
 # row carries the end, and a page without such events is one row of the end and NULLs (none: an empty page).
 _READ_ALL_OF = (
-    "WITH page AS (SELECT max(position) AS upto FROM (SELECT position FROM citadel.events "  # nosec B608 - validated identifiers, bound values
+    "WITH page AS (SELECT max(position) AS upto FROM (SELECT position FROM citadel.events "  # nosec B608  # validated identifiers, bound values
     f"WHERE position >= $1 AND position < {_SAFE} ORDER BY position LIMIT $2) AS window_) "
     f"SELECT page.upto, {_E_COLUMNS} FROM page LEFT JOIN citadel.events AS e "
     "ON e.position >= $1 AND e.position <= page.upto AND e.type = ANY($3::text[]) ORDER BY e.position"
 )
-HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"  # nosec B608 - validated identifiers, bound values
+HEAD = f"SELECT coalesce(max(position), 0) FROM citadel.events WHERE position < {_SAFE}"  # nosec B608  # validated identifiers, bound values
 _CHAIN_END = """
 WITH RECURSIVE up (tail, cause) AS (
     SELECT position, causation_position FROM citadel.events WHERE position > $2 AND causation_position IS NOT NULL
@@ -59,12 +59,12 @@ SELECT coalesce(max(tail), 0) FROM up WHERE cause <= $1
 """
 """Each reaction's event after ``$2``, walked up its causes (by primary key) while they are reactions' events after
 ``$1``: those whose walk reaches ``$1`` or before are the chains' events."""
-_COUNT_AFTER = f"SELECT count(*) FROM citadel.events WHERE position > $1 AND position < {_SAFE}"  # nosec B608 - constants
+_COUNT_AFTER = f"SELECT count(*) FROM citadel.events WHERE position > $1 AND position < {_SAFE}"  # nosec B608  # constants
 _READ_LAST = (
-    f"SELECT * FROM (SELECT {_COLUMNS} FROM citadel.events WHERE position < {_SAFE} "  # nosec B608 - constants
+    f"SELECT * FROM (SELECT {_COLUMNS} FROM citadel.events WHERE position < {_SAFE} "  # nosec B608  # constants
     "ORDER BY position DESC LIMIT $1) AS last_ ORDER BY position"
 )
-REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608 - constants
+REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608  # constants
 
 
 class PostgresReads:
@@ -124,7 +124,7 @@ class PostgresReads:
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         """Return a stream's events from ``from_version`` on, in version order."""
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM citadel.events WHERE stream_id = $1 AND version >= $2 ORDER BY version",  # nosec B608 - validated identifiers, bound values
+            f"SELECT {_COLUMNS} FROM citadel.events WHERE stream_id = $1 AND version >= $2 ORDER BY version",  # nosec B608  # validated identifiers, bound values
             stream_id,
             from_version,
         )

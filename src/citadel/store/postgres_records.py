@@ -109,7 +109,7 @@ async def park(connection: Any, sealer: Sealer | None, consumer: str, record: An
 
 async def dead_letters(connection: Any, sealer: Sealer | None, consumer: str | None) -> list[DeadLetter]:
     """The dead letters (of ``consumer``), oldest first, their error texts opened where their keys exist."""
-    sql = f"SELECT {LETTER_COLUMNS} FROM citadel.dead_letters"  # nosec B608 - constant text
+    sql = f"SELECT {LETTER_COLUMNS} FROM citadel.dead_letters"  # nosec B608  # constant text
     if consumer is None:
         rows = await connection.fetch(sql + " ORDER BY id")
     else:

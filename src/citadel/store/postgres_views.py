@@ -60,7 +60,7 @@ def _drop_field_only_index(schema: str, name: str) -> str:
     old one equals (after a field named like ``<f>__key``, or PostgreSQL's truncation of long names) is
     dropped. ``schema`` and ``name`` are made of identifiers that ``View`` validates."""
     return (
-        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "  # nosec B608 - validated identifiers
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "  # nosec B608  # validated identifiers
         "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
         f"WHERE n.nspname = '{schema}' AND c.relname = '{name}' AND i.indnatts = 1 AND NOT i.indisunique) "
         f'THEN DROP INDEX "{schema}"."{name}"; END IF; END $$'
@@ -76,7 +76,7 @@ class _ViewSQL:
         self.view = view
         self.table = table = table_name(view)
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
-        self.select = f"SELECT doc FROM {table} WHERE key = $1"  # nosec B608 - validated identifiers, bound values
+        self.select = f"SELECT doc FROM {table} WHERE key = $1"  # nosec B608  # validated identifiers, bound values
         self.fields = frozenset(view.indexes) | frozenset(view.unique)
 
     def decode(self, doc: str | None) -> Any:
@@ -97,7 +97,7 @@ class _ViewSQL:
     def find_sql(self, where: dict[str, Any], limit: int) -> tuple[str, list[Any]]:
         clause, params = self.where(where)
         params.append(limit)
-        return f"SELECT doc FROM {self.table}{clause} ORDER BY key LIMIT ${len(params)}", params  # nosec B608 - validated identifiers, bound values
+        return f"SELECT doc FROM {self.table}{clause} ORDER BY key LIMIT ${len(params)}", params  # nosec B608  # validated identifiers, bound values
 
 
 class ViewBuffer:
@@ -154,15 +154,15 @@ class PostgresViewWriter(_ViewSQL):
         self._buffer = buffer
         table = self.table
         self._put = (
-            f"INSERT INTO {table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc"  # nosec B608 - validated identifiers, bound values
+            f"INSERT INTO {table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc"  # nosec B608  # validated identifiers, bound values
         )
-        self._merge = f"UPDATE {table} SET doc = doc || $2::jsonb WHERE key = $1"  # nosec B608 - validated identifiers, bound values
+        self._merge = f"UPDATE {table} SET doc = doc || $2::jsonb WHERE key = $1"  # nosec B608  # validated identifiers, bound values
         self._increment = (
-            f"INSERT INTO {table} (key, doc) VALUES ($1, jsonb_build_object($2::text, $3::numeric)) "  # nosec B608 - validated identifiers, bound values
+            f"INSERT INTO {table} (key, doc) VALUES ($1, jsonb_build_object($2::text, $3::numeric)) "  # nosec B608  # validated identifiers, bound values
             f"ON CONFLICT (key) DO UPDATE SET doc = jsonb_set({table}.doc, ARRAY[$2::text], "
             f"to_jsonb(coalesce(({table}.doc ->> $2::text)::numeric, 0) + $3::numeric))"
         )
-        self._delete = f"DELETE FROM {table} WHERE key = $1"  # nosec B608 - validated identifiers, bound values
+        self._delete = f"DELETE FROM {table} WHERE key = $1"  # nosec B608  # validated identifiers, bound values
 
     def put(self, key: str, doc: Any) -> None:
         self._buffer.ops.append((self._put, (key, _json(doc)), self.view))
@@ -183,7 +183,7 @@ class PostgresViewWriter(_ViewSQL):
     def clear(self) -> None:
         """Delete every document (used by rebuilds)."""
         self._buffer.keep_order = True
-        self._buffer.ops.append((f"DELETE FROM {self.table} WHERE $1::int = 1", (1,), self.view))  # nosec B608 - validated identifiers, bound values
+        self._buffer.ops.append((f"DELETE FROM {self.table} WHERE $1::int = 1", (1,), self.view))  # nosec B608  # validated identifiers, bound values
 
     async def get(self, key: str) -> Any:
         await self._buffer.flush()
@@ -206,7 +206,7 @@ class PostgresViewReader(_ViewSQL):
     def __init__(self, view: View[Any], pool: Any) -> None:
         super().__init__(view)
         self._pool = pool
-        self.select_many = f"SELECT key, doc FROM {self.table} WHERE key = ANY($1::text[])"  # nosec B608 - validated identifiers, bound values
+        self.select_many = f"SELECT key, doc FROM {self.table} WHERE key = ANY($1::text[])"  # nosec B608  # validated identifiers, bound values
         self.batch: TurnBatch[str, str | None] = TurnBatch(self._read_many, None)
 
     async def get(self, key: str) -> Any:
@@ -223,7 +223,7 @@ class PostgresViewReader(_ViewSQL):
 
     async def count(self, **where: Any) -> int:
         clause, params = self.where(where)
-        return int(await self._pool.fetchval(f"SELECT count(*) FROM {self.table}{clause}", *params))  # nosec B608 - validated identifiers, bound values
+        return int(await self._pool.fetchval(f"SELECT count(*) FROM {self.table}{clause}", *params))  # nosec B608  # validated identifiers, bound values
 
 
 async def apply_handler(result: Awaitable[None] | None) -> None:

@@ -56,11 +56,11 @@ log = logging.getLogger("citadel.store.postgres")
 _STREAM_VERSION = "coalesce((SELECT max(e.version) FROM citadel.events AS e WHERE e.stream_id = s.stream_id), 0)"
 # The transaction id, the current version of each stream, and which idempotency keys are taken, in one query.
 _BEGIN = (
-    f"SELECT pg_current_xact_id()::text::bigint, s.stream_id, {_STREAM_VERSION}, "  # nosec B608 - constant text
+    f"SELECT pg_current_xact_id()::text::bigint, s.stream_id, {_STREAM_VERSION}, "  # nosec B608  # constant text
     "(SELECT array_agg(key) FROM citadel.idempotency WHERE key = ANY($2::text[]) AND recorded_at >= $3) "
     "FROM (SELECT 1) AS one LEFT JOIN unnest($1::text[]) AS s(stream_id) ON true"
 )
-_VERSIONS = f"SELECT s.stream_id, {_STREAM_VERSION} FROM unnest($1::text[]) AS s(stream_id)"  # nosec B608 - constant text
+_VERSIONS = f"SELECT s.stream_id, {_STREAM_VERSION} FROM unnest($1::text[]) AS s(stream_id)"  # nosec B608  # constant text
 
 TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 """Errors after which PostgreSQL has undone the transaction (or savepoint) and the same work may succeed."""

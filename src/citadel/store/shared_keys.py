@@ -95,7 +95,7 @@ def _read_sqlite(db: sqlite3.Connection, key_ids: list[str]) -> dict[str, Wrappe
     for start in range(0, len(key_ids), 500):
         chunk = key_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        query = f"SELECT key_id, master_id, wrapped FROM citadel_keys WHERE key_id IN ({marks})"  # nosec B608 - placeholders only
+        query = f"SELECT key_id, master_id, wrapped FROM citadel_keys WHERE key_id IN ({marks})"  # nosec B608  # placeholders only
         found.update({row[0]: (row[1], bytes(row[2])) for row in db.execute(query, chunk)})
     return found
 

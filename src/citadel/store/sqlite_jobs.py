@@ -41,9 +41,9 @@ EVENT_COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, recorded_at, "
     "correlation_id, causation_id, actor"
 )
-_INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608 - validated identifiers, bound values
+_INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # nosec B608  # validated identifiers, bound values
 _INSERT_CAUSED = (  # a reaction's events, with the position of the event it answered
-    f"INSERT INTO citadel_events ({EVENT_COLUMNS}, causation_position) VALUES ({', '.join('?' * 12)})"  # nosec B608 - validated identifiers, bound values
+    f"INSERT INTO citadel_events ({EVENT_COLUMNS}, causation_position) VALUES ({', '.join('?' * 12)})"  # nosec B608  # validated identifiers, bound values
 )
 _SNAPSHOT = "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) VALUES (?, ?, ?, ?)"
 
@@ -70,7 +70,7 @@ def run_handler(result: Awaitable[None] | None) -> None:
 
 def select_events(db: Any, where: str, params: tuple[Any, ...], registry: EventRegistry) -> list[RecordedEvent]:
     """Run ``SELECT <event columns> FROM citadel_events <where>`` and wrap the rows."""
-    rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()  # nosec B608 - validated identifiers, bound values
+    rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()  # nosec B608  # validated identifiers, bound values
     return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
 
 

@@ -56,7 +56,7 @@ def read_keys(db: Any, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        rows = db.execute(f"SELECT key_id, master_id, wrapped FROM citadel_keys WHERE key_id IN ({marks})", chunk)  # nosec B608 - validated identifiers, bound values
+        rows = db.execute(f"SELECT key_id, master_id, wrapped FROM citadel_keys WHERE key_id IN ({marks})", chunk)  # nosec B608  # validated identifiers, bound values
         found.update((row[0], (row[1], row[2])) for row in rows)
     return found
 

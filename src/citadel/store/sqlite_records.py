@@ -79,14 +79,14 @@ def snapshot_key(tx: WriteTransaction, sealer: Sealer, stream_id: str) -> str | 
     and of every event after it (this transaction's included), or None: no snapshot (``Sealer.snapshot_key``)."""
     db = tx.db
     previous = db.execute(
-        f"SELECT version, {_KEY_OF.format('data')} FROM citadel_snapshots WHERE stream_id = ?",  # nosec B608 - constant text
+        f"SELECT version, {_KEY_OF.format('data')} FROM citadel_snapshots WHERE stream_id = ?",  # nosec B608  # constant text
         (stream_id,),
     ).fetchone()
     since, heads = (0, []) if previous is None else (previous[0], [previous[1]])
     heads += [
         row[0]
         for row in db.execute(
-            f"SELECT {_KEY_OF.format('data')} FROM citadel_events WHERE stream_id = ? AND version > ? ORDER BY version",  # nosec B608 - constant text
+            f"SELECT {_KEY_OF.format('data')} FROM citadel_events WHERE stream_id = ? AND version > ? ORDER BY version",  # nosec B608  # constant text
             (stream_id, since),
         )
     ]
@@ -127,7 +127,7 @@ def park(tx: WriteTransaction, sealer: Sealer | None, consumer: str, record: Any
 
 def dead_letters(db: Any, sealer: Sealer | None, consumer: str | None) -> list[DeadLetter]:
     """The dead letters (of ``consumer``), oldest first, their error texts opened where their keys exist."""
-    sql = f"SELECT {LETTER_COLUMNS} FROM citadel_dead_letters"  # nosec B608 - constant text
+    sql = f"SELECT {LETTER_COLUMNS} FROM citadel_dead_letters"  # nosec B608  # constant text
     params: tuple[Any, ...] = ()
     if consumer is not None:
         sql += " WHERE consumer = ?"

@@ -53,7 +53,7 @@ class _ViewSQL:
         self.view = view
         self.table = table = table_name(view)
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
-        self.select = f'SELECT doc FROM "{table}" WHERE key = ?'  # nosec B608 - validated identifiers, bound values
+        self.select = f'SELECT doc FROM "{table}" WHERE key = ?'  # nosec B608  # validated identifiers, bound values
         self.fields = frozenset(view.indexes) | frozenset(view.unique)
 
     def decode(self, doc: str | None) -> Any:
@@ -77,7 +77,7 @@ class _ViewSQL:
 
     async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
         clause, params = self.where(where)
-        rows = self._db.execute(f'SELECT doc FROM "{self.table}"{clause} ORDER BY key LIMIT ?', (*params, limit))  # nosec B608 - validated identifiers, bound values
+        rows = self._db.execute(f'SELECT doc FROM "{self.table}"{clause} ORDER BY key LIMIT ?', (*params, limit))  # nosec B608  # validated identifiers, bound values
         return [self.decode(r[0]) for r in rows]
 
 
@@ -96,11 +96,11 @@ class SQLiteViewWriter(_ViewSQL):
         super().__init__(view, connection)
         table = self.table
         # Upsert on the key only: INSERT OR REPLACE would silently delete rows that clash on a unique field.
-        self._put = f'INSERT INTO "{table}" (key, doc) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc'  # nosec B608 - validated identifiers, bound values
-        self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'  # nosec B608 - validated identifiers, bound values
-        self._delete = f'DELETE FROM "{table}" WHERE key = ?'  # nosec B608 - validated identifiers, bound values
+        self._put = f'INSERT INTO "{table}" (key, doc) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc'  # nosec B608  # validated identifiers, bound values
+        self._merge = f'UPDATE "{table}" SET doc = json_patch(doc, ?) WHERE key = ?'  # nosec B608  # validated identifiers, bound values
+        self._delete = f'DELETE FROM "{table}" WHERE key = ?'  # nosec B608  # validated identifiers, bound values
         self._increment = (
-            f'INSERT INTO "{table}" (key, doc) VALUES (?1, json_object(?2, ?3)) '  # nosec B608 - validated identifiers, bound values
+            f'INSERT INTO "{table}" (key, doc) VALUES (?1, json_object(?2, ?3)) '  # nosec B608  # validated identifiers, bound values
             "ON CONFLICT (key) DO UPDATE SET doc = json_set(doc, ?4, coalesce(json_extract(doc, ?4), 0) + ?3)"
         )
         self._holds = not view.unique
@@ -168,7 +168,7 @@ class SQLiteViewWriter(_ViewSQL):
     def clear(self) -> None:
         """Delete every document (used by rebuilds)."""
         self.discard()  # what a clear deletes anyway
-        self._db.execute(f'DELETE FROM "{self.table}"')  # nosec B608 - validated identifiers, bound values
+        self._db.execute(f'DELETE FROM "{self.table}"')  # nosec B608  # validated identifiers, bound values
 
     async def get(self, key: str) -> Any:
         self.flush()
@@ -184,5 +184,5 @@ class SQLiteViewReader(_ViewSQL):
 
     async def count(self, **where: Any) -> int:
         clause, params = self.where(where)
-        row = self._db.execute(f'SELECT count(*) FROM "{self.table}"{clause}', params).fetchone()  # nosec B608 - validated identifiers, bound values
+        row = self._db.execute(f'SELECT count(*) FROM "{self.table}"{clause}', params).fetchone()  # nosec B608  # validated identifiers, bound values
         return int(row[0])
