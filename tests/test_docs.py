@@ -1,11 +1,13 @@
 """Every code block of the README and of the docs pages runs, each by its language (``tests/docs/blocks.py``
-says how); a page added to ``docs/`` is picked up on its own."""
+says how); a page added to ``docs/`` or a folder in it is picked up on its own. The site (``mkdocs.yml``) lists
+every page; ``make lint`` builds it with ``mkdocs build --strict``, which fails on a broken link."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
 import citadel.errors
 from tests.docs import session
@@ -100,3 +102,26 @@ def test_json_in_the_comment_lines_below_a_command_is_what_it_must_print(tmp_pat
     page.write_text('```sh\necho \'{"a": 1, "b": 2}\' -d\n# {"a": 1,\n#  "b": 3}\n```\n')
     with pytest.raises(AssertionError, match=r'page\.md:2: the command failed(.|\n)*expected \{"a": 1, "b": 3\}'):
         run_page(page, tmp_path / "work")
+
+
+def nav_pages(entries: list[object]) -> list[str]:
+    """The pages of a ``nav`` of ``mkdocs.yml``, in order, sections flattened."""
+    pages: list[str] = []
+    for entry in entries:
+        value = next(iter(entry.values())) if isinstance(entry, dict) else entry
+        pages += nav_pages(value) if isinstance(value, list) else [str(value)]
+    return pages
+
+
+def test_the_site_navigation_lists_every_docs_page_once() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    listed = nav_pages(config["nav"])
+    present = sorted(str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md"))
+    assert sorted(listed) == present
+    assert len(listed) == len(set(listed)), "a page is in the navigation twice"
+
+
+def test_the_site_starts_with_getting_started() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["nav"][0] == {"Getting started": "index.md"}
+    assert (ROOT / "docs" / "index.md").read_text().startswith("# Getting started\n")

@@ -19,7 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -72,6 +72,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_wait: float = 30.0
     """The most seconds a query's ``Citadel-Wait`` may ask to wait for ``min_position`` (422 beyond)."""
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    """How ``citadel serve`` writes log lines to standard error: ``text`` (``key=value`` pairs) or ``json`` (one
+    object per line); see ``citadel.logs``."""
+    log_requests: bool = True
+    """Log one line per HTTP request (``citadel.http.access``); failures are logged either way."""
     lease_ttl: float = 5.0
     consumers: str = "workers"
     """Where async projections and process managers run: ``workers`` (in the serving processes, which compete
@@ -144,12 +149,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Development mode (``CITADEL_DEV=1``; ``make run`` sets it): missing development secrets and keys are created,
     and serving is refused on addresses other than loopback. Without it, a missing secret is an error."""
     idempotency_ttl: float = 86400.0
+    """Seconds an idempotency record (a command's result, kept for retries) is kept before it is pruned."""
     metrics: bool = True
     """Serve Prometheus metrics at ``/metrics`` (to administrators and to ``metrics_token``) and record them."""
     metrics_token: str | None = None
     """The bearer token a Prometheus scraper sends to ``/metrics`` (``CITADEL_METRICS_TOKEN``); without it only
     administrators' tokens are accepted."""
-    """Seconds an idempotency record (a command's result, kept for retries) is kept before it is pruned."""
 
 
 def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -29,6 +29,7 @@ import msgspec
 from citadel import setup
 from citadel.config import Settings, load_settings
 from citadel.errors import ConfigurationError
+from citadel.extras import require
 from citadel.http.clients import TrustedProxies
 from citadel.http.server.limits import Limits
 from citadel.loading import load_application
@@ -67,9 +68,19 @@ def _backlog(settings: Settings) -> int:
 
 
 def _log_to_stderr(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr
-    )
+    from citadel.logs import configure_logs
+
+    configure_logs(level=settings.log_level, log_format=settings.log_format)
+
+
+def _say(settings: Settings, text: str, *, warning: bool = False) -> None:
+    """Tell the operator ``text``: printed, or with JSON logs, a log line (so that every line is JSON)."""
+    if settings.log_format == "json":
+        logging.getLogger("citadel").log(logging.WARNING if warning else logging.INFO, text)
+    elif warning:
+        print(f"Citadel: WARNING: {text}", file=sys.stderr, flush=True)
+    else:
+        print(f"Citadel: {text}", flush=True)
 
 
 def _asgi(settings: Settings, *, buckets: SharedBuckets | None = None, share: int = 1) -> Any:
@@ -150,6 +161,8 @@ def serve(settings: Settings) -> None:
         )
     if settings.workers < 1:
         raise ConfigurationError(f"workers must be at least 1, not {settings.workers}")
+    if settings.server == "granian":
+        require("granian", "granian", "serving with granian")
     if settings.server == "granian" and settings.consumers == "process":
         raise ConfigurationError(
             "consumers = process needs Citadel's server: with granian, set consumers = none and run "
@@ -164,14 +177,15 @@ def serve(settings: Settings) -> None:
     tls = tls_files(settings)
     limits = server_limits(settings)
     TrustedProxies(settings.trusted_proxies)  # fails here, with its message, not in every worker
+    _log_to_stderr(settings)
     settings = _checked(settings, "serve")
     url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
-    print(
-        f"Citadel: serving {settings.app} on {url} with {settings.server} "
+    _say(
+        settings,
+        f"serving {settings.app} on {url} with {settings.server} "
         f"(docs: {url}/docs, store: {masked(settings.store or '')}, workers: {settings.workers}"
         f"{_CONSUMERS_SAID[settings.consumers]}{', TLS 1.3 only' if tls else ''}"
         f"{', development mode' if settings.dev else ''})",
-        flush=True,
     )
     if settings.server == "granian":
         _serve_granian(settings, tls)
@@ -202,7 +216,7 @@ def _checked(settings: Settings, command: str) -> Settings:
     if not isinstance(store, str):
         raise ConfigurationError(f"`citadel {command}` needs a store URL; pass --store or set store in citadel.toml")
     for warning in prepare(settings):
-        print(f"Citadel: WARNING: {warning}", file=sys.stderr, flush=True)
+        _say(settings, warning, warning=True)
     keys = setup.master_keys(settings)
     setup.verifier(settings)
     setup.broker(settings)  # its connection files and service keys, checked once here
@@ -231,9 +245,9 @@ def consume(settings: Settings) -> None:
     """
     if not settings.app:
         raise ConfigurationError("no application given: pass APP (e.g. examples.shop:app) or set app in citadel.toml")
-    settings = _checked(settings, "consume")
     _log_to_stderr(settings)
-    print(f"Citadel: running the consumers of {settings.app} (store: {masked(settings.store or '')})", flush=True)
+    settings = _checked(settings, "consume")
+    _say(settings, f"running the consumers of {settings.app} (store: {masked(settings.store or '')})")
     _consume(settings, lambda: None)
 
 

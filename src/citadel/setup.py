@@ -336,6 +336,7 @@ def assemble(
         trusted_proxies=settings.trusted_proxies,
         metrics=settings.metrics,
         metrics_token=settings.metrics_token,
+        log_requests=settings.log_requests,
     )
 
 

@@ -81,8 +81,8 @@ def shown(page: Path) -> str:
 
 
 def pages() -> list[Path]:
-    """The README and every page in ``docs/``, new ones included."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """The README and every page under ``docs/`` (its subfolders too), new ones included."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 PAGES = pages()

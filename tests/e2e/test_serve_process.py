@@ -57,7 +57,8 @@ class Server:
     pid: int = 0
 
     def log(self) -> str:
-        return self.output.read_text(errors="replace")[-4000:]
+        """Everything the server printed (its access log included)."""
+        return self.output.read_text(errors="replace")
 
 
 def free_port() -> int:
@@ -101,7 +102,7 @@ def serving(
         try:
             yield server
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- server output ---\n{server.log()}") from exc
+            raise AssertionError(f"{exc}\n--- server output (its end) ---\n{server.log()[-4000:]}") from exc
     finally:
         stop(process)
 

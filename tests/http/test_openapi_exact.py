@@ -19,7 +19,7 @@ from mini import build
 from citadel import Application, Module, Query, QueryContext
 from citadel.context import is_safe_id
 from citadel.http import create_asgi
-from citadel.http.docs import markdown, summary_and_description
+from citadel.http.docstrings import markdown, summary_and_description
 from citadel.http.openapi import IDEMPOTENCY_KEY, decimal_at_most, openapi_document, position_schema
 from citadel.topology import MAX_POSITION
 from examples.shop import build_app

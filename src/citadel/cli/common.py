@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from citadel.app import Application
 from citadel.config import Settings, load_settings
@@ -47,7 +48,7 @@ LetterArg = Annotated[int | None, typer.Argument(help="the dead letter's id (see
 
 def fail(message: str) -> NoReturn:
     """Print ``message`` as the command's error and exit with status 2."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # shown as written: pip's [extras] too
     raise typer.Exit(2)
 
 

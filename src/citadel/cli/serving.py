@@ -101,6 +101,9 @@ def serve(
             rich_help_panel=_LIMITS,
         ),
     ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="log lines as text (key=value, the default) or json (one object a line)")
+    ] = None,
     dev: DevOpt = False,
 ) -> None:
     """Serve the application over HTTP.

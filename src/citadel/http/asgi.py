@@ -28,8 +28,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from citadel.app import Application
+from citadel.http.access_log import log_request
+from citadel.http.access_log import log_requests as logged
 from citadel.http.admission import Admission
-from citadel.http.docs import docs_page
+from citadel.http.docs import docs_routes
 from citadel.http.endpoints import Authenticator, Endpoints, anonymous
 from citadel.http.naming import command_path, query_path
 from citadel.http.openapi import openapi_document
@@ -65,6 +67,7 @@ def create_asgi(
     trusted_proxies: Iterable[str] = (),
     metrics: bool = True,
     metrics_token: str | None = None,
+    log_requests: bool = True,
 ) -> Starlette:
     """Return the ASGI application serving ``application``'s contracts over HTTP.
 
@@ -84,6 +87,8 @@ def create_asgi(
             headers name the client (for the buckets and the logs).
         metrics: serve ``GET /metrics`` and record requests, dispatches and commits (``citadel.metrics``).
         metrics_token: the bearer token a scraper sends to ``/metrics``; administrators may read it too.
+        log_requests: log one line per request on ``citadel.http.access`` (see ``access_log``); failures are
+            logged either way.
 
     Raises:
         ConfigurationError: a trusted proxy is not an address or network.
@@ -106,24 +111,26 @@ def create_asgi(
     )
     admins = {"admin"} if application.policy is None else application.policy.superusers
     routes: list[tuple[str, str, Endpoint]] = []
+    message_types: dict[str, str] = {}  # a route's message's stable name, for its log lines
     for module in application.modules.values():
         for command_type in module.commands:
             if module.is_exposed(command_type):
                 path = command_path(module.name, command_type.__name__)
                 routes.append(("POST", path, endpoints.command(command_type)))
+                message_types[path] = module.message_name(command_type)
         for query_type in module.queries:
             if module.is_exposed(query_type):
                 path = query_path(module.name, query_type.__name__)
                 routes.append(("GET", path, endpoints.query(module.name, query_type)))
+                message_types[path] = module.message_name(query_type)
     title = application.title or title
     document = openapi_document(application, title=title, max_body=max_body, max_wait=max_wait)
     openapi = constant((200, _encoder.encode(document), JSON, []))
-    docs = constant((200, docs_page(title).encode(), b"text/html; charset=utf-8", []))
     routes += [
         ("GET", "/health", constant(json_reply({"status": "ok"}))),
         ("GET", "/ready", readiness(application, authenticate, admins)),
         ("GET", "/schema/openapi.json", openapi),
-        ("GET", "/docs", docs),
+        *docs_routes(title),
     ]
     watch = None
     unrouted: dict[str, Callable[[int], None]] = {}
@@ -132,6 +139,10 @@ def create_asgi(
         watch = ConsumerWatch(application, recorded)
         routes.append(("GET", "/metrics", metrics_endpoint(watch, authenticate, admins, metrics_token)))
         routes = [(method, path, count_requests(e, recorded, path, method)) for method, path, e in routes]
+    routes = [
+        (method, path, logged(e, path, method, message_types.get(path), lines=log_requests))
+        for method, path, e in routes
+    ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -150,6 +161,8 @@ def create_asgi(
             if count is None:
                 count = unrouted[method] = status_counter(recorded, OTHER_ROUTE, method)
             count(status)
+        if log_requests:
+            log_request(method_label(request.method), OTHER_ROUTE, status, {"problem": found.type})
         return problem_response(found, dict(headers) if headers else None)
 
     @contextlib.asynccontextmanager

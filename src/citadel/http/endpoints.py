@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope
 from citadel.app import Application
 from citadel.context import ANONYMOUS, Actor, DispatchContext
 from citadel.errors import InvalidMessage, RateLimited
+from citadel.http.access_log import noted
 from citadel.http.admission import caller_address
 from citadel.http.problems import field_problem, problem, validation_problem
 from citadel.http.raw import (
@@ -149,10 +150,12 @@ class Endpoints:
             try:
                 actor = await self.authenticate(Request(scope, _replay(body, receive)))
                 limits = await self._admit(scope, actor, rule)
-                context = DispatchContext(
-                    actor=actor,
-                    idempotency_key=None if key is None else f"http:{actor.subject}:{key}",
-                    correlation_id=safe_id(headers.get(b"x-correlation-id")) or "",  # "": a new one
+                context = noted(
+                    DispatchContext(
+                        actor=actor,
+                        idempotency_key=None if key is None else f"http:{actor.subject}:{key}",
+                        correlation_id=safe_id(headers.get(b"x-correlation-id")) or "",  # "": a new one
+                    )
                 )
                 outcome = await application.execute(command, context)
             except Exception as exc:
@@ -229,7 +232,15 @@ class Endpoints:
             try:
                 actor = await self.authenticate(Request(scope, receive))
                 limits = await self._admit(scope, actor, rule)
-                context = DispatchContext(actor=actor, min_position=min_position, position_of=position_of, wait=wait)
+                context = noted(
+                    DispatchContext(
+                        actor=actor,
+                        min_position=min_position,
+                        position_of=position_of,
+                        wait=wait,
+                        correlation_id=_correlation_id(scope),
+                    )
+                )
                 result = await application.query(query, context)
             except Exception as exc:
                 return failure_reply(exc, limits)
@@ -254,6 +265,14 @@ class Endpoints:
         except ValueError:
             return None
         return wait if 0.0 <= wait <= self.max_wait else None  # NaN fails both comparisons; inf the second
+
+
+def _correlation_id(scope: Scope) -> str:
+    """The request's ``X-Correlation-Id`` if ``safe_id`` allows it, else "" (the dispatch gets a new one)."""
+    for header, value in scope["headers"]:
+        if header == b"x-correlation-id":
+            return safe_id(value) or ""
+    return ""
 
 
 def _is_list(annotation: Any) -> bool:

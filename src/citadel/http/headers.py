@@ -25,22 +25,33 @@ _API = [
     (b"cache-control", b"no-store"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
-# The docs page runs its own inline script and calls the API of the same origin, nothing else.
+# The docs page runs the app's own scripts and stylesheets (whose icons are data: images) and calls the API of the
+# same origin, nothing else.
 _DOCS = [
     *_COMMON,
     (
         b"content-security-policy",
-        b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
-        b"frame-ancestors 'none'",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     ),
 ]
+# The docs page's assets say how long they may be cached (their URL changes with their content).
+_ASSETS = [*_COMMON, (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")]
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
-_CHOICES = {(False, False): _API, (False, True): [*_API, _HSTS], (True, False): _DOCS, (True, True): [*_DOCS, _HSTS]}
+_CHOICES = {
+    (kind, https): [*headers, _HSTS] if https else headers
+    for kind, headers in (("api", _API), ("docs", _DOCS), ("assets", _ASSETS))
+    for https in (False, True)
+}
 
 
 def security_headers(path: str, scheme: str | None, *, docs_path: str = "/docs") -> list[tuple[bytes, bytes]]:
     """Return the security headers of a response to ``path`` (a shared list: copy it to change it)."""
-    return _CHOICES[path.endswith(docs_path), scheme == "https"]
+    if path.endswith(docs_path):
+        kind = "docs"
+    else:  # on every response: the f-string only for a path that may be an asset
+        kind = "assets" if "/assets/" in path and f"{docs_path}/assets/" in path else "api"
+    return _CHOICES[kind, scheme == "https"]
 
 
 class SecurityHeaders:

@@ -3,7 +3,7 @@
 The document is exact: what it allows, the endpoints accept, and what it refuses, they refuse. Every parameter
 and header the endpoints check carries the same constraints (``min_position``'s range and form,
 ``Idempotency-Key``'s length and characters), and every route lists the problems it can answer. Docstrings
-become summaries and descriptions in Markdown (see ``docs.markdown``).
+become summaries and descriptions in Markdown (see ``docstrings.markdown``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from citadel.http.docs import markdown, summary_and_description
+from citadel.http.docstrings import markdown, summary_and_description
 from citadel.http.naming import command_path, query_path
 from citadel.http.problems import Problem
 from citadel.topology import MAX_POSITION

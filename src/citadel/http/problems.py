@@ -5,13 +5,14 @@ not match the message are 422 (with ``errors`` naming each field), an unknown ro
 refused or conflicting command is 409. Only a failure of our own is a 500, with no detail: an unexpected
 exception, or a wiring mistake (``ConfigurationError``; ``UnknownMessage``, since a route exists only for a
 message the application handles, so one raised behind it is a handler using a type nothing handles). Either
-is logged with its message.
+is logged at ERROR with its stack trace and the request's fields (``access_log``), in the log only.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import msgspec
 from starlette.responses import Response
@@ -35,6 +36,8 @@ from citadel.errors import (
     Unauthenticated,
     UnknownMessage,
 )
+from citadel.http.access_log import request_fields
+from citadel.logs import FIELDS
 
 __all__ = [
     "MEDIA_TYPE",
@@ -138,10 +141,15 @@ def from_exception(exc: BaseException) -> tuple[Problem, dict[str, str]]:
             detail = "the store is unavailable, retry shortly" if isinstance(exc, StoreError) else str(exc)
             return Problem(_type(slug), title, status, detail), headers
     if isinstance(exc, (ConfigurationError, UnknownMessage)):
-        log.error("the application is wired wrongly: %s", exc, exc_info=exc)
+        log.error("the application is wired wrongly: %s", exc, exc_info=exc, extra=_failure())
     elif not isinstance(exc, CitadelError):
-        log.exception("unexpected error while handling a request", exc_info=exc)
+        log.exception("unexpected error while handling a request", exc_info=exc, extra=_failure())
     return Problem(_type("internal-error"), "Internal error", 500, "an unexpected error occurred; it was logged"), {}
+
+
+def _failure() -> dict[str, Any]:
+    """The fields of a failure's log line: the request's (see ``access_log``), answered with 500."""
+    return {FIELDS: {**request_fields(), "status": 500}}
 
 
 def problem(status: int, slug: str, title: str, detail: str) -> Problem:

@@ -32,9 +32,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js import api
-
 from citadel.errors import ConfigurationError, IdempotencyConflict, UnverifiedMessage
 from citadel.messaging import wire
 from citadel.metrics import metrics
@@ -100,6 +97,8 @@ class Inbox:
         """Create (or find) the durable consumer and start importing."""
         # NATS 2.10 filters on several subjects; before it, one consumer takes every message of the stream (in
         # stream order, as it must) and the inbox acknowledges those it does not need without importing them.
+        from nats.js import api
+
         several = self.broker.server_version >= (2, 10)
         config = api.ConsumerConfig(
             durable_name=self.durable,
@@ -175,6 +174,8 @@ class Inbox:
         return f"inbox.{self.exporter_of(subject)}"
 
     async def _run(self, subscription: Any) -> None:
+        from nats.errors import TimeoutError as NatsTimeout
+
         while self.running:
             try:
                 messages = await subscription.fetch(batch=200, timeout=1.0)

@@ -31,15 +31,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js import api
-
 from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, PositionNotWritten, ServiceUnavailable, UnverifiedMessage
+from citadel.extras import require
 from citadel.ids import new_id
 from citadel.messaging import wire
-from citadel.messaging.connection import BrokerConnection, open_connection
+from citadel.messaging.connection import BrokerConnection
 from citadel.messaging.inbox import Inbox
 from citadel.messaging.relay import OutboxRelay
 from citadel.messaging.signing import ServiceKeys
@@ -80,6 +77,7 @@ class NatsBroker:
         max_age: float = 60.0,
         connection: BrokerConnection | None = None,
     ) -> None:
+        require("nats", "nats", "a NATS broker")
         # The URL's user and password or token move into the connection: the URL kept (and shown) has none.
         url, self.connection = (connection or BrokerConnection()).for_url(url)
         server, _, path = url.partition("://")[2].partition("/")
@@ -108,6 +106,10 @@ class NatsBroker:
             ServiceUnavailable: NATS cannot be reached within the timeout, or did not create the events stream
                 (JetStream is off, or this service's NATS user may not).
         """
+        from nats.js import api
+
+        from citadel.messaging.nats_client import open_connection
+
         self._require_keys()
         self._nc = await open_connection(self.url, self.connection, name="citadel", timeout=self.timeout)
         self.js = self._nc.jetstream()
@@ -232,6 +234,8 @@ class NatsBroker:
             UnverifiedMessage: the answer does not verify, or the owning service refused the request's signature.
             The error the owning service raised, rebuilt (DomainError, NotFound, ...).
         """
+        from nats import errors
+
         subject = f"{self.prefix}.rpc.{name}"
         headers = wire.headers_of(name, context)
         wait = context.wait if context.min_position else 0.0
@@ -240,9 +244,9 @@ class NatsBroker:
             signed = self.signed(wire.REQUEST, subject, body, headers)  # at each attempt: a fresh timestamp
             try:
                 reply = await self._nc.request(subject, body, timeout=self.timeout + wait, headers=signed)
-            except NoRespondersError:
+            except errors.NoRespondersError:
                 raise ServiceUnavailable(f"no service runs {name.split('.')[0]} right now; retry shortly") from None
-            except NatsTimeout:
+            except errors.TimeoutError:
                 if attempt + 1 < attempts:
                     continue
                 raise ServiceUnavailable(f"the service that runs {name.split('.')[0]} did not answer in time") from None
@@ -342,11 +346,13 @@ class NatsBroker:
         Raises:
             UnverifiedMessage: the answer does not verify.
         """
+        from nats import errors
+
         message_id = new_id()
         headers = self.signed(kind, subject, body, {wire.MESSAGE_ID: message_id})
         try:
             reply = await self._nc.request(subject, body, timeout=wait + self.timeout, headers=headers)
-        except (NoRespondersError, NatsTimeout):
+        except (errors.NoRespondersError, errors.TimeoutError):
             return None
         return reply.data, self._answer_of(reply, message_id), headers
 

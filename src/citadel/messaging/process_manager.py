@@ -112,7 +112,7 @@ class ProcessManagerConsumer(Consumer):
     Up to ``concurrency`` streams of a page react at once (a stream's own events in order). Each reaction waits
     for its command's commit, so the consumer's rate is about ``concurrency`` per commit cycle: too few at once,
     and under the 10,000-user load (``bench/vu.py``) the shop's invoicing fell far behind in bursts; the figures
-    are in the benchmark docs.
+    are in ``docs/benchmarks/history.md``.
     """
 
     def __init__(

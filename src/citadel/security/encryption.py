@@ -169,13 +169,13 @@ class Keyring:
     """Data keys by id: the keys already opened, and the master keys to open or make more.
 
     A store asks it for ciphers, and tells it which wrapped keys it read or must write; the keyring never
-    touches the database itself. Opened keys are kept as their 32 bytes; the ciphers built from them (about
-    2.5 KB each) are kept for the ``CIPHERS`` most recently built only, so that memory grows by bytes, not
+    touches the database itself. Opened keys are kept as their 32 bytes; the ciphers built from them,
+    many times larger, are kept for the ``CIPHERS`` most recently built only, so that memory grows by bytes, not
     kilobytes, per subject (one key per person: millions of them).
     """
 
     CIPHERS = 4096
-    """How many ciphers are kept ready; another key's cipher is rebuilt on use (about 1.5 us)."""
+    """How many ciphers are kept ready; another key's cipher is rebuilt on use, which is cheap."""
 
     def __init__(self, master: MasterKeys) -> None:
         self.master = master

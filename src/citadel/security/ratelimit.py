@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from citadel.errors import ConfigurationError
+from citadel.extras import require
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -137,7 +138,7 @@ def _rule_fields(rule: RateRule) -> tuple[str, str, bytes, bytes]:
 
 
 def _whole_seconds(seconds: float) -> int:
-    # Round up, ignoring float noise: 30.000000000000004 seconds is 30, not 31.
+    # Round up, ignoring float noise: a wait of 30.000000000000004 is 30, not 31.
     return max(0, math.ceil(seconds - 1e-6))
 
 
@@ -266,11 +267,12 @@ class RedisRateLimiter:
     a warning (at most one each 10 s) and allows the request if ``fail_open``, else refuses it (retry after 1 s).
 
     Raises:
-        ConfigurationError: the URL is not a ``redis://``, ``rediss://`` or ``unix://`` URL, or ``timeout``
-            is not positive.
+        ConfigurationError: the URL is not a ``redis://``, ``rediss://`` or ``unix://`` URL, ``timeout`` is not
+            positive, or the ``redis`` extra is not installed.
     """
 
     def __init__(self, url: str, *, fail_open: bool = True, timeout: float = 0.25, prefix: str = "citadel:rl:") -> None:
+        require("redis", "redis", "Redis rate limiting")
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from citadel.errors import ConfigurationError
+from citadel.extras import require
 from citadel.messages import EventRegistry
 from citadel.store.base import EventStore
 
@@ -29,7 +30,8 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
     PostgreSQL.
 
     Raises:
-        ConfigurationError: the URL's scheme is unknown or its path is missing.
+        ConfigurationError: the URL's scheme is unknown or its path is missing, or PostgreSQL's extra is not
+            installed.
     """
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -47,6 +49,7 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
             options.setdefault("writer", query["writer"])
         return SQLiteEventStore(path, registry, **options)
     if parts.scheme in ("postgresql", "postgres"):
+        require("asyncpg", "postgres", "the PostgreSQL store")
         from citadel.store.postgres import PostgresEventStore
 
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
