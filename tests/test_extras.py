@@ -21,6 +21,7 @@ import pytest
 
 from citadel.errors import ConfigurationError
 from citadel.extras import EXTRAS, require
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 CITADEL = str(Path(sys.executable).parent / "citadel")
@@ -296,15 +297,3 @@ def ready(process: subprocess.Popen[bytes], url: str, timeout: float = 30) -> bo
                 return True
         time.sleep(0.1)
     return False
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Interrupt the server as Ctrl-C would; kill its process group if it does not stop."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

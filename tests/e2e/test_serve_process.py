@@ -39,6 +39,7 @@ from shopper import (
 
 from citadel.security.encryption import Keyring, MasterKeys
 from examples.shop import build_app
+from tests.processes import stop
 
 T = TypeVar("T")
 
@@ -154,18 +155,6 @@ def wait_until_healthy(process: subprocess.Popen[bytes], server: Server) -> None
                     return
             time.sleep(0.1)
     pytest.fail(f"citadel serve did not answer /health within {STARTUP} s:\n{server.log()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Interrupt the server (and its workers) and wait; kill its process group if it does not stop."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 async def steady(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], window: float = 1.0) -> T:

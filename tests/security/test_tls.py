@@ -13,7 +13,6 @@ import http.client
 import ipaddress
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -28,6 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root, so the server imports `examples`
 CITADEL = str(Path(sys.executable).parent / "citadel")
@@ -118,18 +119,6 @@ def handshake(port: int, context: ssl.SSLContext) -> str | None:
         context.wrap_socket(raw, server_hostname="localhost") as tls,
     ):
         return tls.version()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Interrupt the server (and its worker) and wait; kill its process group if it does not stop."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextlib.contextmanager
