@@ -67,13 +67,17 @@ def violations(errors: list[Exception], kind: str, subject: str) -> list[str]:
 async def test_a_service_publishes_its_own_modules_events(
     billing: tuple[Client, list[Exception]], watcher: tuple[Client, list[Msg]]
 ) -> None:
-    (client, errors), (_, seen) = billing, watcher
-    await published(client, "shop.events.billing.InvoiceOpened")
-    for _ in range(100):  # delivered, however busy the machine (an absence is only waited for SETTLE)
+    (client, errors), (shop, seen) = billing, watcher
+    for _ in range(3):  # a busy machine may drop nothing, but a retry tells a slow delivery from a refusal
+        await published(client, "shop.events.billing.InvoiceOpened")
+        for _ in range(100):  # delivered, however busy the machine (an absence is only waited for SETTLE)
+            if seen:
+                break
+            await asyncio.sleep(0.05)
         if seen:
             break
-        await asyncio.sleep(0.05)
-    assert [m.subject for m in seen] == ["shop.events.billing.InvoiceOpened"]
+    why = f"errors: {errors}; watcher connected: {shop.is_connected}; billing connected: {client.is_connected}"
+    assert {m.subject for m in seen} == {"shop.events.billing.InvoiceOpened"}, why
     assert errors == []
 
 
