@@ -83,5 +83,12 @@ bench-http: $(BENCH_STAMP)
 vu: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/vu.py $(VU_ARGS)
 
+# The scale-out rig (as root): N nodes in network namespaces on PostgreSQL and a NATS cluster, behind HAProxy,
+# under the shop's virtual users (about a minute); CLUSTER_ARGS for options, e.g. CLUSTER_ARGS="--nodes 2". It needs
+# the postgres and nats extras, which the project's environment holds.
+.PHONY: cluster
+cluster: $(STAMP)
+	$(BIN)/python bench/cluster.py $(CLUSTER_ARGS)
+
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) var .mypy_cache .ruff_cache .pytest_cache

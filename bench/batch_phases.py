@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uvloop
 
 import store as store_bench
-from citadel.store import sqlite_writer
+from citadel.store.sqlite import writer as sqlite_writer
 from citadel.tuning import tune_for_serving
 
 _EVENT_TABLE = """CREATE TABLE citadel_events (

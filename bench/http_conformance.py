@@ -75,7 +75,7 @@ def serve_citadel(port: int, limits: CaseLimits) -> None:
     from citadel.http.server import bind, serve_forever
     from tests.http.conformance import citadel_options
 
-    serve_forever(lambda: echo, [bind("127.0.0.1", port)], **citadel_options(limits))
+    serve_forever(lambda slot: echo, [bind("127.0.0.1", port)], **citadel_options(limits))
 
 
 class Processes:

@@ -72,7 +72,7 @@ def serve_citadel(port: int, workers: int) -> None:
     queues = accept_queues(BACKLOG)
     run_workers(
         workers,
-        lambda: hello,
+        lambda slot: hello,
         lambda: listeners("127.0.0.1", port, queues, backlog=BACKLOG),
         limits=Limits(max_connections_per_client=0),
     )

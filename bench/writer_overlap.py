@@ -26,7 +26,7 @@ import uvloop
 
 from citadel import Application
 from citadel.store.sqlite import SQLiteEventStore
-from citadel.store.sqlite_writer import LoopWriter
+from citadel.store.sqlite.writer import LoopWriter
 from citadel.tuning import SWITCH_INTERVAL, tune_gc
 from store import Deposit, command_module
 

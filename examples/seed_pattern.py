@@ -14,7 +14,19 @@ import asyncio
 import sys
 from typing import Any
 
-from citadel import NO_STREAM, Application, Command, CommandContext, Event, Module, Projector, Query, QueryContext, View
+from citadel import (
+    NO_STREAM,
+    Application,
+    Command,
+    CommandContext,
+    Event,
+    Module,
+    ProjectionContext,
+    Projector,
+    Query,
+    QueryContext,
+    View,
+)
 
 
 class CreateOrder(Command, name="orders.CreateOrder"):
@@ -35,8 +47,8 @@ class ReadModelProjector(Projector):
 
     views = View("orders")
 
-    def handle_ordercreated(self, event: OrderCreated) -> None:
-        self.views[event.order_id] = {"status": "created", "total": event.total}
+    def handle_ordercreated(self, event: OrderCreated, ctx: ProjectionContext) -> None:
+        ctx.view(self.views)[event.order_id] = {"status": "created", "total": event.total}
 
 
 async def create_order(command: CreateOrder, ctx: CommandContext) -> dict[str, Any]:

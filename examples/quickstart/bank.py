@@ -11,6 +11,7 @@ from citadel import (
     DomainError,
     Event,
     Module,
+    ProjectionContext,
     Projector,
     Query,
     QueryContext,
@@ -73,12 +74,11 @@ ACCOUNT = Account.decider()
 class Balances(Projector):
     accounts = View("accounts", indexes=("owner",))
 
-    def handle_accountopened(self, event: AccountOpened) -> None:
-        self.accounts[event.account_id] = {"owner": event.owner, "balance": 0}
+    def handle_accountopened(self, event: AccountOpened, ctx: ProjectionContext) -> None:
+        ctx.view(self.accounts)[event.account_id] = {"owner": event.owner, "balance": 0}
 
-    async def handle_deposited(self, event: Deposited) -> None:
-        row = await self.accounts.get(event.account_id)
-        self.accounts.merge(event.account_id, balance=row["balance"] + event.amount)
+    def handle_deposited(self, event: Deposited, ctx: ProjectionContext) -> None:
+        ctx.view(self.accounts).increment(event.account_id, "balance", event.amount)
 
 
 # Handlers: the framework loads, commits, retries on conflicts, and stores idempotency records.

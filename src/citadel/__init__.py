@@ -10,6 +10,7 @@ from citadel.boundaries import check
 from citadel.bus import CallNext, CommandBus, Middleware, QueryBus
 from citadel.config import Settings, load_settings
 from citadel.context import ANONYMOUS, SYSTEM, Actor, DispatchContext
+from citadel.deployment import Deployment, WorkerSlot
 from citadel.domain import Aggregate, Decider, decides, evolves
 from citadel.errors import (
     AccessDenied,
@@ -42,7 +43,7 @@ from citadel.ids import new_id
 from citadel.messages import Command, Event, EventRegistry, Message, Query, SubjectForgotten, Upcaster
 from citadel.messaging import ProcessManager, RetryPolicy
 from citadel.module import Module
-from citadel.projection import ProjectionContext, Projector
+from citadel.projection import ProjectionContext, Projector, handles
 from citadel.setup import configure
 from citadel.store import NO_STREAM, EventStore, Metadata, RecordedEvent, open_store
 from citadel.views import View, ViewReader, ViewWriter
@@ -64,6 +65,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "Decider",
+    "Deployment",
     "DispatchContext",
     "DomainError",
     "DuplicateHandler",
@@ -108,10 +110,12 @@ __all__ = [
     "View",
     "ViewReader",
     "ViewWriter",
+    "WorkerSlot",
     "check",
     "configure",
     "decides",
     "evolves",
+    "handles",
     "load_settings",
     "new_id",
     "open_store",

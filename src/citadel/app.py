@@ -1,41 +1,51 @@
 """The application: the one composition root that wires modules, buses, store and consumers.
 
 Building an ``Application`` only validates and wires (no I/O, nothing global); ``start()`` opens the store,
-creates the views, and starts async projections and process managers; ``stop()`` undoes it::
+creates the views, and starts async projections and process managers, as its ``Deployment`` says; ``stop()``
+undoes it::
 
     app = Application([users, orders, billing], store="sqlite:///var/shop.db")
     async with app:
         result = await app.dispatch(CreateOrder(...))
+
+The parts live beside it, each given what it needs rather than the application: ``citadel.composition`` (the
+modules checked and bound), ``citadel.placement`` (which modules run here), ``citadel.consumer_set`` (consumer
+supervision), ``citadel.topology`` (the link to other services), and ``citadel.operating`` (dead letters,
+projection status and rebuilds, mixed in).
 """
 
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from citadel.authorizing import authorization_middleware
-from citadel.bus import CommandBus, Middleware, QueryBus
-from citadel.composition import MessageOwnership, bind_read_models, in_dependency_order
+from citadel.bus import AsyncHandler, CommandBus, Handler, Middleware, QueryBus
+from citadel.composition import Composition
 from citadel.consumer_set import ConsumerSet
 from citadel.context import DispatchContext
-from citadel.dead_letters import discard_dead_letter, retry_dead_letter
-from citadel.errors import ConfigurationError, StoreError
+from citadel.deployment import Deployment
+from citadel.errors import StoreError
 from citadel.handling import Receipt, current_receipt
 from citadel.ids import new_id
-from citadel.messages import Command, Event, EventRegistry, Message, Query
-from citadel.messaging.consumer import Consumer
-from citadel.module import Module, check_dependencies
+from citadel.messages import Command, Event, Message, Query
+from citadel.module import Module
+from citadel.operating import Operating
 from citadel.pipeline import command_step, query_step
-from citadel.projection_admin import ProjectionStatus, find_projection, projection_statuses
-from citadel.projection_runner import Progress, rebuild
+from citadel.placement import HERE, Placement, Routes
+from citadel.projection_admin import ProjectionStatus
 from citadel.security.encryption import Keyring
 from citadel.security.rbac import Policy
-from citadel.store.base import DeadLetter, EventStore
+from citadel.store.base import EventStore
 from citadel.store.url import open_store
 from citadel.topology import Broker, Topology
+from citadel.views import View, ViewReader
 
 __all__ = ["Application", "Outcome", "ProjectionStatus"]
+
+D = TypeVar("D")
+_Steps = dict[type[Any], tuple[Module, Handler, AsyncHandler]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +60,12 @@ class Outcome:
     here, else ``module:number`` (each service has its own log; see ``citadel.topology``)."""
 
 
-class Application:
+class Application(Operating):
     """Composes modules into one running system.
 
     Args:
         modules: the business modules; names unique, ``depends_on`` acyclic.
-        store: a store URL (``sqlite:///var/app.db``) or an ``EventStore``; may be overridden in ``start()``.
+        store: a store URL (``sqlite:///var/app.db``) or an ``EventStore``; a ``Deployment`` may name another.
         middleware: command-bus middleware, outermost first (query-bus middleware: ``query_middleware``).
         conflict_retries: how often a command is re-run on fresh state after a concurrency conflict.
         policy: who may send which message (``citadel.security.rbac``); None lets everyone send everything.
@@ -90,32 +100,34 @@ class Application:
         self.keyring = keyring
         self.idempotency_ttl = idempotency_ttl
         self.lease_ttl = lease_ttl
-        self.modules = {m.name: m for m in modules}
-        if len(self.modules) != len(modules):
-            raise ConfigurationError("two modules share a name; module names must be unique")
-        check_dependencies(self.modules)
-        self._store_spec = store
-        self._store: EventStore | None = None
-        self.registry = EventRegistry()
-        self._ownership = MessageOwnership(self.modules, self.registry)
+        self.composition = Composition(modules)
+        self.modules = self.composition.modules
+        self.registry = self.composition.registry
+        self.projections, self.views = self.composition.projections, self.composition.views
         self.policy = policy
-        guard = [] if policy is None else [authorization_middleware(self, self._ownership, policy)]
+        self._store_spec = store
+        self.deployment = Deployment()
+        """What ``start()`` runs when it is given no deployment (``citadel.configure`` sets it from settings)."""
+        self._store: EventStore | None = None
+        self._placement = Placement(self.modules, broker=False)
+        self._consumers: ConsumerSet | None = None
+        self._topology: Topology | None = None
+        self._forwarded: set[type[Message]] = set()  # what the buses forward to other services; kept in place
+        ownership = self.composition.ownership
+        guard = [] if policy is None else [authorization_middleware(self, ownership, policy, self._forwarded)]
         self.commands = CommandBus([*guard, *middleware])
         self.queries = QueryBus([*guard, *query_middleware])
+        self._command_steps: _Steps = {}
+        self._query_steps: _Steps = {}
         for module in modules:
             for command_type, handler in module.commands.items():
                 step = command_step(self, module, command_type, handler, conflict_retries=conflict_retries)
+                self._command_steps[command_type] = (module, handler, step)
                 self.commands.register(command_type, step)
             for query_type, handler in module.queries.items():
-                self.queries.register(query_type, query_step(self, module, handler))
-        self.projections, self.views = bind_read_models(self.modules, self.registry, self._ownership)
-        self._consumers = ConsumerSet(self)
+                self._query_steps[query_type] = (module, handler, query_step(self, module, handler))
+                self.queries.register(query_type, self._query_steps[query_type][2])
         self.node_id = ""  # this process, as the owner of consumer leases: new at every start
-        self.runs_consumers = True
-        """Whether ``start()`` (and ``async with``) runs the async projections and process managers here, unless
-        its ``consumers`` says otherwise; False where another process runs them (``citadel consume``)."""
-        self.topology = Topology(self, None, None)
-        self._deployment: tuple[list[str] | None, Broker | None] = (None, None)
         self._started = False
 
     # -- composition -----------------------------------------------------------------------------------
@@ -126,26 +138,62 @@ class Application:
         Raises:
             ConfigurationError: no module declares it.
         """
-        return self._ownership.owner_of(message_type)
+        return self.composition.ownership.owner_of(message_type)
 
     def permission_of(self, message_type: type[Message]) -> str:
         """The permission a message type needs: its ``permission=``, else its stable name."""
-        return self._ownership.permission_of(message_type)
+        return self.composition.ownership.permission_of(message_type)
 
     def dependency_order(self) -> list[Module]:
         """The modules, each after the modules it depends on."""
-        return in_dependency_order(self.modules)
+        return self.composition.dependency_order()
 
     def may_use(self, module: Module, message_type: type[Message]) -> bool:
         """Whether ``module`` may use ``message_type`` (its own, or a dependency's contract message)."""
-        return self._ownership.may_use(module, message_type)
+        return self.composition.ownership.may_use(module, message_type)
 
     def check_access(self, module: Module, message_type: type[Message], *, what: str | None = None) -> None:
         """Raise ``AccessDenied`` unless ``module`` may use ``message_type``.
 
         A module may use its own messages, and the contract messages of the modules it depends on.
         """
-        self._ownership.check_access(module, message_type, what=what)
+        self.composition.check_access(module, message_type, what=what)
+
+    def view_of(self, module: str, view: View[D]) -> View[D]:
+        """This application's copy of ``view`` (its declaration, as modules write it), which ``module`` owns: what
+        its store reads and writes (``app.store.view_reader(app.view_of("orders", ORDERS))``).
+
+        Raises:
+            AccessDenied: ``module`` does not own the view.
+        """
+        return self.composition.view_of(module, view)
+
+    def view_reader(self, view: View[D]) -> ViewReader[D]:
+        """Read access to the committed documents of one of this application's views, by its declaration (for
+        tests and tools; handlers read through their context).
+
+        Raises:
+            ConfigurationError: no module of the application declares the view.
+            StoreError: the application is not started.
+        """
+        return self.store.view_reader(self.view_of(self.composition.home_of(view), view))
+
+    def event_types(self) -> list[type[Event]]:
+        """Every registered event class."""
+        return [info.cls for info in self.registry]
+
+    # -- routing ---------------------------------------------------------------------------------------
+
+    def _route(self, routes: Routes) -> None:
+        """Register each message's handler on its bus where ``routes`` place it: a forwarder to the service that
+        runs its module, else its module's step here."""
+        self._forwarded.clear()
+        for bus, steps in ((self.commands, self._command_steps), (self.queries, self._query_steps)):
+            for message_type, (module, handler, step) in steps.items():
+                remote = routes.remote(module, message_type, handler)
+                if remote is not None:
+                    self._forwarded.add(message_type)
+                bus.replace(message_type, remote or step)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -160,72 +208,108 @@ class Application:
             raise StoreError("the application is not started; use `async with app:` or `await app.start()`")
         return self._store
 
-    def deploy(self, *, modules: Sequence[str] | None = None, broker: Broker | None = None) -> None:
-        """Run only ``modules`` here and reach the others through ``broker`` (a ``NatsBroker`` with its service
-        keys) when started (``start`` may still override either)."""
-        self._deployment = (list(modules) if modules else None, broker)
-
-    def use_store(self, store: str | EventStore) -> None:
-        """Replace the store given to the constructor (before ``start``), e.g. from settings."""
-        if self._started:
-            raise ConfigurationError("the store cannot change while the application runs; stop it first")
-        self._store_spec = store
-
     @property
     def store_spec(self) -> str | EventStore:
-        """The store URL (or store) the application will open."""
-        return self._store_spec
+        """The store URL (or store) the application will open: its deployment's, else its own."""
+        return self.deployment.store if self.deployment.store is not None else self._store_spec
+
+    @property
+    def runs_consumers(self) -> bool:
+        """Whether ``start()`` without a deployment runs the consumers here (``deployment.consumers``)."""
+        return self.deployment.consumers
+
+    @runs_consumers.setter
+    def runs_consumers(self, value: bool) -> None:
+        self.deployment = self.deployment.replace(consumers=value)
+
+    @property
+    def topology(self) -> Topology:
+        """This process's part of the application and its link to the other services, once started.
+
+        Raises:
+            StoreError: the application has never been started.
+        """
+        if self._topology is None:
+            raise StoreError("the application is not started; use `async with app:` or `await app.start()`")
+        return self._topology
 
     async def start(
         self,
+        deployment: Deployment | None = None,
         *,
         store: str | EventStore | None = None,
         consumers: bool | None = None,
         modules: Sequence[str] | None = None,
         broker: Broker | None = None,
     ) -> None:
-        """Open the store (``store`` overrides the constructor's), create views, and unless ``consumers`` is
-        False (tools that only read or rebuild; None: ``runs_consumers``), start async projections and process
-        managers.
+        """Open the store, create the views of the modules that run here, run their migrations and, unless the
+        deployment says otherwise, start their async projections and process managers, and the link to the
+        services that run the other modules (see ``citadel.deployment``).
 
-        With ``modules``, run only those here and reach the others through ``broker`` (a ``NatsBroker`` with the
-        service keys; a bare URL cannot connect), where other services run them (see ``citadel.topology``).
+        ``deployment`` defaults to ``self.deployment``; ``store``, ``consumers``, ``modules`` and ``broker``
+        change those fields of it.
         """
         if self._started:
             return
-        planned_modules, planned_broker = self._deployment
-        self.topology = Topology(self, modules or planned_modules, broker or planned_broker)
-        spec = store if store is not None else self._store_spec
+        plan = deployment or self.deployment
+        changes = {"store": store, "consumers": consumers, "modules": modules or None, "broker": broker or None}
+        plan = plan.replace(**{k: v for k, v in changes.items() if v is not None})
+        placement = Placement(self.modules, plan.modules, broker=plan.broker is not None)
+        spec = plan.store if plan.store is not None else self._store_spec
         # A new id at every start: forked worker processes built from one application object must not share it.
         self.node_id = new_id()
         if isinstance(spec, str):
-            self._store = open_store(spec, self.registry, keyring=self.keyring, idempotency_ttl=self.idempotency_ttl)
-        else:
-            self._store = spec
-        local = self.topology.local
+            spec = open_store(spec, self.registry, keyring=self.keyring, idempotency_ttl=self.idempotency_ttl)
+        self._store, self._placement = spec, placement
+        self._consumers = ConsumerSet(
+            self.composition,
+            spec,
+            local=placement.local,
+            dispatch=self.commands.dispatch,
+            node_id=self.node_id,
+            lease_ttl=self.lease_ttl,
+        )
+        self._topology = Topology(
+            self.composition,
+            placement,
+            plan.broker,
+            store=spec,
+            consumers=self._consumers,
+            serve=self._serve_here,
+            node_id=self.node_id,
+            lease_ttl=self.lease_ttl,
+            keyring=self.keyring,
+        )
+        await self._open(spec, placement, plan)
+        self._started = True
+
+    async def _open(self, store: EventStore, placement: Placement, plan: Deployment) -> None:
         for binding in self.projections.values():
-            if binding.inline and binding.module in local:
-                self._store.add_inline_projection(binding)
-        await self._store.open()
+            if binding.inline and placement.runs(binding.module):
+                store.add_inline_projection(binding)
+        await store.open()
         try:
-            await self._store.ensure_views([v for v in self.views if v.module in local])
+            await store.ensure_views([v for v in self.views if v.module is not None and placement.runs(v.module)])
             for module in self.dependency_order():
-                if module.migrations and module.name in local:
-                    await self._store.migrate_module(module.name, module.migrations)
-            if consumers is None:
-                consumers = self.runs_consumers
-            if consumers:
-                await self._consumers.start()
-                await self.topology.start()
+                if module.migrations and placement.runs(module.name):
+                    await store.migrate_module(module.name, module.migrations)
+            if plan.consumers and self._consumers is not None and self._topology is not None:
+                await self._consumers.start(plan.worker)
+                await self._topology.start()
+                if placement.partial:
+                    self._route(self._topology)
         except BaseException:
             await self.stop()
             raise
-        self._started = True
 
     async def stop(self) -> None:
-        """Stop consumers and close the store."""
-        await self.topology.stop()
-        await self._consumers.stop()
+        """Stop consumers and close the store; every message is handled here again until the next start."""
+        if self._forwarded:
+            self._route(HERE)
+        if self._topology is not None:
+            await self._topology.stop()
+        if self._consumers is not None:
+            await self._consumers.stop()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -250,14 +334,28 @@ class Application:
 
     async def execute(self, command: Command, context: DispatchContext | None = None) -> Outcome:
         """Dispatch a command and return its result with the position of its last event."""
+        result, receipt = await self._dispatch_here(command, context)
+        module = receipt.module or self.owner_of(type(command)).name
+        return Outcome(
+            result, receipt.position, receipt.replayed, self._placement.position_token(module, receipt.position)
+        )
+
+    async def _dispatch_here(self, message: Message, context: DispatchContext | None) -> tuple[Any, Receipt]:
+        """Dispatch ``message`` through its bus; return its result and the receipt its command step fills in."""
         receipt = Receipt()
         token = current_receipt.set(receipt)
         try:
-            result = await self.commands.dispatch(command, context)
+            if isinstance(message, Command):
+                return await self.commands.dispatch(message, context), receipt
+            return await self.queries.dispatch(message, context), receipt  # type: ignore[arg-type]
         finally:
             current_receipt.reset(token)
-        at = self.topology.position_token(receipt.module or self.owner_of(type(command)).name, receipt.position)
-        return Outcome(result, receipt.position, receipt.replayed, at)
+
+    async def _serve_here(self, message: Message, context: DispatchContext) -> tuple[Any, Receipt]:
+        """Handle a message another service sent: first catch up to its ``min_position``, if it has one."""
+        if context.min_position:
+            await self._catch_up_for(message, context)
+        return await self._dispatch_here(message, context)
 
     def query(self, query: Query, context: DispatchContext | None = None) -> Coroutine[Any, Any, Any]:
         """Run a query through the query bus and return its handler's result (a coroutine to await).
@@ -276,80 +374,24 @@ class Application:
         return self.queries.dispatch(query, context)  # the bus's coroutine itself: no wrapper per query
 
     async def _query_caught_up(self, query: Query, context: DispatchContext) -> Any:
-        if self.topology.runs(self.owner_of(type(query)).name):
-            await self.topology.catch_up_for(query, context)
+        if self._placement.runs(self.owner_of(type(query)).name):
+            await self._catch_up_for(query, context)
         return await self.queries.dispatch(query, context)
+
+    async def _catch_up_for(self, message: Message, context: DispatchContext) -> None:
+        """Wait until the read models of ``message``'s module reflect ``context.min_position``, once the policy's
+        role-level check has let its actor through: who may not send ``message`` at all is refused before any
+        waiting. (Whether it owns the target is checked later, on the caught-up read models.)"""
+        if self.policy is not None:
+            self.policy.precheck(context.actor, self.permission_of(type(message)))
+        module = self.owner_of(type(message)).name
+        await self.topology.catch_up(module, context.min_position, context.position_of, context.wait)
 
     async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:
         """Run a query on behalf of ``module`` (which must be allowed to ask it)."""
-        self.check_access(module, type(query))
+        self.composition.ownership.check_access(module, type(query))
         return await self.queries.dispatch(query, context)
 
-    # -- dead letters ----------------------------------------------------------------------------------
-
-    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
-        """The events consumers gave up on (parked after their retries), oldest first."""
-        return await self.store.dead_letters(consumer)
-
-    async def retry_dead_letter(self, letter_id: int) -> None:
-        """Process a parked event again, as its consumer would, and remove it from the dead letters.
-
-        A projection applies it in the same transaction that removes the letter; a process manager dispatches its
-        commands again (with the same idempotency keys, so what succeeded before is not repeated); an inbox
-        imports the broker's message again (once, by its message id).
-
-        Raises:
-            NotFound: there is no such dead letter (already retried or discarded?).
-            ConfigurationError: its consumer is not part of this application or this service.
-            Whatever processing raises: the event stays parked, with the cause to fix.
-        """
-        await retry_dead_letter(self, self._consumers, letter_id)
-
-    async def discard_dead_letter(self, letter_id: int) -> DeadLetter:
-        """Remove a parked event without processing it (its effect is given up); return what was removed.
-
-        Raises:
-            NotFound: there is no such dead letter.
-        """
-        return await discard_dead_letter(self.store, letter_id)
-
-    # -- consumers -------------------------------------------------------------------------------------
-
-    @property
-    def consumers(self) -> dict[str, Consumer]:
-        """The running consumers by name: async projections, process managers, and the outbox relay."""
-        found = self._consumers.by_name()
-        if self.topology.relay is not None:
-            found[self.topology.relay.name] = self.topology.relay
-        return found
-
-    async def projection_status(self) -> list[ProjectionStatus]:
-        """Return each projection's position and lag (inline projections never lag)."""
-        return await projection_statuses(self.projections, self._consumers.projections, self.store)
-
-    async def rebuild_projection(self, name: str, *, progress: Progress | None = None) -> int:
-        """Empty a projection's views and replay the log into them; return the position reached.
-
-        Raises:
-            ConfigurationError: there is no projection of that name.
-        """
-        binding = find_projection(self.projections, name)
-        runner = self._consumers.projections.get(name)
-        return await rebuild(binding, self.store, runner, progress=progress, owner=self.node_id)
-
-    async def wait_for_module(self, module: str, position: int, timeout: float) -> bool:
-        """Wait until the async projections of ``module``, and the process managers that can lead to it, have
-        processed ``position`` and the reaction chains that start at or before it (``citadel.reactions``).
-
-        Inline projections are current with every commit, so a module that no consumer changes never waits.
-        Returns False when ``timeout`` passes first.
-        """
-        return await self._consumers.wait_for_module(module, position, timeout)
-
-    async def wait_for_projection(self, name: str, position: int, timeout: float) -> bool:
-        """Wait until projection ``name`` has processed ``position``; False on timeout."""
-        return await self._consumers.wait_for_projection(name, position, timeout)
-
-    def event_types(self) -> list[type[Event]]:
-        """Every registered event class."""
-        return [info.cls for info in self.registry]
+    def forgotten_events(self, subject: str, module: str) -> list[Event]:
+        """The events that record in this log that ``module`` forgot ``subject`` (``Topology.forgotten_events``)."""
+        return self.topology.forgotten_events(subject, module)

@@ -1,34 +1,29 @@
-"""The consumers an ``Application`` runs in this process: an ``AsyncProjection`` for each async projection and a
-``ProcessManagerConsumer`` for each process manager of its local modules, started and stopped together.
+"""Supervising the consumers one process runs for an application: an ``AsyncProjection`` for each async
+projection and a ``ProcessManagerConsumer`` for each process manager of its local modules, started and stopped
+together, shared out over the node's serving workers, and waited for by read-your-writes queries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from citadel.context import DispatchContext
 from citadel.messages import Command
 from citadel.messaging.consumer import Consumer
 from citadel.messaging.process_manager import Dispatch, ProcessManagerConsumer
-from citadel.module import Module
 from citadel.projection_runner import AsyncProjection
 from citadel.reactions import consumers_leading_to, wait_for_chains
-from citadel.workers import worker_slot
 
 if TYPE_CHECKING:
-    from citadel.app import Application
+    from citadel.composition import Composition
+    from citadel.deployment import WorkerSlot
+    from citadel.module import Module
+    from citadel.store.base import EventStore
 
-__all__ = ["ConsumerSet", "following", "wait_for_all"]
-
-
-def following(app: Application, names: Iterable[str]) -> list[Consumer]:
-    """The consumers ``names`` of this service: those running here, else watchers of their stored checkpoints
-    (another process of the service runs them)."""
-    running = app.consumers
-    return [running.get(name) or Consumer(name, app.store, owner=app.node_id) for name in names]
+__all__ = ["ConsumerSet", "wait_for_all"]
 
 
 async def wait_for_all(consumers: Sequence[Consumer], position: int, timeout: float) -> bool:
@@ -42,13 +37,28 @@ async def wait_for_all(consumers: Sequence[Consumer], position: int, timeout: fl
 
 
 class ConsumerSet:
-    """The async projections and process managers one application runs here, by projection and by module.
+    """The async projections and process managers of the ``local`` modules, on one open store.
 
-    Empty until ``start()``; ``stop()`` stops them and empties it again.
+    Empty until ``start()``; ``stop()`` stops them and empties it again. Process managers dispatch their
+    commands through ``dispatch`` (the application's command bus), each as its module.
     """
 
-    def __init__(self, app: Application) -> None:
-        self._app = app
+    def __init__(
+        self,
+        composition: Composition,
+        store: EventStore,
+        *,
+        local: Collection[str],
+        dispatch: Callable[[Command, DispatchContext], Awaitable[Any]],
+        node_id: str,
+        lease_ttl: float,
+    ) -> None:
+        self._composition = composition
+        self._store = store
+        self._local = frozenset(local)
+        self._dispatch = dispatch
+        self._node_id = node_id
+        self._lease_ttl = lease_ttl
         self.projections: dict[str, AsyncProjection] = {}
         """The running async projections by name."""
         self.process_managers: list[ProcessManagerConsumer] = []
@@ -57,36 +67,27 @@ class ConsumerSet:
         self._homes: dict[str, str] = {}  # the module of each async projection and process manager, by name
         self._managers: set[str] = set()  # the names of the process managers
 
-    async def start(self) -> None:
-        """Create a consumer for each async projection and process manager of the local modules; start them."""
-        app = self._app
-        store = app.store
-        local = app.topology.local
-        for binding in app.projections.values():
-            if not binding.inline and binding.module in local:
+    async def start(self, worker: WorkerSlot | None = None) -> None:
+        """Create a consumer for each async projection and process manager of the local modules; start them.
+
+        In ``worker`` of several serving workers of a node, stand by for the consumers another worker comes
+        first for, so that they spread over the workers (round robin, in the order every worker builds them)
+        instead of all going to whichever started first.
+        """
+        for binding in self._composition.projections.values():
+            if not binding.inline and binding.module in self._local:
                 self.projections[binding.name] = AsyncProjection(
-                    binding, store, owner=app.node_id, lease_ttl=app.lease_ttl
+                    binding, self._store, owner=self._node_id, lease_ttl=self._lease_ttl
                 )
-        for module in app.modules.values():
-            if module.name not in local:
-                continue
-            self.process_managers.extend(self.process_managers_of(module))
+        for module in self._composition.modules.values():
+            if module.name in self._local:
+                self.process_managers.extend(self.process_managers_of(module))
         consumers: list[Consumer] = [*self.projections.values(), *self.process_managers]
-        self._spread(consumers)
+        for k, consumer in enumerate(consumers):
+            if worker is not None and k % worker.count != worker.index:
+                consumer.defer = self._lease_ttl
         for each in consumers:
             await each.start()
-
-    def _spread(self, consumers: Sequence[Consumer]) -> None:
-        """In one of several workers of a node, stand by for the consumers another worker comes first for, so
-        the consumers spread over the workers (round robin, in the order every worker builds them) instead
-        of all going to whichever started first."""
-        slot = worker_slot()
-        if slot is None:
-            return
-        index, count = slot
-        for k, consumer in enumerate(consumers):
-            if k % count != index:
-                consumer.defer = self._app.lease_ttl
 
     async def stop(self) -> None:
         """Stop every consumer (each one even when another fails to stop) and forget them."""
@@ -99,29 +100,34 @@ class ConsumerSet:
         """The running async projections and process managers by name."""
         return {**self.projections, **{m.name: m for m in self.process_managers}}
 
+    def following(self, names: Iterable[str], also: Mapping[str, Consumer] | None = None) -> list[Consumer]:
+        """The consumers ``names`` of this service: those running here (or in ``also``), else watchers of their
+        stored checkpoints (another process of the service runs them)."""
+        running = {**self.by_name(), **(also or {})}
+        return [running.get(name) or Consumer(name, self._store, owner=self._node_id) for name in names]
+
     def process_managers_of(self, module: Module) -> list[ProcessManagerConsumer]:
         """Return a new, unstarted consumer for each process manager of ``module``, on the open store."""
-        app = self._app
         return [
             ProcessManagerConsumer(
                 manager.consumer_name(module.name),
-                app.store,
-                manager.reactions(app.registry),
+                self._store,
+                manager.reactions(self._composition.registry),
                 self._dispatch_as(module),
-                owner=app.node_id,
-                lease_ttl=app.lease_ttl,
+                owner=self._node_id,
+                lease_ttl=self._lease_ttl,
             )
             for manager in module.process_managers
         ]
 
     def _dispatch_as(self, module: Module) -> Dispatch:
-        app = self._app
+        composition, dispatch = self._composition, self._dispatch
 
-        async def dispatch(command: Command, context: DispatchContext) -> Any:
-            app.check_access(module, type(command), what=f"a process manager of {module.name}")
-            return await app.commands.dispatch(command, context)
+        async def dispatch_as(command: Command, context: DispatchContext) -> Any:
+            composition.check_access(module, type(command), what=f"a process manager of {module.name}")
+            return await dispatch(command, context)
 
-        return dispatch
+        return dispatch_as
 
     async def wait_for_module(self, module: str, position: int, timeout: float) -> bool:
         """Wait until the consumers a query on ``module`` depends on have processed ``position`` and the reaction
@@ -129,19 +135,19 @@ class ConsumerSet:
 
         They are its async projections and the process managers that can lead to it, of this service's modules:
         those running here, else (another process runs them) their stored checkpoints."""
-        app = self._app
+        composition = self._composition
         if self._waited is None:
-            self._waited = consumers_leading_to(app)
-            self._homes = {b.name: b.module for b in app.projections.values()}
-            for m in app.modules.values():
+            self._waited = consumers_leading_to(composition)
+            self._homes = {b.name: b.module for b in composition.projections.values()}
+            for m in composition.modules.values():
                 self._homes.update((manager.consumer_name(m.name), m.name) for manager in m.process_managers)
-            self._managers = set(self._homes) - set(app.projections)
-        local = app.topology.local  # the others' consumers run in other services, on their own logs
-        names = sorted(n for n in self._waited.get(module, ()) if self._homes.get(n) in local)
-        consumers = following(app, names)
+            self._managers = set(self._homes) - set(composition.projections)
+        # The others' consumers run in other services, on their own logs.
+        names = sorted(n for n in self._waited.get(module, ()) if self._homes.get(n) in self._local)
+        consumers = self.following(names)
         if not any(name in self._managers for name in names):
             return await wait_for_all(consumers, position, timeout)  # no process manager leads here: no reaction
-        return await wait_for_chains(app.store, functools.partial(wait_for_all, consumers), position, timeout)
+        return await wait_for_chains(self._store, functools.partial(wait_for_all, consumers), position, timeout)
 
     async def wait_for_projection(self, name: str, position: int, timeout: float) -> bool:
         """Wait until projection ``name`` has processed ``position``; False on timeout."""

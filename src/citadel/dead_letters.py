@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from citadel.consumer_set import ConsumerSet
@@ -11,32 +12,42 @@ from citadel.errors import ConfigurationError, NotFound
 from citadel.store.base import DeadLetter, EventStore, RecordedEvent
 
 if TYPE_CHECKING:
-    from citadel.app import Application
+    from citadel.composition import Composition
+    from citadel.placement import Placement
 
 __all__ = ["discard_dead_letter", "retry_dead_letter"]
 
 
-async def retry_dead_letter(app: Application, consumers: ConsumerSet, letter_id: int) -> None:
-    """Process a parked event again, as its consumer would, and remove it from the dead letters.
+async def retry_dead_letter(
+    letter_id: int,
+    *,
+    store: EventStore,
+    composition: Composition,
+    placement: Placement,
+    consumers: ConsumerSet,
+    retry_inbox: Callable[[str, int], Awaitable[None]],
+) -> None:
+    """Process a parked event again, as its consumer would, and remove it from the dead letters: a projection of
+    ``composition`` applies it, a process manager of a module ``placement`` runs here reacts to it again (made
+    by ``consumers``), and ``retry_inbox(consumer, sequence)`` imports an inbox's message again.
 
     Raises:
         NotFound: there is no such dead letter (or it was resolved meanwhile), or its event is no longer in the log.
-        ConfigurationError: its consumer is not part of ``app`` or does not run here.
+        ConfigurationError: its consumer is not part of the composition or does not run here.
     """
-    store = app.store
     letter = await _find(store, letter_id)
     if letter.consumer.startswith("inbox:"):
-        await app.topology.retry_inbox(letter.consumer, letter.position)
+        await retry_inbox(letter.consumer, letter.position)
         await store.resolve_dead_letter(letter_id)
         return
     record = await _parked_event(store, letter)
-    binding = app.projections.get(letter.consumer)
+    binding = composition.projections.get(letter.consumer)
     if binding is not None:
         if not await store.resolve_dead_letter(letter_id, binding, record):
             raise NotFound(f"dead letter {letter_id} was resolved meanwhile")
         return
-    for module in app.modules.values():
-        for manager in consumers.process_managers_of(module) if app.topology.is_local(module) else ():
+    for module in composition.modules.values():
+        for manager in consumers.process_managers_of(module) if placement.runs(module.name) else ():
             if manager.name == letter.consumer:
                 await manager.react(record)
                 await store.resolve_dead_letter(letter_id)

@@ -19,7 +19,7 @@ import msgspec
 
 from citadel.context import SYSTEM, Actor, DispatchContext
 from citadel.domain import Decider
-from citadel.errors import ViewInCommandHandler
+from citadel.errors import AccessDenied, ViewInCommandHandler
 from citadel.ids import new_id
 from citadel.messages import Command, Event, Query, encode_json
 from citadel.store.base import Snapshot, StreamAppend
@@ -27,7 +27,6 @@ from citadel.store.base import Snapshot, StreamAppend
 if TYPE_CHECKING:
     from citadel.module import Module
     from citadel.store.base import EventStore
-    from citadel.topology import Topology
     from citadel.views import View, ViewReader
 
 __all__ = ["CommandContext", "Loaded", "QueryContext", "Receipt", "current_receipt", "view_in_command_message"]
@@ -44,9 +43,15 @@ class Runtime(Protocol):
     def store(self) -> EventStore:
         """The open event store."""
 
-    @property
-    def topology(self) -> Topology:
-        """Which modules this process runs."""
+    def view_of(self, module: str, view: View[D]) -> View[D]:
+        """This application's copy of ``view``, which ``module`` owns.
+
+        Raises:
+            AccessDenied: ``module`` does not own the view.
+        """
+
+    def forgotten_events(self, subject: str, module: str) -> list[Event]:
+        """The events that record in this log that ``module`` forgot ``subject``."""
 
     async def query_from(self, module: Module, query: Query, context: DispatchContext) -> Any:
         """Run a query on behalf of ``module``, checking that it may ask it."""
@@ -160,10 +165,10 @@ class QueryContext(_Context):
         Raises:
             AccessDenied: the view belongs to another module.
         """
-        view.check_owner(self.module.name)
-        reader: ViewReader[D] = self._runtime.store.view_reader(view)
+        bound = self._runtime.view_of(self.module.name, view)
+        reader: ViewReader[D] = self._runtime.store.view_reader(bound)
         reads = _shared_reads.get()
-        return reader if reads is None else _SharedReader(reader, reads, id(view))
+        return reader if reads is None else _SharedReader(reader, reads, id(bound))
 
 
 class CommandContext(_Context):
@@ -189,9 +194,11 @@ class CommandContext(_Context):
         Raises:
             ViewInCommandHandler: always.
         """
-        raise ViewInCommandHandler(
-            view_in_command_message(f"a command handler of module {self.module.name}", view.qualified_name)
-        )
+        try:
+            shown = self._runtime.view_of(self.module.name, view).qualified_name
+        except AccessDenied:  # another module's view: refused all the same, for the same reason
+            shown = view.qualified_name if view.module else view.name
+        raise ViewInCommandHandler(view_in_command_message(f"a command handler of module {self.module.name}", shown))
 
     @staticmethod
     def new_id() -> str:
@@ -232,7 +239,7 @@ class CommandContext(_Context):
         ``SubjectForgotten`` (and the local modules' subclasses of it), which projections here handle and the
         outbox relay announces to the services that imported the subject's events."""
         self.forgotten.append(subject)
-        events = self._runtime.topology.forgotten_events(subject, self.module.name)
+        events = self._runtime.forgotten_events(subject, self.module.name)
         self.staged.append(StreamAppend(f"citadel.forgotten.{self.module.name}", events))
 
     def append(self, stream_id: str, events: list[Event], expected_version: int | None = None) -> None:

@@ -1,30 +1,39 @@
 """Projectors: pure folds from events to read models (views).
 
-Two ways to write one, mixable::
+A handler takes the event and a ``ProjectionContext``: the stored record, and ``view()`` for the views the
+projector writes. It writes only through that context, so what it writes is what it is given; the framework
+runs it inside the store's transaction: *inline* projectors in the same transaction as the append
+(read-your-writes), *async* ones in the same transaction as their checkpoint (exactly once in effect). Three
+ways to route events to handlers, mixable::
 
-    class OrderSummaries(Projector):              # the seed's convention
-        views = View("orders")
+    class OrderSummaries(Projector):               # the seed's naming: handle_<eventname>
+        orders = View("orders")
 
-        def handle_ordercreated(self, event: OrderCreated) -> None:
-            self.views[event.order_id] = {"status": "created", "total": event.total}
+        def handle_ordercreated(self, event: OrderCreated, ctx: ProjectionContext) -> None:
+            ctx.view(self.orders)[event.order_id] = {"status": "created", "total": event.total}
+
+        @handles(OrderPaid)                        # by event type, under any name
+        def paid(self, event: OrderPaid, ctx: ProjectionContext) -> None:
+            ctx.view(self.orders).merge(event.order_id, status="paid")
 
     revenue = Projector("analytics.revenue", views=[REVENUE], inline=False)
 
-    @revenue.on(InvoicePaid)                     # decorators
+    @revenue.on(InvoicePaid)                       # functions, on an instance
     def paid(event: InvoicePaid, ctx: ProjectionContext) -> None:
         ctx.view(REVENUE).increment("total", "revenue", event.amount)
 
-A handler takes the event, and optionally a ``ProjectionContext`` (the stored record's metadata, and
-``view()`` for views declared in ``views=``). Handlers only write views; the framework runs them inside the
-store's transaction: *inline* projectors in the same transaction as the append (read-your-writes), *async*
-ones in the same transaction as their checkpoint (exactly once in effect).
+**The seed's one-argument form** (``def handle_ordercreated(self, event)`` writing ``self.orders[key] = doc``)
+still runs. It is told apart by its signature: a method that takes the event alone. Such a method is called
+on a copy of the projector made for the transaction, whose view attributes are that transaction's writers;
+the projector object itself is never changed, so one projector may serve several applications at once.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from citadel.errors import AccessDenied, ConfigurationError, UnmatchedHandler
@@ -35,17 +44,37 @@ if TYPE_CHECKING:
     from citadel.store.base import RecordedEvent, ViewTransaction
     from citadel.views import ViewWriter
 
-__all__ = ["BoundProjection", "ProjectionContext", "Projector"]
+__all__ = ["BoundProjection", "ProjectionContext", "Projector", "handles"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 D = TypeVar("D")
 
+_HANDLES = "__citadel_handles__"
+
+
+def handles(*event_types: type[Event]) -> Callable[[F], F]:
+    """Decorator for a ``Projector`` method: route ``event_types`` to it, whatever its name.
+
+    Raises:
+        ConfigurationError: no event type is given.
+    """
+    if not event_types:
+        raise ConfigurationError("handles() needs at least one event type")
+
+    def mark(method: F) -> F:
+        setattr(method, _HANDLES, (*getattr(method, _HANDLES, ()), *event_types))
+        return method
+
+    return mark
+
 
 class Projector:
-    """A read-model builder. Subclass it (``handle_<eventname>`` methods) or use ``on()`` on an instance.
+    """A read-model builder. Subclass it (``handle_<eventname>`` and ``@handles`` methods) or use ``on()`` on an
+    instance.
 
     ``<eventname>`` is the event class's name in lowercase (``handle_orderplaced``); a ``handle_`` method that
-    matches no event is refused when the application is built.
+    matches no event is refused when the application is built. A projector is not changed by the applications
+    that run it, so one instance may serve several.
 
     Args:
         name: unique name (async projections keep their checkpoint under it); default
@@ -60,7 +89,6 @@ class Projector:
         self.name = name
         self._declared_views = list(views)
         self._registered: list[tuple[type[Event], Callable[..., Any]]] = []
-        self._citadel_tx: Any = None
         if inline is not None:
             self.inline = inline
 
@@ -78,47 +106,68 @@ class Projector:
 
     @property
     def registered(self) -> list[tuple[type[Event], Callable[..., Any]]]:
-        """The handlers registered with ``on()``, with the event type each was registered for."""
-        return list(self._registered)
+        """The handlers routed by event type, with the type each is for: ``on()`` functions, then ``@handles``
+        methods (bound to this projector)."""
+        found = list(self._registered)
+        for name in self._marked():
+            method = getattr(self, name)
+            found.extend((event_type, method) for event_type in getattr(method, _HANDLES))
+        return found
+
+    def _marked(self) -> list[str]:
+        """The names of the methods marked with ``@handles``, in definition order."""
+        names: dict[str, None] = {}
+        for klass in reversed(type(self).__mro__):
+            names.update((n, None) for n, v in vars(klass).items() if callable(v) and hasattr(v, _HANDLES))
+        return list(names)
+
+    def view_attributes(self) -> dict[str, View[Any]]:
+        """The ``View`` class attributes, by attribute name."""
+        found: dict[str, View[Any]] = {}
+        for klass in reversed(type(self).__mro__):
+            found.update((n, v) for n, v in vars(klass).items() if isinstance(v, View))
+        return found
 
     def all_views(self) -> list[View[Any]]:
         """Every view this projector writes: ``View`` class attributes, then ``views=``."""
         found: list[View[Any]] = []
-        for klass in reversed(type(self).__mro__):
-            found.extend(v for v in vars(klass).values() if isinstance(v, View))
-        found.extend(v for v in self._declared_views if v not in found)
+        for view in [*self.view_attributes().values(), *self._declared_views]:
+            if view not in found:
+                found.append(view)
         return found
 
     def handlers(
         self, registry: EventRegistry, visible: Callable[[type[Event]], bool] | None = None
     ) -> dict[str, list[Callable[..., Any]]]:
-        """Return the handlers by stored event name: decorated functions, then ``handle_<name>`` methods.
+        """Return the handlers by stored event name: ``on()`` functions and ``@handles`` methods, then
+        ``handle_<name>`` methods.
 
         A ``handle_<name>`` method matches the event class called ``<name>`` (case-insensitively) among the
         ``visible`` ones (its own module's events and its dependencies' contract events).
 
         Raises:
             ConfigurationError: two visible event classes share the name a method refers to.
-            UnmatchedHandler: a ``handle_<name>`` method matches no visible event.
+            UnmatchedHandler: a ``handle_<name>`` method (not marked with ``@handles``) matches no visible event.
         """
         table: dict[str, list[Callable[..., Any]]] = {}
-        for event_type, handler in self._registered:
+        for event_type, handler in self.registered:
             table.setdefault(registry.of(event_type).name, []).append(handler)
+        marked = set(self._marked())
         matched: dict[str, str] = {}
         for info in registry:
             method_name = f"handle_{info.cls.__name__.lower()}"
             method = getattr(self, method_name, None)
-            if not callable(method) or (visible is not None and not visible(info.cls)):
+            if method_name in marked or not callable(method) or (visible is not None and not visible(info.cls)):
                 continue
             if method_name in matched:
                 raise ConfigurationError(
                     f"{type(self).__name__}.{method_name} could mean {matched[method_name]} or {info.name}; "
-                    "use @projector.on(EventType) to say which"
+                    "use @handles(EventType) to say which"
                 )
             matched[method_name] = info.name
             table.setdefault(info.name, []).append(method)
         for method_name in dir(type(self)):
-            unmatched = method_name.startswith("handle_") and method_name not in matched
+            unmatched = method_name.startswith("handle_") and method_name not in matched and method_name not in marked
             if unmatched and callable(getattr(self, method_name)):
                 raise UnmatchedHandler(self._unmatched(method_name, registry, visible))
         return table
@@ -129,7 +178,7 @@ class Projector:
         where = f"projector {type(self).__qualname__}: method {method_name} matches no event"
         rule = (
             "A handle_<name> method names the event class in lowercase without underscores "
-            "(BookAdded: handle_bookadded); or register a handler with @projector.on(EventType)"
+            "(BookAdded: handle_bookadded); or route a method by type with @handles(EventType)"
         )
         candidates: dict[str, type[Event]] = {}
         for info in registry:
@@ -149,42 +198,47 @@ class Projector:
 
 
 class ProjectionContext:
-    """What a two-argument projection handler receives: the record and the views it may write."""
+    """What a projection handler receives beside the event: the stored record, and the views it may write."""
 
-    __slots__ = ("_tx", "record")
+    __slots__ = ("_views", "record")
 
-    def __init__(self, record: RecordedEvent, tx: _GuardedViews) -> None:
+    def __init__(self, record: RecordedEvent, views: _GuardedViews) -> None:
         self.record = record
-        self._tx = tx
+        self._views = views
 
     def view(self, view: View[D]) -> ViewWriter[D]:
-        """Return the writer of a view the projector declared.
+        """Return the writer, in this event's transaction, of a view the projector declared.
 
         Raises:
             AccessDenied: the view is not one of the projector's.
         """
-        return self._tx.writer(view)
+        return self._views.writer(view)
 
 
 class _GuardedViews:
-    """A store transaction seen through a projector: only its own views are reachable."""
+    """A store transaction seen through one projection: only its own views are reachable, by declaration."""
 
-    __slots__ = ("_allowed", "_name", "_tx")
+    __slots__ = ("_bound", "_name", "tx")
 
-    def __init__(self, tx: ViewTransaction, allowed: frozenset[int], name: str) -> None:
-        self._tx = tx
-        self._allowed = allowed
+    def __init__(self, tx: ViewTransaction, bound: Mapping[View[Any], View[Any]], name: str) -> None:
+        self.tx = tx
+        self._bound = bound
         self._name = name
 
     def writer(self, view: View[Any]) -> ViewWriter[Any]:
-        if id(view) not in self._allowed:
+        bound = self._bound.get(view)
+        if bound is None:
             raise AccessDenied(
                 f"projection {self._name} may only write the views it declares; {view!r} is not one of them"
             )
-        return self._tx.writer(view)
+        return self.tx.writer(bound)
 
 
-def _wants_context(handler: Callable[..., Any]) -> bool:
+_CONTEXT, _EVENT, _SEED = 0, 1, 2
+"""How a handler is called: ``(event, ctx)``; ``(event)``, a function; ``(event)``, the seed's method form."""
+
+
+def _call_mode(handler: Callable[..., Any]) -> int:
     params = [
         p
         for p in inspect.signature(handler).parameters.values()
@@ -192,13 +246,19 @@ def _wants_context(handler: Callable[..., Any]) -> bool:
     ]
     if len(params) not in (1, 2):
         raise ConfigurationError(
-            f"projection handler {getattr(handler, '__qualname__', handler)!r} must take (event) or (event, ctx)"
+            f"projection handler {getattr(handler, '__qualname__', handler)!r} must take (event, ctx) or (event)"
         )
-    return len(params) == 2
+    if len(params) == 2:
+        return _CONTEXT
+    return _SEED if isinstance(getattr(handler, "__self__", None), Projector) else _EVENT
 
 
 class BoundProjection:
-    """A projector bound to its module and the registry: what stores and runners execute."""
+    """A projector bound to its module, the registry and one application's views: what stores and runners
+    execute.
+
+    ``bind`` gives the application's copy of each view declaration the projector writes (``View.bound``).
+    """
 
     def __init__(
         self,
@@ -206,25 +266,34 @@ class BoundProjection:
         module: str,
         registry: EventRegistry,
         visible: Callable[[type[Event]], bool] | None = None,
+        *,
+        bind: Callable[[View[Any]], View[Any]] | None = None,
     ) -> None:
         self.projector = projector
         self.module = module
         self.name = projector.name or f"{module}.{type(projector).__name__}"
-        projector.name = self.name
         self.inline = projector.inline
-        self.views = projector.all_views()
-        for view in self.views:
-            view.bind(module)
-        self._allowed = frozenset(id(v) for v in self.views)
-        self._handlers = {
-            name: [(h, _wants_context(h), inspect.iscoroutinefunction(h)) for h in hs]
-            for name, hs in projector.handlers(registry, visible).items()
-        }
+        bind = bind or (lambda view: view.bound(module))
+        bound = {view: bind(view) for view in projector.all_views()}
+        self.views = list(bound.values())
+        """This application's copies of the views the projection writes."""
+        self._bound: dict[View[Any], View[Any]] = {**bound, **{v: v for v in bound.values()}}
+        self._seed_views = {attr: bound[view] for attr, view in projector.view_attributes().items()}
+        self._handlers: dict[str, list[tuple[Callable[..., Any], int, bool]]] = {}
+        for name, hs in projector.handlers(registry, visible).items():
+            self._handlers[name] = [self._prepared(h) for h in hs]
         if not self._handlers:
             raise ConfigurationError(
                 f"projection {self.name} handles no registered event; check its handle_<name> methods and on()"
             )
         self._guard: _GuardedViews | None = None
+        self._seed: Projector | None = None
+
+    @staticmethod
+    def _prepared(handler: Callable[..., Any]) -> tuple[Callable[..., Any], int, bool]:
+        mode = _call_mode(handler)
+        call = getattr(handler, "__func__", handler) if mode == _SEED else handler
+        return call, mode, inspect.iscoroutinefunction(handler)
 
     @property
     def event_types(self) -> list[str]:
@@ -236,32 +305,43 @@ class BoundProjection:
         return type_name in self._handlers
 
     def apply(self, record: RecordedEvent, tx: ViewTransaction) -> Any:
-        """Run the handlers of ``record``; returns a coroutine when one of them is async."""
-        guard = self._guard
-        if guard is None or guard._tx is not tx:
-            guard = self._guard = _GuardedViews(tx, self._allowed, self.name)
-        self.projector._citadel_tx = guard
+        """Run the handlers of ``record`` with the views of ``tx``; returns a coroutine when one is async."""
         handlers = self._handlers.get(record.type)
         if not handlers or record.forgotten:  # a forgotten subject's events are as if never written
             return None
-        event = record.event
+        guard = self._guard
+        if guard is None or guard.tx is not tx:
+            guard = self._guard = _GuardedViews(tx, self._bound, self.name)
+            self._seed = None
         if len(handlers) == 1 and not handlers[0][2]:
-            handler, with_context, _ = handlers[0]
-            if with_context:
-                handler(event, ProjectionContext(record, guard))
-            else:
-                handler(event)
+            self._call(handlers[0], record, guard)
             return None
-        return self._apply_all(handlers, event, record, guard)
+        return self._apply_all(handlers, record, guard)
+
+    def _call(self, handler: tuple[Callable[..., Any], int, bool], record: RecordedEvent, guard: _GuardedViews) -> Any:
+        call, mode, _ = handler
+        if mode == _CONTEXT:
+            return call(record.event, ProjectionContext(record, guard))
+        if mode == _SEED:
+            return call(self._seed_self(guard), record.event)
+        return call(record.event)
+
+    def _seed_self(self, guard: _GuardedViews) -> Projector:
+        """The projector as the seed's one-argument methods see it in ``guard``'s transaction: a copy whose view
+        attributes are that transaction's writers."""
+        seed = self._seed
+        if seed is None or self._guard is not guard:
+            seed = copy.copy(self.projector)
+            for attr, view in self._seed_views.items():
+                seed.__dict__[attr] = guard.tx.writer(view)
+            if self._guard is guard:
+                self._seed = seed
+        return seed
 
     async def _apply_all(
-        self,
-        handlers: list[tuple[Callable[..., Any], bool, bool]],
-        event: Event,
-        record: RecordedEvent,
-        guard: _GuardedViews,
+        self, handlers: list[tuple[Callable[..., Any], int, bool]], record: RecordedEvent, guard: _GuardedViews
     ) -> None:
-        for handler, with_context, is_async in handlers:
-            result = handler(event, ProjectionContext(record, guard)) if with_context else handler(event)
-            if is_async:
+        for handler in handlers:
+            result = self._call(handler, record, guard)
+            if handler[2]:
                 await result

@@ -38,7 +38,7 @@ from citadel.errors import ConfigurationError, PositionNotWritten
 from citadel.messages import Command, Message
 
 if TYPE_CHECKING:
-    from citadel.app import Application
+    from citadel.composition import Composition
     from citadel.messaging.process_manager import ProcessManager
     from citadel.store.base import EventStore
 
@@ -91,40 +91,40 @@ def _commands_in(hint: Any) -> frozenset[type[Command]] | None:
     return None
 
 
-def _modules_of(app: Application, message_types: Iterable[type[Message]]) -> frozenset[str] | None:
+def _modules_of(composition: Composition, message_types: Iterable[type[Message]]) -> frozenset[str] | None:
     """The modules that own ``message_types``; None when one is owned by none (it may come from anywhere)."""
     try:
-        return frozenset(app.owner_of(t).name for t in message_types)
+        return frozenset(composition.owner_of(t).name for t in message_types)
     except ConfigurationError:
         return None
 
 
-def _targets(app: Application, manager: ProcessManager) -> frozenset[str] | None:
+def _targets(composition: Composition, manager: ProcessManager) -> frozenset[str] | None:
     """The modules whose commands ``manager``'s reactions return; None: possibly any."""
     found: set[str] = set()
     for reaction in manager.reaction_functions:
         commands = commands_returned(reaction)
-        modules = None if commands is None else _modules_of(app, commands)
+        modules = None if commands is None else _modules_of(composition, commands)
         if modules is None:
             return None
         found |= modules
     return frozenset(found)
 
 
-def consumers_leading_to(app: Application) -> dict[str, frozenset[str]]:
+def consumers_leading_to(composition: Composition) -> dict[str, frozenset[str]]:
     """By module, the names of the consumers a query on it waits for: its async projections, and the process
     managers that can lead to it, as the module docstring defines."""
-    everything = frozenset(app.modules)
+    everything = frozenset(composition.modules)
     managers: list[tuple[str, frozenset[str] | None, frozenset[str]]] = []  # name, targets, modules feeding it
-    for owner in app.modules.values():
+    for owner in composition.modules.values():
         for manager in owner.process_managers:
-            feeds = _modules_of(app, manager.event_types)
+            feeds = _modules_of(composition, manager.event_types)
             feeds = everything if feeds is None else feeds
-            managers.append((manager.consumer_name(owner.name), _targets(app, manager), feeds))
+            managers.append((manager.consumer_name(owner.name), _targets(composition, manager), feeds))
     waited: dict[str, frozenset[str]] = {}
-    for module in app.modules:
-        bindings = [b for b in app.projections.values() if b.module == module]
-        sources = _modules_of(app, [app.registry.named(n).cls for b in bindings for n in b.event_types])
+    for module in composition.modules:
+        bindings = [b for b in composition.projections.values() if b.module == module]
+        sources = _modules_of(composition, [composition.registry.named(n).cls for b in bindings for n in b.event_types])
         sinks = set(everything if sources is None else sources) | {module}
         leading: set[str] = set()
         grew = True

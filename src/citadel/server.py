@@ -28,6 +28,7 @@ import msgspec
 
 from citadel import setup
 from citadel.config import Settings, load_settings
+from citadel.deployment import WorkerSlot
 from citadel.errors import ConfigurationError
 from citadel.extras import require
 from citadel.http.clients import TrustedProxies
@@ -83,11 +84,14 @@ def _say(settings: Settings, text: str, *, warning: bool = False) -> None:
         print(f"Citadel: {text}", flush=True)
 
 
-def _asgi(settings: Settings, *, buckets: SharedBuckets | None = None, share: int = 1) -> Any:
-    """The ASGI app of ``settings.app``, configured from ``settings`` (rate limits: see ``setup.assemble``)."""
+def _asgi(
+    settings: Settings, *, buckets: SharedBuckets | None = None, share: int = 1, worker: WorkerSlot | None = None
+) -> Any:
+    """The ASGI app of ``settings.app``, configured from ``settings`` (rate limits: see ``setup.assemble``), for
+    serving worker ``worker`` of the node (None: the only one)."""
     if not settings.app:
         raise ConfigurationError("CITADEL_APP is not set; start the server with `citadel serve APP`")
-    return assemble(load_application(settings.app), settings, buckets=buckets, share=share)
+    return assemble(load_application(settings.app), settings, buckets=buckets, share=share, worker=worker)
 
 
 def tls_files(settings: Settings) -> tuple[Path, Path] | None:
@@ -287,8 +291,9 @@ def _serve_citadel(settings: Settings, tls: tuple[Path, Path] | None, limits: Li
     # Made before the workers are forked, so that they all count in the same rate-limit buckets.
     buckets = SharedBuckets() if settings.workers > 1 else None
 
-    def make_app() -> Any:
-        return _asgi(settings, buckets=buckets)
+    def make_app(slot: tuple[int, int] | None) -> Any:
+        # Called in each forked worker with its slot, which the application is given.
+        return _asgi(settings, buckets=buckets, worker=WorkerSlot(*slot) if slot is not None else None)
 
     def listen() -> list[socket.socket]:
         return listeners(host, port, queues, backlog=backlog)

@@ -22,6 +22,7 @@ import msgspec
 
 from citadel.app import Application
 from citadel.config import Settings, load_settings
+from citadel.deployment import Deployment, WorkerSlot
 from citadel.errors import ConfigurationError
 from citadel.messages import EventRegistry
 from citadel.messaging.connection import BrokerConnection
@@ -39,6 +40,7 @@ __all__ = [
     "assemble",
     "check_stored_keys",
     "configure",
+    "deployment_of",
     "environment_of",
     "master_keys",
     "new_token_secret",
@@ -225,14 +227,29 @@ async def check_stored_keys(store: str, registry: EventRegistry, keys: MasterKey
     await opened.close()
 
 
+def deployment_of(settings: Settings, *, worker: WorkerSlot | None = None) -> Deployment:
+    """The deployment ``settings`` describe: their store, the modules here and the broker to the others, and
+    whether serving processes run the consumers (``consumers = "workers"``); ``worker``: this process's slot among
+    the node's serving workers.
+
+    Raises:
+        ConfigurationError: a setting of the broker's connection or keys is missing, malformed or unsafe.
+    """
+    modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
+    return Deployment(
+        store=settings.store or None,
+        modules=frozenset(modules) or None,
+        broker=broker(settings) if settings.modules or settings.broker else None,
+        consumers=settings.consumers == "workers",
+        worker=worker,
+    )
+
+
 def place(application: Application, settings: Settings) -> None:
-    """Give ``application`` the store and the topology (its modules here, the broker to the others) that
-    ``settings`` name."""
-    if settings.store:
-        application.use_store(settings.store)
-    if settings.modules or settings.broker:
-        modules = [m.strip() for m in (settings.modules or "").split(",") if m.strip()]
-        application.deploy(modules=modules or None, broker=broker(settings))
+    """Give ``application`` the store and the placement (its modules here, the broker to the others) that
+    ``settings`` name, as its deployment."""
+    plan = deployment_of(settings)
+    application.deployment = application.deployment.replace(store=plan.store, modules=plan.modules, broker=plan.broker)
 
 
 def broker(settings: Settings) -> NatsBroker | None:
@@ -257,12 +274,13 @@ def broker(settings: Settings) -> NatsBroker | None:
     )
 
 
-def configure(application: Application, settings: Settings | None = None) -> None:
+def configure(application: Application, settings: Settings | None = None, *, worker: WorkerSlot | None = None) -> None:
     """Give ``application`` what ``citadel serve`` gives it from ``settings`` (None: loaded as the command line
-    loads them, from ``citadel.toml`` and ``CITADEL_*`` variables): its store, placement, master keys, leases, and
-    whether it runs consumers. Call it before ``start`` (or ``async with``), so that the application reads and
-    writes a served store as the server does: sealed with the same keys. In development mode, a missing master
-    or service key file is created, as ``serve`` would.
+    loads them, from ``citadel.toml`` and ``CITADEL_*`` variables): its deployment (store, placement, whether it
+    runs consumers, and ``worker``, its slot among a node's serving workers), master keys and leases. Call it
+    before ``start`` (or ``async with``), so that the application reads and writes a served store as the server
+    does: sealed with the same keys. In development mode, a missing master or service key file is created, as
+    ``serve`` would.
 
     Raises:
         ConfigurationError: a setting is invalid, or a key it names is missing (the message names the setting).
@@ -271,20 +289,20 @@ def configure(application: Application, settings: Settings | None = None) -> Non
         settings = load_settings()
     for warning in _create_missing(settings, _makers(settings)[1:]):
         log.warning(warning)
-    place(application, settings)
+    application.deployment = deployment_of(settings, worker=worker)
     tune(application, settings)
 
 
 def tune(application: Application, settings: Settings) -> None:
     """Give ``application`` the master keys, leases, idempotency records' lifetime and consumers' placement of
-    ``settings`` (``configure`` without the store and topology).
+    ``settings`` (``configure`` without the store and placement).
 
     Raises:
         ConfigurationError: encryption is on and the master key is missing, malformed or open to other users.
     """
     application.lease_ttl = settings.lease_ttl
     application.idempotency_ttl = settings.idempotency_ttl
-    application.runs_consumers = settings.consumers == "workers"
+    application.deployment = application.deployment.replace(consumers=settings.consumers == "workers")
     use_keys(application, settings)
 
 
@@ -301,18 +319,23 @@ def use_keys(application: Application, settings: Settings) -> None:
 
 
 def assemble(
-    application: Application, settings: Settings, *, buckets: SharedBuckets | None = None, share: int = 1
+    application: Application,
+    settings: Settings,
+    *,
+    buckets: SharedBuckets | None = None,
+    share: int = 1,
+    worker: WorkerSlot | None = None,
 ) -> Any:
     """Configure ``application`` from settings and return its ASGI app (authentication, rate limits, keys).
 
     ``buckets``: the node's shared rate-limit buckets, when several forked workers serve it. ``share``: without
     them, how many workers of this node each count on their own; each then lets through its share of a rule, so
-    the node as a whole holds to it.
+    the node as a whole holds to it. ``worker``: this process's slot among the node's serving workers.
     """
     from citadel.http.asgi import create_asgi  # here: a program that only configures an application serves no HTTP
     from citadel.http.auth import bearer_authenticator
 
-    configure(application, settings)
+    configure(application, settings, worker=worker)
     local = open_rate_limiter(None, buckets=buckets)  # per node: the addresses' buckets, and callers' without Redis
     limiter = (
         open_rate_limiter(settings.redis_url, fail_open=settings.rate_limit_fail_open) if settings.redis_url else local

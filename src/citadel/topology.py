@@ -1,6 +1,12 @@
 """Where modules run: all in this process (the default), or some here and the others in other services,
 reached through a broker. The modules' code is the same either way; only the wiring below changes.
 
+A ``Topology`` is this service's link to the others. It answers the application's ``Routes`` question when the
+application registers its handlers (a forwarder for each public command and query of a module that runs
+elsewhere), serves the local modules' messages to the other services, and runs the outbox relay and the inbox.
+It is given what it works with (the composition, the placement, the open store, the consumers, and a way to
+serve a message here) and never reads the ``Application`` itself.
+
 A service runs its *local* modules: their handlers, views, projections and process managers, on its own
 store. The commands and queries of the other modules are forwarded to the services that run them; the
 integration events of local modules go out through the outbox relay, and those that local consumers need come
@@ -33,110 +39,111 @@ exports or imports such events is refused at start.
 from __future__ import annotations
 
 import asyncio
-import functools
 import typing
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from citadel.bus import AsyncHandler
-from citadel.consumer_set import following, wait_for_all
+from citadel.consumer_set import ConsumerSet, wait_for_all
 from citadel.context import DispatchContext
-from citadel.errors import ConfigurationError, InvalidMessage, NotCaughtUp
+from citadel.errors import ConfigurationError, NotCaughtUp
 from citadel.handling import Receipt, current_receipt
-from citadel.messages import Command, Event, Message, Query, SubjectForgotten, decode_json, encode_json, subject_key
+from citadel.messages import Event, Message, Query, SubjectForgotten, decode_json, encode_json, subject_key
 from citadel.messaging.forgetting import Announcer, Forgetting
 from citadel.messaging.inbox import Inbox
 from citadel.messaging.keyshare import KeyShare
 from citadel.messaging.nats import NatsBroker, OutboxRelay
+from citadel.placement import MAX_POSITION, Placement, parse_position
 from citadel.reactions import check_written, wait_for_chains
 
 if TYPE_CHECKING:
-    from citadel.app import Application
+    from citadel.bus import AsyncHandler, Handler
+    from citadel.composition import Composition
     from citadel.module import Module
+    from citadel.security.encryption import Keyring
+    from citadel.store.base import EventStore
 
-__all__ = ["MAX_POSITION", "Broker", "Topology", "parse_position"]
+__all__ = ["MAX_POSITION", "Broker", "ServeHere", "Topology", "parse_position"]
 
 Broker = str | NatsBroker
 """A broker to other services: a ``NatsBroker`` with its service keys, or a URL (a broker without keys)."""
 
-
-MAX_POSITION = (1 << 63) - 1
-"""The largest log position: stores keep positions as signed 64-bit integers."""
-
-
-def parse_position(token: str, modules: Sequence[str]) -> tuple[str, int]:
-    """``"57"`` → ``("", 57)``; ``"orders:57"`` → ``("orders", 57)``.
-
-    Raises:
-        InvalidMessage: the token is neither a non-negative number nor ``module:number`` of a known module, or
-            its number is beyond ``MAX_POSITION``.
-    """
-    module, _, number = token.rpartition(":")
-    if not (number.isascii() and number.isdigit()) or (module and module not in modules):
-        raise InvalidMessage(
-            "Expected a non-negative integer, or module:integer as a command's Citadel-Position - at `$.min_position`"
-        )
-    if len(number) > 19:  # counted before int(), which is slow on thousands of digits and refuses more
-        number = number.lstrip("0") or "0"
-    if len(number) > 19 or int(number) > MAX_POSITION:
-        raise InvalidMessage(f"Expected a position of at most {MAX_POSITION} - at `$.min_position`")
-    return module, int(number)
+ServeHere = Callable[[Message, DispatchContext], Awaitable[tuple[Any, Receipt]]]
+"""How a message another service sent is handled here: its result, and the receipt of what it wrote."""
 
 
 class Topology:
-    """The part of an application this process runs, and its broker to the rest."""
+    """The part of an application this process runs, and its broker to the rest (see the module docstring)."""
 
-    def __init__(self, app: Application, local: Sequence[str] | None, broker: Broker | None) -> None:
-        names = set(app.modules)
-        unknown = set(local or ()) - names
-        if unknown:
-            raise ConfigurationError(
-                f"unknown module(s) {', '.join(sorted(unknown))}; the application has {', '.join(app.modules)}"
-            )
-        self.app = app
-        app.registry.register(SubjectForgotten)  # the framework's own event: forgetting appends it to this log
-        for event_type in (t for m in app.modules.values() for t in m.events if issubclass(t, SubjectForgotten)):
-            if event_type.__message_subject__ is not None:  # it is written as the subject's key is deleted
-                raise ConfigurationError(f"{event_type.__name__} records a forgotten subject: it declares no subject=")
-        self.local = set(local) if local else names
-        self.partial = self.local != names
-        if self.partial and broker is None:
-            raise ConfigurationError(
-                "running only some modules needs a broker to reach the others: pass --broker nats://..."
-            )
+    def __init__(
+        self,
+        composition: Composition,
+        placement: Placement,
+        broker: Broker | None,
+        *,
+        store: EventStore,
+        consumers: ConsumerSet,
+        serve: ServeHere,
+        node_id: str,
+        lease_ttl: float,
+        keyring: Keyring | None,
+    ) -> None:
+        self.composition = composition
+        self.placement = placement
         self.broker = broker if isinstance(broker, NatsBroker) else NatsBroker(broker) if broker else None
+        self.store = store
+        self._consumers = consumers
+        self._serve = serve
+        self._node_id = node_id
+        self._lease_ttl = lease_ttl
+        self._keyring = keyring
         self.relay: OutboxRelay | None = None
         self.inbox: Inbox | None = None
         self.keys: KeyShare | None = None
-        self._local: dict[type[Message], AsyncHandler] = {}  # the handlers of forwarded messages, kept
-
-    def is_local(self, module: Module) -> bool:
-        """Whether this process runs ``module``."""
-        return self.runs(module.name)
 
     @property
-    def remote(self) -> Collection[type[Message]]:
-        """The message types this process forwards to other services."""
-        return self._local.keys()
+    def local(self) -> frozenset[str]:
+        """The names of the modules this process runs."""
+        return self.placement.local
+
+    @property
+    def partial(self) -> bool:
+        """Whether other services run some of the modules."""
+        return self.placement.partial
 
     def runs(self, module: str) -> bool:
         """Whether this process runs the module named ``module``."""
-        return not self.partial or module in self.local
+        return self.placement.runs(module)
+
+    def is_local(self, module: Module) -> bool:
+        """Whether this process runs ``module``."""
+        return self.placement.runs(module.name)
+
+    def position_token(self, module: str, position: int) -> str:
+        """A position as clients see it: the number, or ``module:number`` in a partial topology."""
+        return self.placement.position_token(module, position)
+
+    @property
+    def service(self) -> str:
+        """This service's name: its local modules, joined."""
+        return self.placement.service
+
+    def remote(self, module: Module, message_type: type[Message], handler: Handler) -> AsyncHandler | None:
+        """The forwarder of ``module``'s public ``message_type`` to the service that runs it; None when it is
+        handled here (``citadel.placement.Routes``)."""
+        if self.broker is None or self.runs(module.name) or not module.is_public(message_type):
+            return None
+        return self._forwarder(self.broker, module, message_type, handler)
 
     def forgotten_events(self, subject: str, module: str) -> list[Event]:
         """The events that record in this service's log that ``module`` forgot ``subject``: ``SubjectForgotten``,
         and one of each subclass of it that a local module lists among its events (for its projections)."""
         types: list[type[SubjectForgotten]] = [SubjectForgotten]
-        for m in self.app.modules.values():
+        for m in self.composition.modules.values():
             if self.is_local(m):
                 types += [t for t in m.events if issubclass(t, SubjectForgotten) and t is not SubjectForgotten]
         return [t(subject=subject, key_id=subject_key(subject), module=module) for t in types]
-
-    def position_token(self, module: str, position: int) -> str:
-        """A position as clients see it: the number, or ``module:number`` in a partial topology."""
-        return f"{module}:{position}" if self.partial else str(position)
 
     async def catch_up(self, module: str, position: int, source: str, timeout: float) -> None:
         """Wait until the read models of local ``module`` reflect position ``position`` of ``source``'s log
@@ -147,30 +154,14 @@ class Topology:
             NotCaughtUp: not within ``timeout`` seconds.
         """
         if not source or self.runs(source):  # another service's log: its relay's answer bounds the wait instead
-            await check_written(self.app.store, position)
+            await check_written(self.store, position)
         if not await self._caught_up(module, position, source, timeout):
             where = f"{source}:{position}" if source else str(position)
             raise NotCaughtUp(f"the read models of {module} have not reached position {where} yet")
 
-    async def catch_up_for(self, message: Message, context: DispatchContext) -> None:
-        """Wait until the read models of ``message``'s module reflect ``context.min_position``, once the policy's
-        role-level check has let its actor through: who may not send ``message`` at all is refused before any
-        waiting. (Whether it owns the target is checked later, on the caught-up read models.)
-
-        Raises:
-            Unauthenticated, AccessDenied: the actor may not send ``message``.
-            PositionNotWritten, NotCaughtUp: see ``catch_up``.
-        """
-        app = self.app
-        if app.policy is not None:
-            app.policy.precheck(context.actor, app.permission_of(type(message)))
-        module = app.owner_of(type(message)).name
-        await self.catch_up(module, context.min_position, context.position_of, context.wait)
-
     async def _caught_up(self, module: str, position: int, source: str, timeout: float) -> bool:
-        app = self.app
         if not source or self.runs(source) or self.broker is None:
-            return await app.wait_for_module(module, position, timeout)
+            return await self._consumers.wait_for_module(module, position, timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         # Asked even with no inbox here: the answer also says that the source's reactions, the commands they sent
@@ -180,45 +171,35 @@ class Topology:
             return False
         if self.inbox is not None and not await self.inbox.wait_through(sequence, deadline - loop.time()):
             return False
-        return await app.wait_for_module(module, await app.store.last_position(), max(0.0, deadline - loop.time()))
-
-    @property
-    def service(self) -> str:
-        """This service's name: its local modules, joined."""
-        return "+".join(sorted(self.local))
+        head = await self.store.last_position()
+        return await self._consumers.wait_for_module(module, head, max(0.0, deadline - loop.time()))
 
     async def start(self) -> None:
-        """Connect the broker; forward remote modules' messages, serve local ones, start relay and inbox."""
+        """Connect the broker; serve the local modules, start relay and inbox."""
         if self.broker is None:
             return
-        app = self.app
+        composition = self.composition
         await self.broker.connect()
         decode = self._decoder()
-        for module in app.modules.values():
+        for module in composition.modules.values():
             if self.is_local(module):
                 await self.broker.serve(module.name, decode, self._serve_locally)
                 await self.broker.serve_published(module.name, self._published_through)
-                continue
-            for command_type, handler in module.commands.items():
-                if module.is_public(command_type):
-                    forward = self._forwarder(module, command_type, handler)
-                    self._local[command_type] = app.commands.replace(command_type, forward)
-            for query_type, handler in module.queries.items():
-                if module.is_public(query_type):
-                    forward = self._forwarder(module, query_type, handler)
-                    self._local[query_type] = app.queries.replace(query_type, forward)
-        public = [(m.name, t) for m in app.modules.values() if self.is_local(m) for t in m.events if m.is_public(t)]
-        exported = frozenset(app.registry.of(t).name for _, t in public)
-        sealed = {m: app.registry.of(t).name for m, t in public if t.__message_subject__ is not None}
+        registry = composition.registry
+        public = [
+            (m.name, t) for m in composition.modules.values() if self.is_local(m) for t in m.events if m.is_public(t)
+        ]
+        exported = frozenset(registry.of(t).name for _, t in public)
+        sealed = {m: registry.of(t).name for m, t in public if t.__message_subject__ is not None}
         self.keys = self._key_share(sealed.values(), "exports")
         for module_name in sorted(set(sealed)):
             await self._shared_keys().serve(module_name)
         self.relay = OutboxRelay(
-            app.store,
+            self.store,
             self.broker,
             exported,
-            owner=app.node_id,
-            lease_ttl=app.lease_ttl,
+            owner=self._node_id,
+            lease_ttl=self._lease_ttl,
             sealed=frozenset(sealed.values()),
             keys=self.keys,
             announcer=Announcer(self.broker, sealed, self.local) if sealed else None,
@@ -254,13 +235,21 @@ class Topology:
         needed = self._needed_events()
         if self.broker is None or not needed:
             return None
-        app = self.app
-        exporters = {n: app.owner_of(app.registry.named(n).cls).name for n in needed}
-        sealed = [n for n in needed if app.registry.named(n).cls.__message_subject__ is not None]
+        composition = self.composition
+        named = composition.registry.named
+        exporters = {n: composition.owner_of(named(n).cls).name for n in needed}
+        sealed = [n for n in needed if named(n).cls.__message_subject__ is not None]
         self.keys = self.keys or self._key_share(sealed, "imports")
-        forgetting = Forgetting(self.broker, app.store, self.forgotten_events, encrypting=app.keyring is not None)
+        encrypting = self._keyring is not None
+        forgetting = Forgetting(self.broker, self.store, self.forgotten_events, encrypting=encrypting)
         return Inbox(
-            self.broker, app.store, app.registry, self.service, exporters, keys=self.keys, forgetting=forgetting
+            self.broker,
+            self.store,
+            composition.registry,
+            self.service,
+            exporters,
+            keys=self.keys,
+            forgetting=forgetting,
         )
 
     def _key_share(self, sealed: Collection[str], does: str) -> KeyShare | None:
@@ -270,8 +259,7 @@ class Topology:
             ConfigurationError: the service ``does`` (exports, imports) events that declare a data subject and its
                 store does not encrypt.
         """
-        app = self.app
-        if app.keyring is None or self.broker is None:
+        if self._keyring is None or self.broker is None:
             if sealed:
                 raise ConfigurationError(
                     f"this service {does} {', '.join(sorted(sealed))}, which declare a data subject: it needs "
@@ -279,7 +267,7 @@ class Topology:
                     "subject's events travel sealed and can be forgotten"
                 )
             return None
-        return KeyShare(self.broker, app.store, app.keyring)
+        return KeyShare(self.broker, self.store, self._keyring)
 
     def _shared_keys(self) -> KeyShare:
         if self.keys is None:
@@ -287,13 +275,7 @@ class Topology:
         return self.keys
 
     async def stop(self) -> None:
-        """Stop the inbox, the relay and the broker connection; local handlers take their messages back."""
-        for message_type, handler in self._local.items():
-            if issubclass(message_type, Command):
-                self.app.commands.replace(message_type, handler)
-            elif issubclass(message_type, Query):
-                self.app.queries.replace(message_type, handler)
-        self._local.clear()
+        """Stop the inbox, the relay and the broker connection."""
         if self.inbox is not None:
             await self.inbox.stop()
         if self.relay is not None:
@@ -303,21 +285,22 @@ class Topology:
 
     def _needed_events(self) -> list[str]:
         """Stored names of remote modules' events that local projections and process managers handle."""
-        app = self.app
+        composition = self.composition
+        registry = composition.registry
         needed: set[str] = set()
-        for binding in app.projections.values():
+        for binding in composition.projections.values():
             if binding.module in self.local:
                 needed.update(binding.event_types)
-        for module in app.modules.values():
+        for module in composition.modules.values():
             if self.is_local(module):
                 for manager in module.process_managers:
-                    needed.update(app.registry.of(t).name for t in manager.event_types)
-        return sorted(n for n in needed if not self.is_local(app.owner_of(app.registry.named(n).cls)))
+                    needed.update(registry.of(t).name for t in manager.event_types)
+        return sorted(n for n in needed if not self.is_local(composition.owner_of(registry.named(n).cls)))
 
     def _decoder(self) -> Callable[[str, bytes], Message]:
         by_name = {
             module.message_name(t): t
-            for module in self.app.modules.values()
+            for module in self.composition.modules.values()
             if self.is_local(module)
             for t in [*module.commands, *module.queries]
             if module.is_public(t)
@@ -339,35 +322,23 @@ class Topology:
         Raises:
             PositionNotWritten: ``position`` is beyond this log's highest position.
         """
-        app = self.app
-        await check_written(app.store, position)
+        await check_written(self.store, position)
         # The relay and the process managers may run in another process of this service: ``following`` watches
         # their checkpoints then.
-        managers = [m.consumer_name(n) for n in sorted(self.local) for m in app.modules[n].process_managers]
-        consumers = following(app, ["citadel.outbox", *managers])
-        return await wait_for_chains(app.store, functools.partial(wait_for_all, consumers), position, timeout)
+        modules = self.composition.modules
+        managers = [m.consumer_name(n) for n in sorted(self.local) for m in modules[n].process_managers]
+        also = {self.relay.name: self.relay} if self.relay is not None else {}
+        consumers = self._consumers.following(["citadel.outbox", *managers], also)
+        return await wait_for_chains(self.store, lambda at, wait: wait_for_all(consumers, at, wait), position, timeout)
 
     async def _serve_locally(self, message: Message, context: DispatchContext) -> tuple[bytes, int, bool]:
-        app = self.app
-        if context.min_position:
-            await self.catch_up_for(message, context)
-        receipt = Receipt()
-        token = current_receipt.set(receipt)
-        try:
-            if isinstance(message, Command):
-                result = await app.commands.dispatch(message, context)
-            else:
-                result = await app.queries.dispatch(message, context)  # type: ignore[arg-type]
-        finally:
-            current_receipt.reset(token)
+        result, receipt = await self._serve(message, context)
         return encode_json(result), receipt.position, receipt.replayed
 
+    @staticmethod
     def _forwarder(
-        self, module: Module, message_type: type[Message], handler: Any
+        broker: NatsBroker, module: Module, message_type: type[Message], handler: Handler
     ) -> Callable[[Message, DispatchContext], Awaitable[Any]]:
-        broker = self.broker
-        if broker is None:
-            raise ConfigurationError("no broker")
         name = module.message_name(message_type)
         decode = _result_decoder(handler)
         is_query = issubclass(message_type, Query)

@@ -4,8 +4,10 @@ A ``View`` declares one table: its name inside the module, the document type, an
 to index (``indexes``) or to keep unique (``unique``). The framework creates the table in the owning module's
 namespace (``<module>__<name>`` in SQLite) and hands a module only its own views.
 
-Declared as a class attribute of a ``Projector``, a view reads as the seed's ``self.views``: inside a handler
-``self.orders[key] = doc`` writes the row in the handler's transaction.
+A ``View`` is a declaration, shared freely: each ``Application`` binds its own copy to the module that owns it
+(``bound``), so two applications of the same modules in one process keep apart. A projection handler writes a
+view through the context it is given (``ctx.view(ORDERS)[key] = doc``), a query handler reads it through its
+own (``await ctx.view(ORDERS).get(key)``).
 """
 
 from __future__ import annotations
@@ -69,10 +71,6 @@ class ViewReader(Protocol[D]):
         """Return how many documents match ``where``."""
 
 
-class _HasTransaction(Protocol):
-    _citadel_tx: Any
-
-
 class View(Generic[D]):
     """A module-owned document table.
 
@@ -110,9 +108,26 @@ class View(Generic[D]):
         self.indexes = tuple(indexes)
         self.unique = tuple(unique)
         self.module: str | None = None
+        """The owning module, in a bound copy (``bound``) or a declaration bound by hand (``bind``)."""
+        self.declaration: View[D] = self
+        """The declaration a bound copy was made from (itself for a declaration)."""
+
+    def bound(self, module: str) -> View[D]:
+        """Return a copy of this declaration owned by ``module``: what one application hands its store.
+
+        Raises:
+            ConfigurationError: ``module`` is not a lowercase identifier.
+        """
+        if not _IDENT.fullmatch(module):
+            raise ConfigurationError(f"module names are lowercase identifiers, got {module!r}")
+        copy: View[D] = View(self.name, self.doc_type, indexes=self.indexes, unique=self.unique)
+        copy.module = module
+        copy.declaration = self.declaration
+        return copy
 
     def bind(self, module: str) -> None:
-        """Give the view to ``module``; a view belongs to exactly one module.
+        """Give this declaration itself to ``module``, for a store used without an application (a backend's
+        tests); an ``Application`` never calls it, it binds copies of its own (``bound``).
 
         Raises:
             ConfigurationError: ``module`` is not a lowercase identifier, or another module already owns the view.
@@ -141,22 +156,6 @@ class View(Generic[D]):
 
     def __set_name__(self, owner: type, attr: str) -> None:
         self.attribute = attr
-
-    @overload
-    def __get__(self, instance: None, owner: type) -> View[D]: ...
-
-    @overload
-    def __get__(self, instance: object, owner: type) -> ViewWriter[D]: ...
-
-    def __get__(self, instance: object | None, owner: type) -> View[D] | ViewWriter[D]:
-        if instance is None:
-            return self
-        tx = getattr(instance, "_citadel_tx", None)
-        if tx is None:
-            raise ConfigurationError(
-                f"view {self.name!r} is only writable inside a projection handler, while the framework applies an event"
-            )
-        return tx.writer(self)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"View({self.qualified_name if self.module else self.name!r})"

@@ -3,11 +3,11 @@
 the function and the fix.
 
 Checked where the code shows it: the first parameter of each command and query handler, process-manager
-reaction and ``on()`` projection handler accepts the message it is registered for; the commands a reaction
-returns (its return annotation) belong to its module or to a declared dependency's contract; a command handler
-neither reads a view nor executes a command on an aggregate without a ``@decides`` for it (read from its
-source). A module whose commands and queries are in no contract is served by no HTTP route: that is logged as a
-warning, since a module may be internal on purpose.
+reaction, ``on()`` projection handler and ``@handles`` projector method accepts the message it is registered
+for; the commands a reaction returns (its return annotation) belong to its module or to a declared dependency's
+contract; a command handler neither reads a view nor executes a command on an aggregate without a ``@decides``
+for it (read from its source). A module whose commands and queries are in no contract is served by no HTTP
+route: that is logged as a warning, since a module may be internal on purpose.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from citadel.handling import view_in_command_message
 from citadel.messages import Command
 
 if TYPE_CHECKING:
-    from citadel.composition import MessageOwnership
     from citadel.module import Module
+    from citadel.ownership import MessageOwnership
 
 __all__ = ["check_wiring"]
 
@@ -67,7 +67,8 @@ def check_wiring(modules: Mapping[str, Module], ownership: MessageOwnership) -> 
         for projector in module.projections:
             for event_type, handler in projector.registered:
                 where = f"projector {type(projector).__qualname__} of module {module.name}: {_name(handler)}"
-                _check_takes(handler, event_type, f"{where}, registered with on({event_type.__name__})")
+                how = "routed with @handles" if hasattr(handler, "__citadel_handles__") else "registered with on"
+                _check_takes(handler, event_type, f"{where}, {how}({event_type.__name__})")
         _warn_unexposed(module)
 
 

@@ -18,6 +18,7 @@ from citadel import (
     Module,
     NotFound,
     ProcessManager,
+    ProjectionContext,
     Projector,
     Query,
     QueryContext,
@@ -85,11 +86,11 @@ ORDER = Order.decider()
 class OrderRows(Projector):
     orders = View("orders", OrderRow, indexes=("customer",))
 
-    def handle_orderplaced(self, event: OrderPlaced) -> None:
-        self.orders[event.order_id] = OrderRow(event.order_id, event.customer, event.amount, "placed")
+    def handle_orderplaced(self, event: OrderPlaced, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders)[event.order_id] = OrderRow(event.order_id, event.customer, event.amount, "placed")
 
-    def handle_ordercancelled(self, event: OrderCancelled) -> None:
-        self.orders.merge(event.order_id, status="cancelled")
+    def handle_ordercancelled(self, event: OrderCancelled, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders).merge(event.order_id, status="cancelled")
 
 
 async def place_order(command: PlaceOrder, ctx: CommandContext) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from citadel import (
     Event,
     Module,
     NotFound,
+    ProjectionContext,
     Projector,
     View,
     decides,
@@ -107,14 +108,16 @@ class People(Projector):
 
     people = View("people", PersonRow, unique=("email",))
 
-    def handle_personregistered(self, event: PersonRegistered) -> None:
-        self.people[event.person_id] = PersonRow(person_id=event.person_id, email=event.email, name=event.name)
+    def handle_personregistered(self, event: PersonRegistered, ctx: ProjectionContext) -> None:
+        ctx.view(self.people)[event.person_id] = PersonRow(
+            person_id=event.person_id, email=event.email, name=event.name
+        )
 
-    def handle_personrenamed(self, event: PersonRenamed) -> None:
-        self.people.merge(event.person_id, name=event.name)
+    def handle_personrenamed(self, event: PersonRenamed, ctx: ProjectionContext) -> None:
+        ctx.view(self.people).merge(event.person_id, name=event.name)
 
-    def handle_personforgotten(self, event: PersonForgotten) -> None:
-        self.people[event.person_id] = PersonRow(
+    def handle_personforgotten(self, event: PersonForgotten, ctx: ProjectionContext) -> None:
+        ctx.view(self.people)[event.person_id] = PersonRow(
             person_id=event.person_id, email=f"forgotten:{event.person_id}", name="", forgotten=True
         )
 

@@ -106,7 +106,7 @@ async def test_rebuilding_an_inline_projection_while_commands_run_loses_nothing(
     await writer
     from mini import OrderRows
 
-    reader = app.store.view_reader(OrderRows.orders)
+    reader = app.view_reader(OrderRows.orders)
     rows = await reader.find(limit=1000)
     assert sorted(r.amount for r in rows) == list(range(80))
     assert await reader.count(customer="c1") == 16

@@ -64,7 +64,7 @@ async def test_a_forgotten_persons_email_and_name_are_nowhere_at_rest(store_url:
         record = await app.store.idempotency_record("register-grace")
         assert record is not None
         assert record.forgotten
-        row = await app.store.view_reader(People.people).get(grace.person_id)
+        row = await app.view_reader(People.people).get(grace.person_id)
         assert row is not None
         assert row.email == f"forgotten:{grace.person_id}"
         letters = await app.store.dead_letters("people.mailer")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from mini import GetRevenue, PlaceOrder, build
 
-from citadel import Application
+from citadel import Application, Deployment, WorkerSlot
 from citadel.testing import settle
-from citadel.workers import WORKER_SLOT
 
 CONSUMERS = ("analytics.revenue", "billing.open_invoices")
 
@@ -67,13 +65,10 @@ async def test_when_the_active_node_dies_another_takes_over_within_the_lease_tim
             await node.stop()
 
 
-async def test_the_workers_of_a_node_share_out_its_consumers_and_one_alone_takes_them_all(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_workers_of_a_node_share_out_its_consumers_and_one_alone_takes_them_all(store_url: str) -> None:
     nodes = [build(store=store_url, lease_ttl=0.5) for _ in range(2)]
     for slot in (1, 0):  # the second worker starts first, and still leaves the first its share
-        monkeypatch.setenv(WORKER_SLOT, f"{slot}/2")
-        await nodes[slot].start()
+        await nodes[slot].start(Deployment(worker=WorkerSlot(slot, 2)))
     try:
         first = await nodes[0].execute(PlaceOrder(customer="c", amount=1))
         await settle_nodes(nodes, first.position)
@@ -84,8 +79,7 @@ async def test_the_workers_of_a_node_share_out_its_consumers_and_one_alone_takes
         for node in nodes:
             await node.stop()
     alone = build(store=store_url, lease_ttl=0.5)
-    monkeypatch.setenv(WORKER_SLOT, "1/2")
-    await alone.start()
+    await alone.start(Deployment(worker=WorkerSlot(1, 2)))
     try:
         second = await alone.execute(PlaceOrder(customer="c", amount=1))
         for name in CONSUMERS:  # the first worker is not there: after standing by, this one takes its share

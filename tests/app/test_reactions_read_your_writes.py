@@ -252,7 +252,7 @@ async def test_on_postgresql_a_position_committed_beyond_what_subscribers_read_y
 
 
 def test_the_waited_consumers_of_a_module_are_its_async_projections_and_the_managers_leading_to_it() -> None:
-    waited = consumers_leading_to(build())
+    waited = consumers_leading_to(build().composition)
     assert waited["content"] == {"billing.settling", "orders.granting"}
     assert waited["orders"] == {"billing.settling"}
     assert waited["billing"] == frozenset()
@@ -264,7 +264,7 @@ def test_a_reaction_without_an_annotation_of_its_commands_may_lead_anywhere() ->
     loose = ProcessManager("stats.loose")
     loose.on(Paid)(lambda event: Tally(bill=event.bill))
     app.modules["stats"].process_managers.append(loose)
-    assert "stats.loose" in consumers_leading_to(app)["content"]
+    assert "stats.loose" in consumers_leading_to(app.composition)["content"]
 
 
 def _returns_nothing(event: Paid) -> None:

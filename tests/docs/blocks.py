@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PYTHON = frozenset({"python", "py"})
 SHELL = frozenset({"sh", "shell", "bash", "console"})
-TEXT = frozenset({"text"})
+TEXT = frozenset({"text", "mermaid"})
 RUN_ELSEWHERE = "nats-server config: tested"
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)(?P<lang>[^`\s]*)\s*$")

@@ -43,11 +43,13 @@ def build(unique: bool) -> tuple[Module, View[Any]]:
 async def test_concurrent_batches_on_the_same_rows_all_commit(unique: bool) -> None:
     await reset_postgres()
     nodes = []
+    views = []
     for _ in range(3):  # three nodes on one database: their batches overlap
         module, counts = build(unique)
         app = Application([module], store=POSTGRES)
         await app.start()
         nodes.append(app)
+        views.append(counts)
     try:
 
         async def client(app: Application, c: int) -> None:
@@ -57,7 +59,7 @@ async def test_concurrent_batches_on_the_same_rows_all_commit(unique: bool) -> N
         await asyncio.gather(*(client(app, c) for app in nodes for c in range(15)))
         stores = [app.store for app in nodes]
         assert all(isinstance(store, PostgresEventStore) for store in stores)
-        reader = stores[0].view_reader(counts)
+        reader = nodes[0].view_reader(views[0])
         assert [(await reader.get(key))["n"] for key in KEYS] == [3 * 15 * 20] * len(KEYS)
         retried = sum(store.writer.retried for store in stores)  # type: ignore[union-attr]
         if not unique:  # rows locked in one order: nothing to undo (with a unique field, ~10 deadlocks here)

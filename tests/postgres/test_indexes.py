@@ -6,11 +6,13 @@ import asyncpg
 import pytest
 
 from citadel import View
-from citadel.store.postgres import _HEAD, _READ_ALL, PostgresEventStore
-from citadel.store.postgres_views import PostgresViewReader, table_name
-from citadel.store.postgres_writer import _BEGIN, _VERSIONS
+from citadel.store.postgres import PostgresEventStore
+from citadel.store.postgres.event_log import HEAD as _HEAD
+from citadel.store.postgres.event_log import READ_ALL as _READ_ALL
+from citadel.store.postgres.view_tables import PostgresViewReader, table_name
+from citadel.store.postgres.writer import _BEGIN, _VERSIONS
+from citadel.testing.store_suite import ITEMS, Happened, make_registry
 from tests.backends import POSTGRES, reset_postgres
-from tests.store.suite import ITEMS, Happened, make_registry
 
 QUERIES = {
     "read_all": (_READ_ALL, (1, 100)),

@@ -1,5 +1,5 @@
 """Under concurrent writers whose transactions commit out of position order, live subscribers still see every
-event exactly once, in position order (the argument is in ``citadel.store.postgres``)."""
+event exactly once, in position order (the argument is in ``citadel.store.postgres.event_log``)."""
 
 from __future__ import annotations
 

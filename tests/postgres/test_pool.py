@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 
 from citadel.store.postgres import PostgresEventStore
+from citadel.testing.store_suite import Happened, make_registry
 from tests.backends import POSTGRES, reset_postgres
-from tests.store.suite import Happened, make_registry
 
 
 async def test_a_read_costs_one_query_on_its_connection_not_two() -> None:

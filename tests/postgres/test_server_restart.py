@@ -10,8 +10,8 @@ import pytest
 
 from citadel import StoreError
 from citadel.store.postgres import PostgresEventStore
+from citadel.testing.store_suite import Happened, make_registry
 from tests.backends import POSTGRES, reset_postgres
-from tests.store.suite import Happened, make_registry
 
 
 def restart_postgres() -> None:

@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 
 from citadel.store.postgres import PostgresEventStore
-from citadel.store.postgres_views import PostgresViewReader, table_name
+from citadel.store.postgres.view_tables import PostgresViewReader, table_name
+from citadel.testing.store_suite import ITEMS, make_registry
 from tests.backends import POSTGRES, reset_postgres
-from tests.store.suite import ITEMS, make_registry
 
 
 @pytest.fixture

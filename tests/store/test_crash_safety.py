@@ -67,10 +67,10 @@ async def test_a_killed_writer_loses_no_acknowledged_event_and_leaves_no_partial
             assert versions == list(range(1, len(versions) + 1))
             assert len(versions) % 3 == 0, f"{stream} holds a partial command"
             # the inline projection committed with the events: exactly as many counted as stored
-            assert (await store.view_reader(INLINE).get(stream)) == {"events": len(versions)}
+            assert (await app.view_reader(INLINE).get(stream)) == {"events": len(versions)}
         # the async projection resumes from its checkpoint: nothing applied twice, nothing skipped
         assert await app.wait_for_projection("crash.async", len(log), timeout=30)
         for stream, versions in by_stream.items():
-            assert (await store.view_reader(ASYNC).get(stream)) == {"events": len(versions)}
+            assert (await app.view_reader(ASYNC).get(stream)) == {"events": len(versions)}
     finally:
         await app.stop()

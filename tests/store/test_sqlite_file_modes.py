@@ -6,9 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from suite import Happened, make_registry
-
 from citadel.store.sqlite import SQLiteEventStore
+from citadel.testing.store_suite import Happened, make_registry
 
 
 def mode(path: Path) -> int:

@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from suite import Happened, make_registry
 
 from citadel import NO_STREAM, Application, Command, CommandContext, ConcurrencyError, Event, Module, Projector, View
 from citadel.errors import StoreError
 from citadel.store.sqlite import SQLiteEventStore
-from citadel.store.sqlite_writer import LoopWriter
+from citadel.store.sqlite.writer import LoopWriter
+from citadel.testing.store_suite import Happened, make_registry
 
 
 async def open_two(path: Path) -> tuple[SQLiteEventStore, SQLiteEventStore]:

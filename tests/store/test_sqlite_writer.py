@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import Happened, make_registry
-from test_counters import COUNTERS, counters, project_inline
 
 from citadel import NO_STREAM, ProjectionContext, Projector
 from citadel.errors import StoreError
 from citadel.projection import BoundProjection
 from citadel.store.sqlite import SQLiteEventStore
-from citadel.store.sqlite_writer import LoopWriter
+from citadel.store.sqlite.writer import LoopWriter
+from citadel.testing.store_suite import Happened, make_registry
+from citadel.testing.store_suite.views import COUNTERS, counters, project_inline
 
 
 def slow_commits(store: SQLiteEventStore, seconds: float, seen: list[int], *, known: bool = True) -> None:

@@ -9,7 +9,7 @@ import pytest
 from citadel.config import load_settings
 from citadel.errors import ConfigurationError, InvalidMessage
 from citadel.messaging.nats import NatsBroker
-from citadel.topology import Topology, parse_position
+from citadel.placement import Placement, parse_position
 from examples.shop import build_app
 
 
@@ -39,20 +39,20 @@ def test_a_wrong_setting_names_itself(tmp_path: Path) -> None:
         load_settings(file, environ={})
 
 
-def test_a_topology_refuses_unknown_modules_and_some_modules_without_a_broker() -> None:
+def test_a_placement_refuses_unknown_modules_and_some_modules_without_a_broker() -> None:
     app = build_app(store="sqlite:///:memory:")
     with pytest.raises(ConfigurationError, match="unknown module"):
-        Topology(app, ["billing", "shipping"], "nats://127.0.0.1:4222")
+        Placement(app.modules, ["billing", "shipping"], broker=True)
     with pytest.raises(ConfigurationError, match="needs a broker"):
-        Topology(app, ["billing"], None)
-    assert not Topology(app, None, None).partial
-    assert Topology(app, list(app.modules), None).runs("billing")
+        Placement(app.modules, ["billing"], broker=False)
+    assert not Placement(app.modules, None, broker=False).partial
+    assert Placement(app.modules, list(app.modules), broker=False).runs("billing")
 
 
 def test_positions_are_numbers_in_one_process_and_module_numbers_across_services() -> None:
     app = build_app(store="sqlite:///:memory:")
-    assert Topology(app, None, None).position_token("orders", 57) == "57"
-    assert Topology(app, ["billing"], "nats://127.0.0.1:4222").position_token("billing", 57) == "billing:57"
+    assert Placement(app.modules, None, broker=False).position_token("orders", 57) == "57"
+    assert Placement(app.modules, ["billing"], broker=True).position_token("billing", 57) == "billing:57"
     modules = list(app.modules)
     assert parse_position("57", modules) == ("", 57)
     assert parse_position("orders:57", modules) == ("orders", 57)

@@ -16,11 +16,13 @@ from citadel import (
     Event,
     Module,
     ProcessManager,
+    ProjectionContext,
     Projector,
     Query,
     View,
+    handles,
 )
-from citadel.errors import HandlerMismatch, UndeclaredDependency, UnmatchedHandler
+from citadel.errors import AccessDenied, HandlerMismatch, UndeclaredDependency, UnmatchedHandler
 
 
 class AddBook(Command, name="catalog.AddBook"):
@@ -207,10 +209,10 @@ def test_a_class_that_is_no_message_is_refused_telling_what_to_subclass() -> Non
 class MisspeltBooks(Projector):
     books = View("books")
 
-    def handle_bookadded(self, event: BookAdded) -> None:
+    def handle_bookadded(self, event: BookAdded, ctx: ProjectionContext) -> None:
         return None
 
-    def handle_book_added(self, event: BookAdded) -> None:
+    def handle_book_added(self, event: BookAdded, ctx: ProjectionContext) -> None:
         return None
 
 
@@ -220,16 +222,16 @@ def test_a_handle_method_matching_no_event_is_refused_with_the_right_spelling() 
     message = str(caught.value)
     assert "projector MisspeltBooks: method handle_book_added matches no event" in message
     assert "did you mean handle_bookadded (for BookAdded)?" in message
-    assert "@projector.on(EventType)" in message
+    assert "@handles(EventType)" in message
 
 
 class LoanBooks(Projector):
     books = View("books")
 
-    def handle_borrowed(self, event: Borrowed) -> None:
+    def handle_borrowed(self, event: Borrowed, ctx: ProjectionContext) -> None:
         return None
 
-    def handle_bookadded(self, event: BookAdded) -> None:
+    def handle_bookadded(self, event: BookAdded, ctx: ProjectionContext) -> None:
         return None
 
 
@@ -244,6 +246,55 @@ def test_a_handle_method_for_an_event_of_an_undeclared_module_says_why_it_matche
 def test_the_same_handle_method_matches_once_the_module_depends_on_the_events_owner() -> None:
     app = build(catalog(), loans(projections=[LoanBooks()], depends_on=["catalog"]))
     assert sorted(app.projections["loans.LoanBooks"].event_types) == ["catalog.BookAdded", "loans.Borrowed"]
+
+
+# -- projector methods routed by event type ----------------------------------------------------------------
+
+
+class RoutedBooks(Projector):
+    books = View("books")
+
+    @handles(Borrowed, Returned)
+    def moved(self, event: Borrowed | Returned, ctx: ProjectionContext) -> None:
+        return None
+
+    @handles(BookAdded)
+    def handle_new_title(self, event: BookAdded, ctx: ProjectionContext) -> None:
+        """Named like a handle_<event> method for no event: routed by its type, so not refused."""
+
+
+def test_methods_routed_with_handles_receive_the_events_they_name_whatever_their_names() -> None:
+    app = build(catalog(), loans(projections=[RoutedBooks()], depends_on=["catalog"]))
+    assert sorted(app.projections["loans.RoutedBooks"].event_types) == [
+        "catalog.BookAdded",
+        "loans.Borrowed",
+        "loans.Returned",
+    ]
+
+
+def test_a_method_routed_with_handles_taking_another_event_is_refused_naming_the_decorator() -> None:
+    class Misrouted(Projector):
+        books = View("books")
+
+        @handles(Borrowed)
+        def lent(self, event: Returned, ctx: ProjectionContext) -> None:
+            return None
+
+    with pytest.raises(HandlerMismatch) as caught:
+        build(catalog(), loans(projections=[Misrouted()]))
+    message = str(caught.value)
+    assert "routed with @handles(Borrowed)" in message
+    assert "takes `event: Returned`, not Borrowed" in message
+
+
+def test_a_method_routed_with_handles_to_an_event_its_module_may_not_use_is_refused() -> None:
+    with pytest.raises(AccessDenied, match="does not declare depends_on"):
+        build(catalog(), loans(projections=[RoutedBooks()]))
+
+
+def test_handles_without_an_event_type_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="at least one event type"):
+        handles()
 
 
 # -- commands of other modules ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from citadel import (
     ConfigurationError,
     Event,
     Module,
+    ProjectionContext,
     Projector,
     UnknownCommand,
     View,
@@ -77,8 +78,8 @@ LOAN = Loan.decider()
 class Books(Projector):
     books = View("books")
 
-    def handle_borrowed(self, event: Borrowed) -> None:
-        self.books[event.book_id] = {"out": True}
+    def handle_borrowed(self, event: Borrowed, ctx: ProjectionContext) -> None:
+        ctx.view(self.books)[event.book_id] = {"out": True}
 
 
 async def borrow(command: Borrow, ctx: CommandContext) -> None:

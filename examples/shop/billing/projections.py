@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from citadel import Projector, View
+from citadel import ProjectionContext, Projector, View
 from examples.shop.billing.contract import InvoicePaid, InvoiceRefunded
 from examples.shop.billing.domain import InvoiceOpened, InvoiceVoided
 
@@ -22,8 +22,8 @@ class Invoices(Projector):
 
     invoices = View("invoices", InvoiceRow, indexes=("invoice_id",))
 
-    def handle_invoiceopened(self, event: InvoiceOpened) -> None:
-        self.invoices[event.order_id] = InvoiceRow(
+    def handle_invoiceopened(self, event: InvoiceOpened, ctx: ProjectionContext) -> None:
+        ctx.view(self.invoices)[event.order_id] = InvoiceRow(
             invoice_id=event.invoice_id,
             order_id=event.order_id,
             amount=event.amount,
@@ -31,11 +31,11 @@ class Invoices(Projector):
             customer_id=event.customer_id,
         )
 
-    def handle_invoicepaid(self, event: InvoicePaid) -> None:
-        self.invoices.merge(event.order_id, status="paid")
+    def handle_invoicepaid(self, event: InvoicePaid, ctx: ProjectionContext) -> None:
+        ctx.view(self.invoices).merge(event.order_id, status="paid")
 
-    def handle_invoicevoided(self, event: InvoiceVoided) -> None:
-        self.invoices.merge(event.order_id, status="void")
+    def handle_invoicevoided(self, event: InvoiceVoided, ctx: ProjectionContext) -> None:
+        ctx.view(self.invoices).merge(event.order_id, status="void")
 
-    def handle_invoicerefunded(self, event: InvoiceRefunded) -> None:
-        self.invoices.merge(event.order_id, status="refunded")
+    def handle_invoicerefunded(self, event: InvoiceRefunded, ctx: ProjectionContext) -> None:
+        ctx.view(self.invoices).merge(event.order_id, status="refunded")

@@ -23,8 +23,8 @@ class Catalog(Projector):
 
     items = View("items", ItemRow)
 
-    def handle_contentpublished(self, event: ContentPublished) -> None:
-        self.items[event.content_id] = ItemRow(
+    def handle_contentpublished(self, event: ContentPublished, ctx: ProjectionContext) -> None:
+        ctx.view(self.items)[event.content_id] = ItemRow(
             content_id=event.content_id,
             title=event.title,
             body=event.body,
@@ -33,11 +33,11 @@ class Catalog(Projector):
             seats_left=event.seats,
         )
 
-    def handle_seatsreserved(self, event: SeatsReserved) -> None:
-        self.items.merge(event.content_id, seats_left=event.seats_left)
+    def handle_seatsreserved(self, event: SeatsReserved, ctx: ProjectionContext) -> None:
+        ctx.view(self.items).merge(event.content_id, seats_left=event.seats_left)
 
-    def handle_seatsreleased(self, event: SeatsReleased) -> None:
-        self.items.merge(event.content_id, seats_left=event.seats_left)
+    def handle_seatsreleased(self, event: SeatsReleased, ctx: ProjectionContext) -> None:
+        ctx.view(self.items).merge(event.content_id, seats_left=event.seats_left)
 
 
 # Keyed "{user_id}:{content_id}"; "grants" counts the orders currently giving that access.

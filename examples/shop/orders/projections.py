@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from citadel import Projector, View
+from citadel import ProjectionContext, Projector, View
 from examples.shop.orders.contract import (
     OrderCancelled,
     OrderCreated,
@@ -26,25 +26,25 @@ class OrderRow(msgspec.Struct, kw_only=True):
 class OrderSummaries(Projector):
     orders = View("orders", OrderRow, indexes=("customer_id",))
 
-    def handle_ordercreated(self, event: OrderCreated) -> None:
-        self.orders[event.order_id] = OrderRow(
+    def handle_ordercreated(self, event: OrderCreated, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders)[event.order_id] = OrderRow(
             order_id=event.order_id,
             customer_id=event.customer_id,
             status="reserving" if event.seated else "created",
             total=event.total,
         )
 
-    def handle_orderreserved(self, event: OrderReserved) -> None:
-        self.orders.merge(event.order_id, status="created")
+    def handle_orderreserved(self, event: OrderReserved, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders).merge(event.order_id, status="created")
 
-    def handle_orderrefused(self, event: OrderRefused) -> None:
-        self.orders.merge(event.order_id, status="refused", reason=event.reason)
+    def handle_orderrefused(self, event: OrderRefused, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders).merge(event.order_id, status="refused", reason=event.reason)
 
-    def handle_orderpaid(self, event: OrderPaid) -> None:
-        self.orders.merge(event.order_id, status="paid")
+    def handle_orderpaid(self, event: OrderPaid, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders).merge(event.order_id, status="paid")
 
-    def handle_ordercancelled(self, event: OrderCancelled) -> None:
-        self.orders.merge(event.order_id, status="cancelled")
+    def handle_ordercancelled(self, event: OrderCancelled, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders).merge(event.order_id, status="cancelled")
 
-    def handle_orderrefunded(self, event: OrderRefunded) -> None:
-        self.orders.merge(event.order_id, status="refunded")
+    def handle_orderrefunded(self, event: OrderRefunded, ctx: ProjectionContext) -> None:
+        ctx.view(self.orders).merge(event.order_id, status="refunded")

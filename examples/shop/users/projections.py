@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from citadel import Projector, View
+from citadel import ProjectionContext, Projector, View
 from examples.shop.users.domain import RoleAssigned, UserForgotten, UserRegistered
 
 
@@ -21,18 +21,19 @@ class Users(Projector):
 
     users = View("users", UserRow, unique=("email",))
 
-    def handle_userregistered(self, event: UserRegistered) -> None:
-        self.users[event.user_id] = UserRow(
+    def handle_userregistered(self, event: UserRegistered, ctx: ProjectionContext) -> None:
+        ctx.view(self.users)[event.user_id] = UserRow(
             user_id=event.user_id, email=event.email, name=event.name, roles=event.roles
         )
 
-    def handle_userforgotten(self, event: UserForgotten) -> None:
+    def handle_userforgotten(self, event: UserForgotten, ctx: ProjectionContext) -> None:
         # A whole row, not a merge: a rebuild, which cannot read the forgotten registration, ends the same.
-        self.users[event.user_id] = UserRow(
+        ctx.view(self.users)[event.user_id] = UserRow(
             user_id=event.user_id, email=f"forgotten:{event.user_id}", name="", roles=[], forgotten=True
         )
 
-    async def handle_roleassigned(self, event: RoleAssigned) -> None:
-        row = await self.users.get(event.user_id)
+    async def handle_roleassigned(self, event: RoleAssigned, ctx: ProjectionContext) -> None:
+        users = ctx.view(self.users)
+        row = await users.get(event.user_id)
         if row is not None:
-            self.users.merge(event.user_id, roles=[*row.roles, event.role])
+            users.merge(event.user_id, roles=[*row.roles, event.role])

@@ -7,6 +7,7 @@
     citadel events tail examples.shop:app --type orders.OrderCreated --follow
     citadel dead-letters list examples.shop:app
     citadel dead-letters retry examples.shop:app 3
+    citadel docs examples.shop:app --out docs/modules
 
 ``APP`` may be omitted when ``citadel.toml`` (or ``CITADEL_APP``) names it. Errors print one line that says
 what to do, and exit with status 2.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import typer
 
+from citadel.cli.documenting import docs
 from citadel.cli.letters import dead_letters_discard, dead_letters_list, dead_letters_retry
 from citadel.cli.operating import check, events_tail, projections_rebuild, projections_status
 from citadel.cli.secrets import keys_generate, keys_rotate, token
@@ -33,7 +35,7 @@ cli.add_typer(events_cli, name="events")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(letters_cli, name="dead-letters")
 
-for command in (serve, consume, check, token):
+for command in (serve, consume, check, docs, token):
     cli.command()(command)
 projections_cli.command("status")(projections_status)
 projections_cli.command("rebuild")(projections_rebuild)

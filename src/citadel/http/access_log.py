@@ -22,8 +22,7 @@ from citadel.logs import FieldsRecord
 
 if TYPE_CHECKING:
     from citadel.context import DispatchContext
-    from citadel.http.raw import Reply
-    from citadel.http.routing import Endpoint
+    from citadel.http.types import Endpoint, Reply
 
 __all__ = ["access_log", "log_request", "log_requests", "noted", "request_fields"]
 

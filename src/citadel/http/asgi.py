@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from citadel.app import Application
+from citadel.console import console_routes
 from citadel.http.access_log import log_request
 from citadel.http.access_log import log_requests as logged
 from citadel.http.admission import Admission
@@ -39,10 +40,11 @@ from citadel.http.problems import problem, problem_response
 from citadel.http.raw import JSON, json_reply
 from citadel.http.readiness import readiness
 from citadel.http.routing import Endpoint, constant, exact_app
+from citadel.http.scrape import metrics_endpoint
 from citadel.messages import Message
 from citadel.metrics.instrument import OTHER_ROUTE, count_requests, instrument, method_label, status_counter
 from citadel.metrics.registry import metrics as process_metrics
-from citadel.metrics.scrape import ConsumerWatch, metrics_endpoint
+from citadel.metrics.scrape import ConsumerWatch
 from citadel.security.ratelimit import RateLimiter, RateRule
 
 __all__ = ["Authenticator", "create_asgi"]
@@ -132,6 +134,7 @@ def create_asgi(
         ("GET", "/schema/openapi.json", openapi),
         *docs_routes(title),
     ]
+    routes += console_routes(application, authenticate, admins, taken=routes)  # /console, for administrators
     watch = None
     unrouted: dict[str, Callable[[int], None]] = {}
     if recorded is not None:

@@ -37,20 +37,37 @@ _DOCS = [
 ]
 # The docs page's assets say how long they may be cached (their URL changes with their content).
 _ASSETS = [*_COMMON, (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")]
+# The console's pages load the app's own stylesheet and script, which polls the app's JSON, and post their forms
+# to the app itself, nothing else.
+_CONSOLE = [
+    *_COMMON,
+    (b"cache-control", b"no-store"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+]
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 _CHOICES = {
     (kind, https): [*headers, _HSTS] if https else headers
-    for kind, headers in (("api", _API), ("docs", _DOCS), ("assets", _ASSETS))
+    for kind, headers in (("api", _API), ("docs", _DOCS), ("assets", _ASSETS), ("console", _CONSOLE))
     for https in (False, True)
 }
 
 
-def security_headers(path: str, scheme: str | None, *, docs_path: str = "/docs") -> list[tuple[bytes, bytes]]:
+def security_headers(
+    path: str, scheme: str | None, *, docs_path: str = "/docs", console_path: str = "/console"
+) -> list[tuple[bytes, bytes]]:
     """Return the security headers of a response to ``path`` (a shared list: copy it to change it)."""
     if path.endswith(docs_path):
         kind = "docs"
-    else:  # on every response: the f-string only for a path that may be an asset
-        kind = "assets" if "/assets/" in path and f"{docs_path}/assets/" in path else "api"
+    elif "/assets/" in path and (f"{docs_path}/assets/" in path or f"{console_path}/assets/" in path):
+        kind = "assets"
+    elif console_path in path and (path.endswith(console_path) or f"{console_path}/" in path):
+        kind = "console"
+    else:
+        kind = "api"
     return _CHOICES[kind, scheme == "https"]
 
 

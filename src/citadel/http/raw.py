@@ -1,7 +1,8 @@
 """Requests and replies at the ASGI level: what the generated endpoints read and answer, without Starlette's
 ``Request`` and ``Response`` objects on the way (they cost more than most of a query's own work).
 
-A ``Reply`` is ``(status, body, content type, headers)``, headers as the lowercase byte pairs ASGI sends.
+A ``Reply`` (``citadel.http.types``) is ``(status, body, content type, headers)``, headers as the lowercase byte
+pairs ASGI sends.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import msgspec
 
 from citadel.context import is_safe_id
 from citadel.http.problems import MEDIA_TYPE, Problem, from_exception, problem
+from citadel.http.types import RawHeaders, Reply
 
 __all__ = [
     "JSON",
@@ -32,10 +34,6 @@ __all__ = [
     "safe_id",
     "unreadable_path",
 ]
-
-RawHeaders = list[tuple[bytes, bytes]]
-Reply = tuple[int, bytes, bytes, RawHeaders]
-"""``(status, body, content type, extra headers)``; the headers list may be shared, ``respond`` copies it."""
 
 JSON = b"application/json"
 PROBLEM = MEDIA_TYPE.encode()

@@ -73,8 +73,8 @@ async def _status(application: Application) -> Reply:
 
 async def _report(application: Application) -> Reply:
     consumers = application.consumers
-    local = application.topology.local
     try:
+        local = application.topology.local  # a node never started has neither topology nor store
         store = application.store
         head = await store.head_position()
         # By the store's checkpoints for the consumers that run in another process (``--consumers none``)

@@ -9,7 +9,7 @@ known to be readable (400 otherwise: a malformed percent-escape, or bytes that a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,12 +20,10 @@ from starlette.types import Receive, Scope, Send
 from citadel.http.admission import Admission
 from citadel.http.headers import SecurityHeaders, security_headers
 from citadel.http.problems import problem
-from citadel.http.raw import RawHeaders, Reply, malformed_url, problem_reply, respond, unreadable_path
+from citadel.http.raw import malformed_url, problem_reply, respond, unreadable_path
+from citadel.http.types import Endpoint, RawHeaders, Reply
 
 __all__ = ["Endpoint", "constant", "exact_app"]
-
-Endpoint = Callable[[Scope, Receive], Awaitable[Reply]]
-"""What a route runs: the request's scope and body channel in, a reply out."""
 
 _INTERNAL_ERROR = problem_reply(problem(500, "internal-error", "Internal error", "an unexpected error occurred"))
 

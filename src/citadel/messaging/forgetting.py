@@ -29,7 +29,7 @@ from citadel.messaging.keyshare import SUBJECT
 from citadel.store.base import Commit, IdempotencyRecord, Metadata, StreamAppend
 
 if TYPE_CHECKING:
-    from citadel.messaging.nats import NatsBroker, Outgoing
+    from citadel.messaging.ports import Broker, Outgoing
     from citadel.store.base import EventStore, RecordedEvent
 
 __all__ = ["Announcement", "Announcer", "Forgetting"]
@@ -55,7 +55,7 @@ class Announcer:
     may hold the subjects' keys); ``local`` every module this service runs.
     """
 
-    def __init__(self, broker: NatsBroker, exporters: Collection[str], local: Collection[str]) -> None:
+    def __init__(self, broker: Broker, exporters: Collection[str], local: Collection[str]) -> None:
         self.broker = broker
         self.exporters = sorted(exporters)
         self.local = frozenset(local)
@@ -93,7 +93,7 @@ class Forgetting:
     keys to delete (without encryption at rest it imports no event that declares a subject).
     """
 
-    def __init__(self, broker: NatsBroker, store: EventStore, events: ForgottenEvents, *, encrypting: bool) -> None:
+    def __init__(self, broker: Broker, store: EventStore, events: ForgottenEvents, *, encrypting: bool) -> None:
         self.broker = broker
         self.store = store
         self.events = events

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from citadel.messages import EventRegistry
     from citadel.messaging.forgetting import Forgetting
     from citadel.messaging.keyshare import KeyShare
-    from citadel.messaging.nats import NatsBroker
+    from citadel.messaging.ports import Broker
     from citadel.store.base import EventStore
 
 __all__ = ["Inbox"]
@@ -61,7 +61,7 @@ class Inbox:
 
     def __init__(
         self,
-        broker: NatsBroker,
+        broker: Broker,
         store: EventStore,
         registry: EventRegistry,
         service: str,

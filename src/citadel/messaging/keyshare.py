@@ -44,7 +44,7 @@ from citadel.store.encoding import associated_data
 from citadel.store.shared_keys import keep_data_key, read_data_keys
 
 if TYPE_CHECKING:
-    from citadel.messaging.nats import NatsBroker
+    from citadel.messaging.ports import Broker
     from citadel.security.encryption import Keyring
     from citadel.store.base import EventStore, RecordedEvent
 
@@ -102,7 +102,7 @@ class KeyShare:
     """The data keys of this service's store, as the services around it need them: it seals what the relay
     publishes, gives a subject's key to a service that asks, and opens what the inbox imports."""
 
-    def __init__(self, broker: NatsBroker, store: EventStore, keyring: Keyring) -> None:
+    def __init__(self, broker: Broker, store: EventStore, keyring: Keyring) -> None:
         self.broker = broker
         self.store = store
         self.master = keyring.master

@@ -38,6 +38,7 @@ from citadel.ids import new_id
 from citadel.messaging import wire
 from citadel.messaging.connection import BrokerConnection
 from citadel.messaging.inbox import Inbox
+from citadel.messaging.ports import Give, Outgoing
 from citadel.messaging.relay import OutboxRelay
 from citadel.messaging.signing import ServiceKeys
 from citadel.metrics import metrics
@@ -52,9 +53,6 @@ log = logging.getLogger("citadel.nats")
 _MAX_SEEN = 100_000
 """Request tags a service remembers against replays, at most (a few MB)."""
 Serve = Callable[["Message", DispatchContext], Awaitable[tuple[bytes, int, bool]]]
-Give = Callable[[bytes, wire.Verified], Awaitable[tuple[bytes, dict[str, str]]]]
-Outgoing = tuple[str, str, bytes, dict[str, str]]
-"""A message to sign and publish to JetStream: kind, subject, body, headers."""
 PublishedThrough = Callable[[int, float], Awaitable[bool]]
 
 
@@ -65,6 +63,7 @@ class NatsBroker:
     start with that name and its events stream is ``<NAME>_EVENTS``; without a path the name is ``citadel``.
     Subjects and stream names below are shown for the default. ``keys`` sign and verify every message between
     services (without them ``connect`` refuses); a request or reply older than ``max_age`` seconds is refused.
+    The inbox, the relay, key sharing and forgetting see it as ``citadel.messaging.ports.Broker``.
     """
 
     def __init__(

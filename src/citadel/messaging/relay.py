@@ -24,7 +24,7 @@ from citadel.metrics import metrics
 if TYPE_CHECKING:
     from citadel.messaging.forgetting import Announcer
     from citadel.messaging.keyshare import KeyShare
-    from citadel.messaging.nats import NatsBroker, Outgoing
+    from citadel.messaging.ports import Broker, Outgoing
     from citadel.store.base import EventStore, RecordedEvent
 
 __all__ = ["OutboxRelay"]
@@ -42,7 +42,7 @@ class OutboxRelay(Consumer):
     def __init__(
         self,
         store: EventStore,
-        broker: NatsBroker,
+        broker: Broker,
         exported: frozenset[str],
         *,
         owner: str,

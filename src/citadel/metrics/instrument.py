@@ -18,8 +18,7 @@ from citadel.metrics.registry import Metrics
 
 if TYPE_CHECKING:
     from citadel.app import Application
-    from citadel.http.raw import Reply
-    from citadel.http.routing import Endpoint
+    from citadel.http.types import Endpoint, Reply
 
 __all__ = ["OTHER_ROUTE", "count_requests", "instrument", "method_label", "status_counter"]
 

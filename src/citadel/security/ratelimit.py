@@ -1,10 +1,8 @@
-"""Token-bucket rate limiting, in one process or shared by every node through Redis.
+"""Token-bucket rate limiting (the rules and the port: ``buckets``), in one process or shared by every node
+through Redis.
 
-Each key (per rule name) has a bucket that holds up to ``burst`` tokens and refills at ``rate`` tokens per
-second. A request costing ``cost`` tokens is allowed when the bucket holds that many, and takes them: a
-client may send ``burst`` requests at once, then ``rate`` per second. Refill is lazy: a bucket stores its
-tokens and when it last changed, and a check first adds ``elapsed * rate`` (capped at ``burst``); so idle
-buckets cost nothing, and a bucket that would be full again can be forgotten.
+Refill is lazy: a bucket stores its tokens and when it last changed, and a check first adds ``elapsed * rate``
+(capped at ``burst``); so idle buckets cost nothing, and a bucket that would be full again can be forgotten.
 
 ``MemoryRateLimiter`` keeps buckets in this process; ``SharedMemoryRateLimiter`` (``shared_ratelimit``) in memory
 shared by the worker processes of one node. ``RedisRateLimiter`` keeps them in Redis, one bucket per
@@ -21,18 +19,16 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from citadel.errors import ConfigurationError
 from citadel.extras import require
+from citadel.security.buckets import Decision, RateLimiter, RateRule, check_cost, take
+from citadel.security.shared_ratelimit import SharedBuckets, SharedMemoryRateLimiter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
-
-    from citadel.security.shared_ratelimit import SharedBuckets
 
 __all__ = [
     "Decision",
@@ -46,52 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("citadel.ratelimit")
-
-# Absorbs float error, so that waiting exactly ``retry_after`` is always enough (0.1 * 3 != 0.3).
-_EPSILON = 1e-9
-
-
-class RateRule(msgspec.Struct, frozen=True, gc=False):
-    """Allow bursts of ``burst`` requests, refilled at ``rate`` per second; ``name`` labels it in headers.
-
-    Raises:
-        ConfigurationError: the rate is not a positive number, the burst not a whole number >= 1, or the
-            name not printable ASCII.
-    """
-
-    rate: float
-    burst: int
-    name: str = "default"
-
-    def __post_init__(self) -> None:
-        rate_ok = isinstance(self.rate, int | float) and not isinstance(self.rate, bool)
-        if not rate_ok or not math.isfinite(self.rate) or self.rate <= 0:
-            raise ConfigurationError(
-                f"rate limit rule {self.name!r} has rate {self.rate!r}; give the tokens per second as a number > 0 "
-                "(0.5 means one request every two seconds)"
-            )
-        if not isinstance(self.burst, int) or isinstance(self.burst, bool) or self.burst < 1:
-            raise ConfigurationError(
-                f"rate limit rule {self.name!r} has burst {self.burst!r}; give the bucket size as a whole number "
-                ">= 1 (the most requests allowed at once)"
-            )
-        if not self.name or not all(" " <= c <= "~" for c in self.name):
-            raise ConfigurationError(
-                f"rate limit rule name {self.name!r} must be non-empty printable ASCII (it is sent in headers)"
-            )
-
-
-class Decision(msgspec.Struct, frozen=True, gc=False):
-    """The outcome of one check: whether to serve the request, and what to tell the client."""
-
-    allowed: bool
-    remaining: int
-    """Whole tokens left after this request."""
-    retry_after: float
-    """Seconds until the same request would be allowed; 0 when allowed."""
-    reset: float
-    """Seconds until the bucket is full again."""
-    rule: RateRule
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
@@ -142,41 +92,6 @@ def _whole_seconds(seconds: float) -> int:
     return max(0, math.ceil(seconds - 1e-6))
 
 
-class RateLimiter(Protocol):
-    """Where buckets live: in this process (``MemoryRateLimiter``), shared by the workers of a node
-    (``SharedMemoryRateLimiter``) or by every node (``RedisRateLimiter``)."""
-
-    async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
-        """Take ``cost`` tokens from the bucket of ``key`` under ``rule`` if it holds them; return the decision.
-
-        Raises:
-            ConfigurationError: ``cost`` is below 1 or above the rule's burst (it could never be allowed).
-        """
-
-    async def close(self) -> None:
-        """Release the limiter's connections and memory."""
-
-
-def _check_cost(rule: RateRule, cost: int) -> None:
-    if not 1 <= cost <= rule.burst:
-        raise ConfigurationError(
-            f"a request costing {cost} tokens can never pass rule {rule.name!r} (burst {rule.burst}); "
-            "give each request a cost between 1 and the rule's burst, or raise the burst"
-        )
-
-
-def _take(rule: RateRule, tokens: float, cost: int) -> tuple[Decision, float]:
-    """Decide on a refilled bucket holding ``tokens``; return the decision and the tokens left."""
-    allowed = tokens + _EPSILON >= cost
-    retry_after = 0.0
-    if allowed:
-        tokens = max(0.0, tokens - cost)
-    else:
-        retry_after = (cost - tokens) / rule.rate
-    reset = (rule.burst - tokens) / rule.rate
-    return Decision(allowed, math.floor(tokens + _EPSILON), retry_after, reset, rule), tokens
-
-
 class MemoryRateLimiter:
     """Buckets in this process: exact and fast, but each process (each node) counts on its own.
 
@@ -200,7 +115,7 @@ class MemoryRateLimiter:
         """Take ``cost`` tokens from this process's bucket for ``key`` if it holds them (see ``RateLimiter``)."""
         burst = rule.burst
         if not 1 <= cost <= burst:
-            _check_cost(rule, cost)
+            check_cost(rule, cost)
         now = self._clock()
         buckets = self._buckets
         bucket_key = (rule.name, key)
@@ -214,7 +129,7 @@ class MemoryRateLimiter:
             tokens = state[0] + elapsed * rule.rate if elapsed > 0.0 else state[0]
             if tokens > burst:
                 tokens = float(burst)
-        decision, tokens = _take(rule, tokens, cost)
+        decision, tokens = take(rule, tokens, cost)
         buckets[bucket_key] = (tokens, now, now + decision.reset)
         return decision
 
@@ -299,7 +214,7 @@ class RedisRateLimiter:
 
         When Redis fails or is too slow, the decision allows the request if ``fail_open``, else refuses it.
         """
-        _check_cost(rule, cost)
+        check_cost(rule, cost)
         try:
             async with asyncio.timeout(self.timeout):
                 reply = await self._script(keys=[f"{self.prefix}{rule.name}:{key}"], args=[rule.rate, rule.burst, cost])
@@ -339,7 +254,5 @@ def open_rate_limiter(
     if redis_url:
         return RedisRateLimiter(redis_url, fail_open=fail_open)
     if buckets is not None:
-        from citadel.security.shared_ratelimit import SharedMemoryRateLimiter  # it imports this module
-
         return SharedMemoryRateLimiter(buckets)
     return MemoryRateLimiter()

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from multiprocessing.synchronize import Lock as ProcessLock
 
 from citadel.errors import ConfigurationError
-from citadel.security.ratelimit import Decision, RateRule, _check_cost, _take
+from citadel.security.buckets import Decision, RateRule, check_cost, take
 
 __all__ = ["SharedBuckets", "SharedMemoryRateLimiter"]
 
@@ -135,7 +135,7 @@ class SharedBuckets:
             else:
                 at = offset + self._make_room(offset, lock_index, now) * _SLOT.size
                 tokens = float(burst)
-            decision, tokens = _take(rule, tokens, cost)
+            decision, tokens = take(rule, tokens, cost)
             _SLOT.pack_into(memory, at, key_hash, tokens, now, now + decision.reset)
         finally:
             with contextlib.suppress(ValueError):  # released already, by a process that found it abandoned
@@ -200,7 +200,7 @@ class SharedMemoryRateLimiter:
     async def check(self, key: str, rule: RateRule, cost: int = 1) -> Decision:
         """Take ``cost`` tokens from the node's bucket for ``key`` if it holds them (see ``RateLimiter``)."""
         if not 1 <= cost <= rule.burst:
-            _check_cost(rule, cost)
+            check_cost(rule, cost)
         return self.buckets.take(key, rule, cost, self._clock)
 
     async def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Event stores: the port (``base``) and one module per backend."""
+"""Event stores: the ports (``ports``, all together ``base.EventStore``), the records they keep (``records``), and
+one package per backend (``sqlite``, ``postgres``, ``memory``), chosen by URL (``url.open_store``)."""
 
 from __future__ import annotations
 

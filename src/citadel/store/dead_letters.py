@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from citadel.store.base import DeadLetter
+from citadel.store.records import DeadLetter
 from citadel.store.sealing import Sealer
 
 __all__ = ["LETTER_COLUMNS", "letter_of", "parked_error"]

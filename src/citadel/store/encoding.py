@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from citadel.errors import ConfigurationError
 from citadel.ids import new_id
 from citadel.messages import Event, EventRegistry, subject_key
-from citadel.store.base import Commit
+from citadel.store.records import Commit
 
 __all__ = ["EncodedAppend", "associated_data", "encode_appends", "forgotten_keys", "snapshot_associated_data"]
 

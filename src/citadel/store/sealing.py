@@ -18,8 +18,8 @@ import msgspec
 
 from citadel.errors import ConfigurationError, PayloadForgotten, StoreError
 from citadel.security.encryption import FORMAT, Keyring, is_sealed, key_id_of, open_sealed, seal
-from citadel.store.base import IdempotencyRecord, RecordedEvent, Snapshot
 from citadel.store.encoding import EncodedAppend, associated_data, snapshot_associated_data
+from citadel.store.records import IdempotencyRecord, RecordedEvent, Snapshot
 
 __all__ = ["NO_KEYRING", "REQUEST_KEY", "Sealer", "WrappedKey", "refuse_sealed", "refuse_unkeyed", "request_hash"]
 

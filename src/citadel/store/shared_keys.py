@@ -1,9 +1,9 @@
 """A store's data keys as services share them: read the wrapped keys of given ids, and keep a key that another
 service gave (``citadel.messaging.keyshare``). Forgetting needs nothing here: ``Commit(forget=...)`` deletes keys.
 
-Both backends keep their keys in one table (``citadel_keys`` in SQLite, ``citadel.keys`` in PostgreSQL), a
-tombstone (an empty wrapped key) where a key was forgotten. A kept key never replaces a stored one, tombstones
-included: a forgotten subject's key does not come back.
+Every backend keeps its keys in one table (``citadel_keys`` in SQLite, ``citadel.keys`` in PostgreSQL, a dict of
+the memory store's database), a tombstone (an empty wrapped key) where a key was forgotten. A kept key never
+replaces a stored one, tombstones included: a forgotten subject's key does not come back.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Collection
 from typing import Any
 
 from citadel.errors import ConfigurationError, StoreError
+from citadel.store.memory import MemoryEventStore
 from citadel.store.sealing import WrappedKey
 from citadel.store.sqlite import SQLiteEventStore
 
@@ -27,11 +28,14 @@ async def read_data_keys(store: object, key_ids: Collection[str]) -> dict[str, W
     """The stored data keys among ``key_ids``, as ``(master key id, wrapped key)``; a forgotten one as ``("", b"")``.
 
     Raises:
-        ConfigurationError: the store is neither SQLite nor PostgreSQL.
+        ConfigurationError: the store is none of SQLite, PostgreSQL and memory.
         StoreError: the database failed.
     """
     if not key_ids:
         return {}
+    if isinstance(store, MemoryEventStore):
+        keys = store.database.keys
+        return {key_id: keys[key_id] for key_id in key_ids if key_id in keys}
     if isinstance(store, SQLiteEventStore):
         return await asyncio.to_thread(_sqlite, store, _read_sqlite, list(key_ids))
     pool = _pool(store)
@@ -47,11 +51,13 @@ async def keep_data_key(store: object, key_id: str, master_id: str, wrapped: byt
     of that id is stored already; return what is stored now.
 
     Raises:
-        ConfigurationError: the store is neither SQLite nor PostgreSQL.
+        ConfigurationError: the store is none of SQLite, PostgreSQL and memory.
         StoreError: the database failed.
     """
     if not key_id.startswith("subject:"):  # a store's own keys (a module's, its hashing key) are never received
         raise ConfigurationError(f"only a data subject's key may come from another service, not {key_id[:80]!r}")
+    if isinstance(store, MemoryEventStore):
+        return store.database.keys.setdefault(key_id, (master_id, wrapped))
     if isinstance(store, SQLiteEventStore):
         return await asyncio.to_thread(_sqlite, store, _keep_sqlite, key_id, master_id, wrapped)
     pool = _pool(store)
@@ -71,7 +77,9 @@ def _pool(store: object) -> Any:
 
     if isinstance(store, PostgresEventStore):
         return store.pool
-    raise ConfigurationError(f"sharing data keys between services needs a SQLite or PostgreSQL store, not {store!r}")
+    raise ConfigurationError(
+        f"sharing data keys between services needs a SQLite, PostgreSQL or memory store, not {store!r}"
+    )
 
 
 def _sqlite(store: SQLiteEventStore, work: Any, *args: Any) -> Any:

@@ -5,20 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from citadel.errors import StoreError
 
 if TYPE_CHECKING:
-    from citadel.store.base import EventStore, RecordedEvent
+    from citadel.store.records import RecordedEvent
 
-__all__ = ["follow"]
+__all__ = ["Followable", "follow"]
+
+
+class Followable(Protocol):
+    """The part of a log that ``follow`` reads: pages of it, and waiting for its head to move."""
+
+    async def read_all(self, from_position: int = 1, limit: int = 1000) -> list[RecordedEvent]:
+        """Return up to ``limit`` events at ``from_position`` or later, in position order."""
+
+    async def wait_for_events(self, after: int, timeout: float) -> int:
+        """Wait until an event after ``after`` is committed or ``timeout`` passes; return the head."""
+
 
 log = logging.getLogger("citadel.store")
 
 
 async def follow(
-    store: EventStore, from_position: int = 1, *, page: int = 500, idle_timeout: float = 1.0
+    store: Followable, from_position: int = 1, *, page: int = 500, idle_timeout: float = 1.0
 ) -> AsyncIterator[RecordedEvent]:
     """Yield every event from ``from_position`` on, in position order, forever.
 

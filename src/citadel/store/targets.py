@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from citadel.store.base import RecordedEvent
+    from citadel.store.records import RecordedEvent
     from citadel.views import View, ViewWriter
 
 __all__ = ["ProjectionTarget", "ViewTransaction"]

@@ -1,4 +1,4 @@
-"""Choosing a backend from a store URL (``sqlite:///shop.db``, later ``postgresql://...``)."""
+"""Choosing a backend from a store URL (``sqlite:///shop.db``, ``postgresql://...``, ``memory://``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from citadel.errors import ConfigurationError
 from citadel.extras import require
 from citadel.messages import EventRegistry
 from citadel.store.base import EventStore
+from citadel.store.dsn import redacted
 
 __all__ = ["check_store_url", "open_store", "redacted", "sqlite_path"]
 
@@ -27,13 +28,19 @@ def open_store(url: str, registry: EventRegistry, **options: Any) -> EventStore:
 
     ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` select SQLite (query parameters
     ``synchronous``, ``group_commit`` and ``writer`` tune it); ``postgresql://user@host:5432/database`` selects
-    PostgreSQL.
+    PostgreSQL; ``memory://`` a new, empty in-memory store (for tests: nothing outlives the process).
 
     Raises:
-        ConfigurationError: the URL's scheme is unknown or its path is missing, or PostgreSQL's extra is not
-            installed.
+        ConfigurationError: the URL's scheme is unknown or its path is missing, ``memory://`` has anything after
+            it, or PostgreSQL's extra is not installed.
     """
     parts = urlsplit(url)
+    if parts.scheme == "memory":
+        if url.rstrip("/") != "memory:":
+            raise ConfigurationError(f"store URL {url!r}: an in-memory store takes no name or options; write memory://")
+        from citadel.store.memory import MemoryEventStore
+
+        return MemoryEventStore(registry, **options)
     if parts.scheme == "sqlite":
         from citadel.store.sqlite import SQLiteEventStore
 
@@ -68,17 +75,8 @@ def check_store_url(url: str) -> None:
         ConfigurationError: the scheme is unknown (the message shows the forms to use).
     """
     scheme = urlsplit(url).scheme
-    if scheme not in ("sqlite", "postgresql", "postgres"):
+    if scheme not in ("sqlite", "postgresql", "postgres", "memory"):
         raise ConfigurationError(
-            f"unknown store URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db or "
-            "postgresql://user@host:5432/database"
+            f"unknown store URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db, "
+            "postgresql://user@host:5432/database or memory://"
         )
-
-
-def redacted(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"

@@ -16,8 +16,9 @@ What it does:
 * ``run_workers`` forks worker processes that listen on one port and replaces any that dies.
 
 The modules: ``limits`` (what a client may do), ``connection`` (one connection: parsing, limits, flow
-control), ``exchange`` (one request's ASGI messages), ``targets`` (the request target), ``responses`` (what the
-server writes itself), ``lifespan``, ``core`` (``HttpServer``), ``sockets`` and ``supervisor`` (processes).
+control), ``exchange`` (one request's ASGI messages), ``protocol`` (what these need of each other), ``targets``
+(the request target), ``responses`` (what the server writes itself), ``lifespan``, ``core`` (``HttpServer``),
+``sockets`` and ``supervisor`` (processes).
 """
 
 from citadel.http.server.core import HttpServer

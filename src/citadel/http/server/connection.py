@@ -27,10 +27,8 @@ from citadel.http.server.exchange import Exchange, Request
 from citadel.http.server.heads import check_head, check_trailer
 from citadel.http.server.lifespan import ASGI_VERSION, Message
 from citadel.http.server.limits import WRITE_HIGH_WATER
+from citadel.http.server.protocol import Host
 from citadel.http.server.responses import CONTINUE, Refused, refusal
-
-if typing.TYPE_CHECKING:
-    from citadel.http.server.core import HttpServer
 
 __all__ = ["MAX_PIPELINED", "Connection"]
 
@@ -57,7 +55,7 @@ class Connection(asyncio.Protocol):
     )
     # fmt: on
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, server: Host[Connection]) -> None:
         self.server = server
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None

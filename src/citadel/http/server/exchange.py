@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import typing
 from typing import Any
 
 from citadel.http.server.lifespan import Message
+from citadel.http.server.protocol import Channel
 from citadel.http.server.responses import CHUNKED_END, refusal, status_line
-
-if typing.TYPE_CHECKING:
-    from citadel.http.server.connection import Connection
 
 __all__ = ["ClientDisconnected", "Exchange", "Request"]
 
@@ -58,7 +55,7 @@ class Exchange:
         "task",
     )
 
-    def __init__(self, connection: Connection, request: Request) -> None:
+    def __init__(self, connection: Channel, request: Request) -> None:
         self.connection = connection
         self.request = request
         self.body: bytes | None = request.body

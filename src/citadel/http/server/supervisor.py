@@ -16,7 +16,6 @@ from typing import Any
 from citadel.http.server.core import HttpServer
 from citadel.http.server.lifespan import ASGIApp
 from citadel.tuning import tune_for_serving
-from citadel.workers import WORKER_SLOT
 
 __all__ = ["new_event_loop", "run_until_stopped", "run_workers", "serve_forever"]
 
@@ -30,16 +29,22 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+Slot = tuple[int, int]
+"""A serving worker's place among its node's workers: ``(index, count)``."""
+
+
 def serve_forever(
-    make_app: Callable[[], ASGIApp],
+    make_app: Callable[[Slot | None], ASGIApp],
     socks: Sequence[socket.socket],
     *,
+    slot: Slot | None = None,
     ssl_context: ssl.SSLContext | None = None,
     backlog: int = 2048,
     started: Callable[[], None] | None = None,
     **options: Any,
 ) -> None:
-    """Serve the app ``make_app`` builds on ``socks`` (bound) in this process until SIGTERM or SIGINT.
+    """Serve the app ``make_app`` builds on ``socks`` (bound) in this process until SIGTERM or SIGINT;
+    ``make_app`` is given ``slot``, this worker's place among the node's workers (None: the only process).
 
     Once the application has started (then ``started`` is called), the garbage collector is tuned for serving
     (``citadel.tuning``): this process is the server's. ``options`` go to ``HttpServer``.
@@ -48,7 +53,7 @@ def serve_forever(
 
     async def start() -> None:  # the app is built on the loop that serves it
         nonlocal server
-        server = HttpServer(make_app(), tls=ssl_context is not None, **options)
+        server = HttpServer(make_app(slot), tls=ssl_context is not None, **options)
         await server.start(*socks, ssl_context=ssl_context, backlog=backlog)
 
     async def stop() -> None:
@@ -91,7 +96,7 @@ again)."""
 
 def run_workers(
     workers: int,
-    make_app: Callable[[], ASGIApp],
+    make_app: Callable[[Slot | None], ASGIApp],
     listen: Callable[[], Sequence[socket.socket]],
     *,
     ssl_context: ssl.SSLContext | None = None,
@@ -104,8 +109,9 @@ def run_workers(
 
     Each worker opens its own listening sockets with ``listen`` (``listeners``: the kernel then spreads
     connections evenly, where one shared socket lets the least busy worker take most of them) and builds
-    its own app with ``make_app`` after the fork. SIGTERM or SIGINT stops the workers gracefully, then this
-    returns 0. A worker whose application fails to start stops them all (status 3).
+    its own app with ``make_app`` after the fork, given its slot ``(index, workers)``. SIGTERM or SIGINT
+    stops the workers gracefully, then this returns 0. A worker whose application fails to start stops them
+    all (status 3).
 
     ``background``, when given, runs in one more forked process that serves no requests (the application's
     consumers, say), replaced like a worker when it dies; it calls the function it is given once it has
@@ -127,9 +133,16 @@ def run_workers(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-            if serves:
-                os.environ[WORKER_SLOT] = f"{slot}/{workers}"
-                serve_forever(make_app, listen(), ssl_context=ssl_context, backlog=backlog, started=mark, **options)
+            if slot is not None:
+                serve_forever(
+                    make_app,
+                    listen(),
+                    slot=(slot, workers),
+                    ssl_context=ssl_context,
+                    backlog=backlog,
+                    started=mark,
+                    **options,
+                )
             elif background is not None:
                 background(mark)
         except BaseException as exc:

@@ -1,0 +1,43 @@
+"""Traces of what Citadel does, through OpenTelemetry's API.
+
+The API (``opentelemetry-api``) is all the core needs: until an SDK is configured, every span is a no-op and
+``enabled()`` is False, so the hot paths skip even the no-op. ``configure_tracing`` (the ``tracing`` setting)
+installs the SDK from the ``otel`` extra with an OTLP or console exporter; tests install their own provider.
+
+``carriers`` moves a span's context through what crosses a boundary (HTTP headers, event metadata, NATS
+headers); ``spans`` names and describes the spans after OpenTelemetry's HTTP and messaging conventions.
+"""
+
+from __future__ import annotations
+
+from citadel.tracing.carriers import context_from, link_from, traceparent
+from citadel.tracing.provider import TRACERS, configure_tracing, enabled, tracer, use_provider
+from citadel.tracing.spans import (
+    batch_span,
+    command_span,
+    current_link,
+    handler_span,
+    http_server_span,
+    process_span,
+    projection_span,
+    send_span,
+)
+
+__all__ = [
+    "TRACERS",
+    "batch_span",
+    "command_span",
+    "configure_tracing",
+    "context_from",
+    "current_link",
+    "enabled",
+    "handler_span",
+    "http_server_span",
+    "link_from",
+    "process_span",
+    "projection_span",
+    "send_span",
+    "traceparent",
+    "tracer",
+    "use_provider",
+]

@@ -1,0 +1,166 @@
+"""The tracing parts on their own: context carried as a ``traceparent`` (hostile values start a new trace),
+spans named and described after OpenTelemetry's conventions, and nothing at all recorded until a provider is
+installed. The spans go to the SDK's in-memory exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from citadel.errors import ConfigurationError
+from citadel.tracing import (
+    batch_span,
+    command_span,
+    configure_tracing,
+    context_from,
+    current_link,
+    enabled,
+    http_server_span,
+    link_from,
+    process_span,
+    send_span,
+    traceparent,
+    use_provider,
+)
+from citadel.tracing.spans import record_status
+
+VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        use_provider(None)
+
+
+def test_nothing_is_recorded_before_a_provider_is_installed() -> None:
+    assert not enabled()
+    with http_server_span("GET", "/x", path="/x", scheme="http") as span:
+        assert span is None
+    assert traceparent() is None
+    assert current_link() is None
+
+
+def test_a_request_continues_the_callers_trace(spans: InMemorySpanExporter) -> None:
+    with http_server_span(
+        "POST", "/orders/create-order", path="/orders/create-order", scheme="https", parent=context_from(VALID)
+    ) as span:
+        record_status(span, 200)
+    (served,) = spans.get_finished_spans()
+    assert served.name == "POST /orders/create-order"
+    assert served.kind is SpanKind.SERVER
+    assert served.context is not None
+    assert served.parent is not None
+    assert f"{served.context.trace_id:032x}" == VALID.split("-")[1]
+    assert f"{served.parent.span_id:016x}" == VALID.split("-")[2]
+    assert dict(served.attributes or {}) == {
+        "http.request.method": "POST",
+        "url.path": "/orders/create-order",
+        "url.scheme": "https",
+        "http.route": "/orders/create-order",
+        "http.response.status_code": 200,
+    }
+    assert served.status.status_code is StatusCode.UNSET
+
+
+def test_only_a_server_error_marks_the_request_failed(spans: InMemorySpanExporter) -> None:
+    for status in (404, 503):
+        with http_server_span("GET", None, path="/nowhere", scheme="http") as span:
+            record_status(span, status)
+    client_error, server_error = spans.get_finished_spans()
+    assert client_error.name == "GET"  # no route matched: the method alone, names stay few
+    assert client_error.status.status_code is StatusCode.UNSET
+    assert server_error.status.status_code is StatusCode.ERROR
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "",
+        "garbage",
+        VALID.upper(),
+        VALID + "00",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",  # an all-zero trace id is invalid
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # version ff is forbidden
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0\u0661",
+        "x" * 100_000,
+    ],
+)
+def test_a_hostile_traceparent_starts_a_new_trace(hostile: str) -> None:
+    assert context_from(hostile) is None
+    assert context_from({"traceparent": hostile}) is None
+    assert link_from(hostile) is None
+
+
+def test_a_stored_traceparent_round_trips(spans: InMemorySpanExporter) -> None:
+    with command_span("command", "orders.CreateOrder") as span:
+        stored = traceparent()
+        assert span is not None
+        assert stored == traceparent(span)
+    assert stored is not None
+    assert context_from(stored) is not None
+    link = link_from(stored)
+    (dispatched,) = spans.get_finished_spans()
+    assert link is not None
+    assert dispatched.context is not None
+    assert link.context.span_id == dispatched.context.span_id
+    assert dispatched.name == "dispatch orders.CreateOrder"
+
+
+def test_a_batch_is_a_root_linked_to_each_of_its_commands(spans: InMemorySpanExporter) -> None:
+    links = []
+    for name in ("orders.CreateOrder", "billing.PayInvoice"):
+        with command_span("command", name):
+            link = current_link()
+            assert link is not None
+            links.append(link)
+    with command_span("command", "outer"), batch_span(2, links, "sqlite"):
+        pass
+    commit = next(s for s in spans.get_finished_spans() if s.name == "commit")
+    assert commit.parent is None  # a batch serves many requests: it belongs to none of their traces
+    assert [link.context.span_id for link in commit.links] == [link.context.span_id for link in links]
+    assert dict(commit.attributes or {})["citadel.batch.size"] == 2
+
+
+def test_messaging_spans_follow_the_conventions(spans: InMemorySpanExporter) -> None:
+    subject = "shop.events.orders.OrderCreated"
+    with send_span(subject):
+        sent = traceparent()
+    with process_span(subject, consumer="billing", links=[link for link in [link_from(sent)] if link]):
+        pass
+    send, process = spans.get_finished_spans()
+    assert (send.name, send.kind) == (f"send {subject}", SpanKind.PRODUCER)
+    assert (process.name, process.kind) == (f"process {subject}", SpanKind.CONSUMER)
+    assert dict(process.attributes or {}) == {
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": subject,
+        "messaging.consumer.group.name": "billing",
+    }
+    assert process.parent is None
+    assert send.context is not None
+    assert [link.context.span_id for link in process.links] == [send.context.span_id]
+
+
+def test_the_tracing_setting_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="tracing must be one of off, otlp, console"):
+        configure_tracing("jaeger")
+    configure_tracing("console")
+    try:
+        assert enabled()
+    finally:
+        configure_tracing("off")
+    assert not enabled()
