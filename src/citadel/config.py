@@ -137,6 +137,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     broker_inbox_prefix: str = "_INBOX"
     """Where NATS replies to this service arrive: a prefix of its own (``_INBOX_billing``) lets its NATS user be
     allowed to subscribe to its own replies alone."""
+    broker_stream_replicas: int | None = None
+    """Copies of the events stream in a NATS cluster (1 to 5; 3 survives one server lost). Unset: a new stream
+    gets one, and a service starting never changes an existing stream's count."""
     service_key: str | None = None
     """The keys that sign and verify every message between services, as ``id:base64`` of 32 random bytes,
     comma-separated, the signing key first (a second key stays valid while every service rotates to the first).

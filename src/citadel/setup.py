@@ -268,6 +268,7 @@ def broker(settings: Settings) -> NatsBroker | None:
         tls_cert=settings.broker_tls_cert,
         tls_key=settings.broker_tls_key,
         inbox_prefix=settings.broker_inbox_prefix,
+        stream_replicas=settings.broker_stream_replicas,
     )
     return NatsBroker(
         settings.broker, keys=service_keys(settings), max_age=settings.message_max_age, connection=connection

@@ -70,6 +70,9 @@ class BrokerConnection:
     token: str | None = field(default=None, repr=False)
     inbox_prefix: str = "_INBOX"
     """Where replies come back: a prefix of a service's own lets its NATS user subscribe to its replies alone."""
+    stream_replicas: int | None = None
+    """Copies of the events stream in a NATS cluster (``broker_stream_replicas``, 1 to 5); None: one for a new
+    stream, and an existing stream keeps its own count."""
     _context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,10 @@ class BrokerConnection:
             raise ConfigurationError(
                 "the broker URL has a user or token and broker_creds_file or broker_nkey_seed_file is set: "
                 "authenticate one way (take the credentials out of the URL, or unset the file)"
+            )
+        if self.stream_replicas is not None and not 1 <= self.stream_replicas <= 5:
+            raise ConfigurationError(
+                f"broker_stream_replicas is {self.stream_replicas}; JetStream keeps 1 to 5 copies of a stream"
             )
         if not _INBOX.fullmatch(self.inbox_prefix):
             raise ConfigurationError(
@@ -107,6 +114,7 @@ class BrokerConnection:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         inbox_prefix: str = "_INBOX",
+        stream_replicas: int | None = None,
     ) -> BrokerConnection:
         """The connection the ``broker_*`` settings describe (None or empty: not set); see the class for errors."""
 
@@ -120,6 +128,7 @@ class BrokerConnection:
             tls_cert=path(tls_cert),
             tls_key=path(tls_key),
             inbox_prefix=inbox_prefix,
+            stream_replicas=stream_replicas,
         )
 
     @property

@@ -41,6 +41,7 @@ from citadel.messaging.inbox import Inbox
 from citadel.messaging.ports import Give, Outgoing
 from citadel.messaging.relay import OutboxRelay
 from citadel.messaging.signing import ServiceKeys
+from citadel.messaging.stream import ensure_stream
 from citadel.metrics import metrics
 
 if TYPE_CHECKING:
@@ -105,30 +106,20 @@ class NatsBroker:
             ServiceUnavailable: NATS cannot be reached within the timeout, or did not create the events stream
                 (JetStream is off, or this service's NATS user may not).
         """
-        from nats.js import api
-
         from citadel.messaging.nats_client import open_connection
 
         self._require_keys()
         self._nc = await open_connection(self.url, self.connection, name="citadel", timeout=self.timeout)
         self.js = self._nc.jetstream()
-        config = api.StreamConfig(
-            name=self.stream,
-            subjects=[f"{self.prefix}.events.>", f"{self.prefix}.forgotten.>"],
-            storage=api.StorageType.FILE,
-            duplicate_window=120.0,
-        )
+        subjects = [f"{self.prefix}.events.>", f"{self.prefix}.forgotten.>"]
         try:
-            try:
-                await self.js.add_stream(config)
-            except Exception:
-                await self.js.update_stream(config)
+            await ensure_stream(self.js, self.stream, subjects, replicas=self.connection.stream_replicas)
         except Exception as exc:
             await self.close()
             raise ServiceUnavailable(
                 f"NATS at {self.url} did not create or update the events stream {self.stream} ({exc!r}): JetStream "
-                f"must be on for this account, and this service's user may publish to $JS.API.STREAM.CREATE."
-                f"{self.stream} and $JS.API.STREAM.UPDATE.{self.stream}"
+                f"must be on for this account, and this service's user may publish to $JS.API.STREAM.INFO, "
+                f"$JS.API.STREAM.CREATE and $JS.API.STREAM.UPDATE, each followed by .{self.stream}"
             ) from exc
 
     @property
