@@ -16,10 +16,10 @@ from citadel.app import Application
 from citadel.boundaries import boundary_problems
 from citadel.cli.common import AppArg, StoreOpt, application_of, err, fail, out, run_with, settings_of
 from citadel.projection_admin import ProjectionStatus, stored_statuses
+from citadel.store.records import FORGOTTEN, payload_text
 
 __all__ = ["FORGOTTEN", "check", "events_tail", "projections_rebuild", "projections_status"]
 
-FORGOTTEN = "<forgotten>"
 """What ``events tail`` prints for the payload of an event whose subject was forgotten (its key is deleted)."""
 
 
@@ -115,7 +115,7 @@ def events_tail(
         return True
 
     def show(record: Any) -> None:
-        payload = FORGOTTEN if record.forgotten else record.data.decode(errors="replace")
+        payload = payload_text(record)
         when = dt.datetime.fromtimestamp(record.recorded_at, dt.UTC).isoformat(timespec="milliseconds")
         if as_json:
             line = {

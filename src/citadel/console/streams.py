@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from citadel.errors import NotFound
 from citadel.store.base import EventStore, RecordedEvent
+from citadel.store.records import FORGOTTEN, payload_text
 
 __all__ = ["FORGOTTEN", "Chain", "Found", "Search", "chain_of", "event_at", "payload_of", "search"]
 
-FORGOTTEN = "<forgotten>"
 """What the console shows for the payload of an event whose subject was forgotten (as ``events tail`` does)."""
 PAGE = 500
 SCAN_BUDGET = 5000
@@ -151,9 +151,9 @@ async def chain_of(store: EventStore, record: RecordedEvent, start: int = 0) -> 
 def payload_of(record: RecordedEvent) -> str:
     """The payload as the operator reads it: indented JSON, the text as stored when it is not JSON, or
     ``FORGOTTEN`` when its subject was forgotten (its key is deleted)."""
+    text = payload_text(record)
     if record.forgotten:
-        return FORGOTTEN
-    text = record.data.decode(errors="replace")
+        return text
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from citadel.messages import Event, EventRegistry
 
 __all__ = [
+    "FORGOTTEN",
     "NO_STREAM",
     "AppendResult",
     "Commit",
@@ -33,6 +34,7 @@ __all__ = [
     "RecordedEvent",
     "Snapshot",
     "StreamAppend",
+    "payload_text",
 ]
 
 NO_STREAM: Final = 0
@@ -211,3 +213,13 @@ class Lease(msgspec.Struct, frozen=True, gc=False):
     name: str
     owner: str
     ttl: float = 5.0
+
+
+FORGOTTEN = "<forgotten>"
+"""What an operator sees in place of the payload of an event whose subject was forgotten (its key deleted)."""
+
+
+def payload_text(record: RecordedEvent) -> str:
+    """The payload as an operator reads it (opened, when the store seals payloads): its JSON text, never raw
+    bytes (anything not UTF-8 is replaced), or ``FORGOTTEN``."""
+    return FORGOTTEN if record.forgotten else record.data.decode(errors="replace")
