@@ -31,6 +31,7 @@ from citadel.errors import (
 )
 from citadel.handling import view_in_command_message
 from citadel.messages import Command
+from citadel.sources import names_seen_by, resolve
 
 if TYPE_CHECKING:
     from citadel.module import Module
@@ -141,7 +142,7 @@ def _check_command_body(module: Module, command_type: type, handler: Callable[..
         return
     message, ctx = positional[0].arg, positional[1].arg
     where = f"module {module.name}: command handler {_name(handler)} (for {command_type.__name__})"
-    names = _names(function)
+    names = names_seen_by(function)
     for call in ast.walk(node):
         if not (
             isinstance(call, ast.Call)
@@ -160,7 +161,7 @@ def _check_command_body(module: Module, command_type: type, handler: Callable[..
 
 
 def _check_decided(node: ast.expr, names: Mapping[str, Any], command_type: type | None, where: str) -> None:
-    decider = _resolve(node, names)
+    decider = resolve(node, names)
     if not isinstance(decider, Decider) or decider.commands is None or decider.state_type is None:
         return  # not an aggregate's decider: which commands it decides is not known
     if command_type is not None and command_type not in decider.commands:
@@ -182,29 +183,9 @@ def _parsed(handler: Callable[..., Any]) -> tuple[Any, ast.FunctionDef | ast.Asy
     return function, node
 
 
-def _names(function: Any) -> dict[str, Any]:
-    """The globals a function sees, and the variables it closes over."""
-    found = dict(function.__globals__)
-    for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=True):
-        try:
-            found[name] = cell.cell_contents
-        except ValueError:  # a variable the function closes over that is not assigned yet
-            continue
-    return found
-
-
-def _resolve(node: ast.expr, names: Mapping[str, Any]) -> Any:
-    """The object a name or dotted name refers to (None when it is anything else)."""
-    if isinstance(node, ast.Name):
-        return names.get(node.id)
-    if isinstance(node, ast.Attribute):
-        return getattr(_resolve(node.value, names), node.attr, None)
-    return None
-
-
 def _constructed(node: ast.expr, names: Mapping[str, Any]) -> type | None:
     """The command class of an expression ``SomeCommand(...)`` (None for anything else)."""
     if not isinstance(node, ast.Call):
         return None
-    cls = _resolve(node.func, names)
+    cls = resolve(node.func, names)
     return cls if isinstance(cls, type) and issubclass(cls, Command) else None

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import importlib.resources
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from starlette.types import Receive, Scope
 
 from citadel.console.web import HTML
-from citadel.http.raw import Reply, header_map
-from citadel.http.routing import Endpoint
+from citadel.http.assets import Asset, serve_asset
+from citadel.http.raw import Reply
 
 __all__ = ["Asset", "assets", "page", "serve_asset"]
 
@@ -30,20 +27,6 @@ _TYPES = {
     ".js": b"text/javascript; charset=utf-8",
     ".svg": b"image/svg+xml",
 }
-_CACHED = b"public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True)
-class Asset:
-    """One file of ``static/``."""
-
-    name: str
-    body: bytes
-    content_type: bytes
-
-    @functools.cached_property
-    def digest(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()[:20]
 
 
 @functools.cache
@@ -56,19 +39,6 @@ def assets() -> dict[str, Asset]:
         if suffix in _TYPES:
             found[entry.name] = Asset(entry.name, entry.read_bytes(), _TYPES[suffix])
     return found
-
-
-def serve_asset(asset: Asset) -> Endpoint:
-    """The endpoint of ``asset``: its content, or 304 to a request that names its ``ETag``."""
-    etag = b'"%s"' % asset.digest.encode()
-    headers = [(b"cache-control", _CACHED), (b"etag", etag)]
-    fresh: Reply = (200, asset.body, asset.content_type, headers)
-    unchanged: Reply = (304, b"", asset.content_type, headers)
-
-    async def endpoint(scope: Scope, receive: Receive) -> Reply:
-        return unchanged if etag in header_map(scope).get(b"if-none-match", b"") else fresh
-
-    return endpoint
 
 
 def _when(seconds: float) -> str:

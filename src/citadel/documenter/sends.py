@@ -10,10 +10,11 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from citadel.messages import Message
+from citadel.sources import names_seen_by, resolve
 
 __all__ = ["constructed"]
 
@@ -31,31 +32,11 @@ def constructed(function: Callable[..., Any], base: type[M]) -> frozenset[type[M
         tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
     except (OSError, TypeError, SyntaxError):
         return frozenset()
-    names = _names(target)
+    names = names_seen_by(target)
     found: set[type[M]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            cls = _resolve(node.func, names)
+            cls = resolve(node.func, names)
             if isinstance(cls, type) and issubclass(cls, base) and cls is not base:
                 found.add(cls)
     return frozenset(found)
-
-
-def _names(function: Any) -> dict[str, Any]:
-    """The globals a function sees, and the variables it closes over."""
-    found = dict(function.__globals__)
-    for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=True):
-        try:
-            found[name] = cell.cell_contents
-        except ValueError:  # a variable it closes over that is not assigned yet
-            continue
-    return found
-
-
-def _resolve(node: ast.expr, names: Mapping[str, Any]) -> Any:
-    """The object a name or dotted name refers to (None for anything else)."""
-    if isinstance(node, ast.Name):
-        return names.get(node.id)
-    if isinstance(node, ast.Attribute):
-        return getattr(_resolve(node.value, names), node.attr, None)
-    return None

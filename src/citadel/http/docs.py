@@ -12,15 +12,11 @@ content, so browsers may keep it long (``immutable``), and a revalidation with i
 from __future__ import annotations
 
 import functools
-import hashlib
 import html
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.types import Receive, Scope
-
-from citadel.http.raw import Reply, header_map
+from citadel.http.assets import Asset, serve_asset
 from citadel.http.routing import Endpoint, constant
 
 __all__ = ["ASSETS_PATH", "DOCS_PATH", "docs_page", "docs_routes"]
@@ -68,25 +64,6 @@ _PAGE = """<!doctype html>
 """
 
 
-_CACHED = b"public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True)
-class _Asset:
-    name: str
-    body: bytes
-    content_type: bytes
-
-    @functools.cached_property
-    def digest(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()[:20]
-
-    @property
-    def url(self) -> str:
-        """The asset's URL relative to the page, changed by any change of its content."""
-        return f"docs/assets/{self.name}?v={self.digest}"
-
-
 def _static() -> Path:
     """The folder of Swagger UI's files in the ``swagger-ui-py`` package."""
     spec = importlib.util.find_spec("swagger_ui")
@@ -96,36 +73,23 @@ def _static() -> Path:
 
 
 @functools.cache
-def _assets() -> tuple[_Asset, ...]:
+def _assets() -> tuple[Asset, ...]:
     """Return the served files, read from the package the first time."""
     static = _static()
-    vendored = [_Asset(name, (static / name).read_bytes(), kind) for name, kind in _VENDORED.items()]
-    return (*vendored, _Asset("init.js", _INIT, b"text/javascript; charset=utf-8"))
+    vendored = [Asset(name, (static / name).read_bytes(), kind) for name, kind in _VENDORED.items()]
+    return (*vendored, Asset("init.js", _INIT, b"text/javascript; charset=utf-8"))
 
 
 def docs_page(title: str) -> str:
     """Return the docs page's HTML for an application titled ``title``."""
     page = _PAGE.replace("{title}", html.escape(title))
     for asset in _assets():
-        page = page.replace(f"{{{asset.name}}}", html.escape(asset.url))
+        page = page.replace(f"{{{asset.name}}}", html.escape(f"docs/assets/{asset.name}?v={asset.digest}"))
     return page
-
-
-def _serve(asset: _Asset) -> Endpoint:
-    """Return the endpoint of ``asset``: its content, or 304 to a request that names its ``ETag``."""
-    etag = b'"%s"' % asset.digest.encode()
-    headers = [(b"cache-control", _CACHED), (b"etag", etag)]
-    fresh: Reply = (200, asset.body, asset.content_type, headers)
-    unchanged: Reply = (304, b"", asset.content_type, headers)
-
-    async def endpoint(scope: Scope, receive: Receive) -> Reply:
-        return unchanged if etag in header_map(scope).get(b"if-none-match", b"") else fresh
-
-    return endpoint
 
 
 def docs_routes(title: str) -> list[tuple[str, str, Endpoint]]:
     """Return the routes (method, path, endpoint) of the docs page of an application titled ``title`` and of
     each of its assets."""
     page = constant((200, docs_page(title).encode(), _HTML, [(b"cache-control", b"no-cache")]))
-    return [("GET", DOCS_PATH, page), *(("GET", ASSETS_PATH + asset.name, _serve(asset)) for asset in _assets())]
+    return [("GET", DOCS_PATH, page), *(("GET", ASSETS_PATH + asset.name, serve_asset(asset)) for asset in _assets())]
