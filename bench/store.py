@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import platform
@@ -38,143 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import citadel.tuning as tuning
-from citadel import (
-    NO_STREAM,
-    Aggregate,
-    Application,
-    Command,
-    CommandContext,
-    DomainError,
-    Event,
-    EventRegistry,
-    Module,
-    Projector,
-    View,
-    decides,
-    evolves,
-    new_id,
-)
+from citadel import Application, EventRegistry, Module
 from citadel.store.sqlite import SQLiteEventStore
-
-PAYLOAD = "x" * 260  # with the field names and ids, ~300 bytes of JSON per event
-
-
-class Deposited(Event, name="bench.Deposited"):
-    account: str
-    amount: int
-    memo: str
-
-
-class Deposit(Command, name="bench.Deposit"):
-    account: str
-    amount: int
-
-
-BALANCES = View("balances")
-balances = Projector("bench.balances", views=[BALANCES])
-
-
-@balances.on(Deposited)
-def _balance(event: Deposited, ctx: Any) -> None:
-    ctx.view(BALANCES).increment(event.account, "balance", event.amount)
-
-
-async def _deposit(command: Deposit, ctx: CommandContext) -> None:
-    ctx.append(
-        f"account-{command.account}-{ctx.new_id()}",
-        [Deposited(account=command.account, amount=command.amount, memo=PAYLOAD)],
-        NO_STREAM,
-    )
-
-
-class OrderPlaced(Event, name="bench.OrderPlaced"):
-    order_id: str
-    customer: str
-    total: int
-    memo: str
-
-
-class OrderPaid(Event, name="bench.OrderPaid"):
-    order_id: str
-    amount: int
-
-
-class PlaceOrder(Command, name="bench.PlaceOrder"):
-    order_id: str
-    customer: str
-    total: int
-
-
-class PayOrder(Command, name="bench.PayOrder"):
-    order_id: str
-    amount: int
-
-
-class Order(Aggregate):
-    status: str = "none"
-    total: int = 0
-
-    @decides
-    def place(self, command: PlaceOrder) -> list[Event]:
-        if self.status != "none":
-            raise DomainError(f"order {command.order_id} exists already")
-        return [OrderPlaced(order_id=command.order_id, customer=command.customer, total=command.total, memo=PAYLOAD)]
-
-    @decides
-    def pay(self, command: PayOrder) -> list[Event]:
-        if self.status != "placed" or command.amount != self.total:
-            raise DomainError(f"order {command.order_id} is {self.status}, total {self.total}")
-        return [OrderPaid(order_id=command.order_id, amount=command.amount)]
-
-    @evolves
-    def placed(self, event: OrderPlaced) -> None:
-        self.status, self.total = "placed", event.total
-
-    @evolves
-    def paid(self, event: OrderPaid) -> None:
-        self.status = "paid"
-
-
-ORDER = Order.decider()
-ORDERS = View("orders")
-order_statuses = Projector("bench.orders", views=[ORDERS])
-
-
-@order_statuses.on(OrderPlaced)
-def _order_placed(event: OrderPlaced, ctx: Any) -> None:
-    ctx.view(ORDERS).put(event.order_id, {"customer": event.customer, "total": event.total, "status": "placed"})
-
-
-@order_statuses.on(OrderPaid)
-def _order_paid(event: OrderPaid, ctx: Any) -> None:
-    ctx.view(ORDERS).merge(event.order_id, status="paid")
-
-
-async def _place_order(command: PlaceOrder, ctx: CommandContext) -> None:
-    await ctx.execute(ORDER, f"order-{command.order_id}", command, new=True)
-
-
-async def _pay_order(command: PayOrder, ctx: CommandContext) -> None:
-    await ctx.execute(ORDER, f"order-{command.order_id}", command)
-
-
-def order_module() -> Module:
-    """The orders workload's module: place an order (a new stream), pay it (read, decide, append at version 1)."""
-    return Module(
-        "bench",
-        commands={PlaceOrder: _place_order, PayOrder: _pay_order},
-        events=[OrderPlaced, OrderPaid],
-        projections=[order_statuses],
-    )
-
-
-async def order_then_pay(app: Application, customer: int) -> int:
-    """Create an order, then pay it: two commands, two events."""
-    order_id = new_id()
-    await app.dispatch(PlaceOrder(order_id=order_id, customer=f"c{customer % 100}", total=1200))
-    await app.dispatch(PayOrder(order_id=order_id, amount=1200))
-    return 2
-
+from store_domain import PAYLOAD, Deposit, Deposited, command_module, order_module, order_then_pay
+from store_peer import bench_peer, bench_peer_orders
 
 Result = dict[str, Any]
 
@@ -318,78 +184,6 @@ def bench_raw(folder: Path, seconds: float, per_tx: int = 100) -> Result:
     return _row(f"raw sqlite ({per_tx}/tx)", 1, events, elapsed, commits, [])
 
 
-def bench_peer(folder: Path, seconds: float) -> Result | None:
-    try:
-        from eventsourcing.application import Application as PeerApplication
-        from eventsourcing.domain import Aggregate, event
-    except ImportError:
-        return None
-
-    class Account(Aggregate):  # type: ignore[misc]
-        @event("Opened")  # type: ignore[untyped-decorator]
-        def __init__(self, memo: str) -> None:
-            self.memo = memo
-
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(folder / "peer.db"),
-    }
-    app = PeerApplication(env=env)
-    deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
-    events = 0
-    while time.perf_counter() < deadline:
-        app.save(Account(memo=PAYLOAD))
-        events += 1
-    elapsed = time.perf_counter() - started
-    app.close()
-    return _row("peer library eventsourcing", 1, events, elapsed, events, [])
-
-
-def bench_peer_orders(env: dict[str, str], seconds: float, name: str) -> Result | None:
-    """The orders workload through the peer library on the database ``env`` names, on one thread (its application
-    is synchronous): save a new order, get it back, pay it, save it. None when the library is not installed."""
-    try:
-        from eventsourcing.application import Application as PeerApplication
-    except ImportError:
-        return None
-    order_class = peer_order_class()
-    app = PeerApplication(env=env)
-    events = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while time.perf_counter() < deadline:
-        order = order_class(customer=f"c{events % 100}", total=1200, memo=PAYLOAD)
-        app.save(order)
-        order = app.repository.get(order.id)
-        order.pay(amount=1200)
-        app.save(order)
-        events += 2
-    elapsed = time.perf_counter() - started
-    app.close()
-    return _row(name, 1, events, elapsed, events, [], "order")
-
-
-@functools.cache
-def peer_order_class() -> Any:
-    """The peer library's order aggregate, defined once (the library registers each class by its topic)."""
-    from eventsourcing.domain import Aggregate as PeerAggregate
-    from eventsourcing.domain import event
-
-    class PeerOrder(PeerAggregate):  # type: ignore[misc]
-        @event("Placed")  # type: ignore[untyped-decorator]
-        def __init__(self, customer: str, total: int, memo: str) -> None:
-            self.customer, self.total, self.memo, self.status = customer, total, memo, "placed"
-
-        @event("Paid")  # type: ignore[untyped-decorator]
-        def pay(self, amount: int) -> None:
-            if self.status != "placed" or amount != self.total:
-                raise ValueError("order is not payable")
-            self.status = "paid"
-
-    return PeerOrder
-
-
 def print_table(rows: list[Result]) -> None:
     """Print rows; ratios are to the first raw row of the table and to its first peer row of the same workload."""
     raw = next((r["events_per_s"] for r in rows if "raw" in r["scenario"]), None)
@@ -414,11 +208,6 @@ def print_table(rows: list[Result]) -> None:
         )
 
 
-def command_module() -> Module:
-    """The command-path benchmark's module: a deposit appends one event and updates a balance inline."""
-    return Module("bench", commands={Deposit: _deposit}, events=[Deposited], projections=[balances])
-
-
 async def run_postgres(seconds: float, writer_counts: list[int], dispatcher_counts: list[int]) -> list[Result]:
     """The PostgreSQL rows: raw limit, peer library, group commit vs one transaction per append, command path."""
     import store_postgres as pg
@@ -438,7 +227,7 @@ async def run_postgres(seconds: float, writer_counts: list[int], dispatcher_coun
     if dispatcher_counts:
         await pg.reset()
         peer_orders_row = await asyncio.to_thread(
-            bench_peer_orders, pg.peer_env(1), seconds, "pg peer eventsourcing: orders"
+            bench_peer_orders, pg.peer_env(1), seconds, "pg peer eventsourcing: orders", PAYLOAD, _row
         )
         if peer_orders_row is not None:
             rows.append(peer_orders_row)
@@ -453,7 +242,7 @@ async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[
     rows: list[Result] = []
     try:
         rows.append(bench_raw(folder, seconds))
-        peer = bench_peer(folder, seconds)
+        peer = bench_peer(folder, seconds, PAYLOAD, _row)
         if peer is not None:
             rows.append(peer)
         for writers in writer_counts:
@@ -464,7 +253,7 @@ async def run(seconds: float, writer_counts: list[int], dispatcher_counts: list[
         if dispatcher_counts:  # the same, with the batches written on a thread of their own
             rows.append(await bench_command_path(folder, max(dispatcher_counts), seconds, writer="thread"))
             sqlite_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "peer-orders.db")}
-            peer_orders_row = bench_peer_orders(sqlite_env, seconds, "peer eventsourcing: orders")
+            peer_orders_row = bench_peer_orders(sqlite_env, seconds, "peer eventsourcing: orders", PAYLOAD, _row)
             if peer_orders_row is not None:
                 rows.append(peer_orders_row)
             rows.append(await bench_orders(folder, max(dispatcher_counts), seconds))
