@@ -45,367 +45,45 @@ quick check: ``--connections 1000 --warmup 5 --duration 10``.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
-import itertools
 import json
 import os
 import platform
-import resource
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the server and the seed import `examples`
 
-from citadel.security import issue_token  # noqa: E402
 from machine import (  # noqa: E402
     cpu_seconds,
     ensure_vuload,
     ensure_wrk,
-    free_port,
-    open_sockets,
     process_tree,
-    pss_kb,
     raise_file_limit,
     rss_kb,
     tree_cpu_seconds,
 )
+from vu_drivers import Load, run_vuload, run_wrk  # noqa: E402
 from vu_report import chart, print_profile, print_table, summarize_profile  # noqa: E402
 from vu_seed import Seed, SeedParameters, copy_store, load_or_seed, remove_copy  # noqa: E402
+from vu_server import RssSampler, busiest_worker, profile, start_server, stop_server  # noqa: E402
+from vu_store import events_between, slowest_checkpoint, store_head  # noqa: E402
+from vu_users import mint_tokens, split_invoices, write_data_file  # noqa: E402
+
+# The cluster benchmarks import these from here.
+__all__ = ["Load", "mint_tokens", "split_invoices", "write_data_file"]
 
 RESULTS = ROOT / "bench" / "results"
 RUNS = ROOT / "var" / "bench" / "runs"
-SCRIPT = ROOT / "bench" / "vu" / "shop.lua"
-CITADEL = Path(sys.executable).parent / "citadel"
-PY_SPY = Path(sys.executable).parent / "py-spy"
 KEEP_RUNS = 5
 
 Result = dict[str, Any]
-
-
-# -- what the virtual users know -------------------------------------------------------------------------
-
-
-def split_invoices(seed: Seed, warmup: float, duration: float) -> tuple[list[list[Any]], list[list[Any]]]:
-    """Give each phase its own invoices: per customer, the first share of its orders to the warm-up, in
-    proportion to the phases' lengths. Returns, per phase, ``[user_index, invoice_id, amount]`` rows ordered
-    slot by slot (first invoice of every user, then the second...), so payments spread over the users."""
-    share = warmup / (warmup + duration) if warmup + duration else 0.0
-    phases: tuple[list[list[Any]], list[list[Any]]] = ([], [])
-    slots = max((len(c["orders"]) for c in seed.customers), default=0)
-    for slot in range(slots):
-        for index, customer in enumerate(seed.customers):
-            orders = customer["orders"]
-            if slot < len(orders):
-                first = round(len(orders) * share)
-                _, invoice_id, amount = orders[slot]
-                phases[0 if slot < first else 1].append([index, invoice_id, amount])
-    return phases
-
-
-def write_data_file(path: Path, seed: Seed, tokens: list[str], invoices: list[list[Any]]) -> None:
-    """Write what shop.lua loads: items (C), users with their token and orders (U), payable invoices (I)."""
-    lines = [f"C {item}" for item in seed.items]
-    for customer, token in zip(seed.customers, tokens, strict=True):
-        orders = ",".join(order_id for order_id, _, _ in customer["orders"])
-        lines.append(f"U {customer['user_id']} {token} {orders}")
-    lines += [f"I {index} {invoice_id} {amount}" for index, invoice_id, amount in invoices]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def mint_tokens(seed: Seed, secret: str, ttl: float) -> list[str]:
-    """An HS256 bearer token, role customer, for every seeded customer (the server verifies with ``secret``)."""
-    return [issue_token(secret, c["user_id"], ["customer"], ttl=ttl) for c in seed.customers]
-
-
-# -- the server ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """A running ``citadel serve`` and its output file."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-
-def start_server(
-    store_url: str,
-    workers: int,
-    server_kind: str,
-    secret: str,
-    seed: Seed,
-    log: Path,
-    backpressure: int,
-    consumers: str = "workers",
-) -> Server:
-    """Start ``citadel serve examples.shop:app`` on a free port with the benchmark's settings (``backpressure``:
-    connections each worker serves, ``max_connections``; 0 keeps Citadel's default; ``consumers``: where the
-    projections and process managers run)."""
-    port = free_port()
-    command = [str(CITADEL), "serve", "examples.shop:app", "--port", str(port), "--store", store_url]
-    command += ["--workers", str(workers), "--server", server_kind, "--consumers", consumers]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    env |= {
-        "CITADEL_AUTH_SECRET": secret,
-        "CITADEL_MASTER_KEY_FILE": str(seed.master_key_file.resolve()),
-        "CITADEL_RATE_LIMIT_RATE": "1000000000",  # the limiter still runs, but never refuses
-        "CITADEL_RATE_LIMIT_BURST": "1000000000",
-        "CITADEL_RATE_LIMIT_ADDRESS_RATE": "1000000000",  # every virtual user comes from one address
-        "CITADEL_RATE_LIMIT_ADDRESS_BURST": "1000000000",
-        "CITADEL_MAX_CONNECTIONS_PER_CLIENT": "0",
-        **({"CITADEL_MAX_CONNECTIONS": str(backpressure)} if backpressure else {}),
-    }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    wait_until_ready(server, workers)
-    return server
-
-
-def wait_until_ready(server: Server, workers: int, timeout: float = 60.0) -> None:
-    """Wait until /health answers and all the workers are up.
-
-    Raises:
-        SystemExit: the server exited or did not answer within ``timeout`` seconds (with its output).
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(f"citadel serve exited with {server.process.returncode}:\n{server.tail()}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:
-            if answer.status == 200 and len(process_tree(server.process.pid)) >= workers:
-                time.sleep(1.0)  # let the other workers finish starting their applications
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"citadel serve did not answer /health within {timeout} s:\n{server.tail()}")
-
-
-def stop_server(server: Server) -> None:
-    """Interrupt the server as Ctrl-C would; kill its process group if it does not stop in 30 s."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-
-
-@dataclass
-class RssSampler:
-    """Samples the summed VmRSS of a process tree every ``interval`` seconds in a thread."""
-
-    root: int
-    interval: float = 0.5
-    peak_kb: int = 0
-    peak_by_process_kb: list[int] = field(default_factory=list)
-    peak_pss_kb: int = 0
-    peak_sockets: int = 0
-    samples: list[tuple[float, int]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> Result:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        return {
-            "peak_kb": self.peak_kb,
-            "peak_by_process_kb": self.peak_by_process_kb,
-            "peak_pss_kb": self.peak_pss_kb,
-            "peak_sockets": self.peak_sockets,
-            "samples": [(round(t, 1), kb) for t, kb in self.samples],
-        }
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        sockets_every = max(1, round(2.0 / self.interval))  # counting 10,000 descriptors is slower: every 2 s
-        for tick in itertools.count():
-            if self._stop.is_set():
-                break
-            tree = process_tree(self.root)
-            each = sorted((rss_kb(pid) for pid in tree), reverse=True)
-            total = sum(each)
-            self.samples.append((time.monotonic() - started, total))
-            if total > self.peak_kb:
-                self.peak_kb, self.peak_by_process_kb = total, each
-                self.peak_pss_kb = max(self.peak_pss_kb, sum(pss_kb(pid) for pid in tree))
-            if tick % sockets_every == 0:
-                self.peak_sockets = max(self.peak_sockets, sum(open_sockets(pid) for pid in tree))
-            self._stop.wait(self.interval)
-
-
-def busiest_worker(root: int) -> int:
-    """The descendant of ``root`` that used the most CPU (a granian worker under load)."""
-    descendants = process_tree(root)[1:] or [root]
-    return max(descendants, key=cpu_seconds)
-
-
-# -- the store -------------------------------------------------------------------------------------------
-
-
-_HEAD_SQL = "SELECT coalesce(max(position), 0) FROM {table}"
-_COUNT_SQL = "SELECT count(*) FROM {table} WHERE position > {after:d} AND position <= {upto:d}"
-_SLOWEST_SQL = "SELECT coalesce(min(position), 0) FROM {checkpoints}"
-
-
-async def _postgres_value(url: str, sql: str) -> int:
-    import asyncpg
-
-    connection = await asyncpg.connect(url.split("?", 1)[0])
-    try:
-        return int(await connection.fetchval(sql))
-    finally:
-        await connection.close()
-
-
-def _store_value(url: str, sql: str, **values: int) -> int:
-    """One number from the store's event table, read from the database itself (read only, no lock taken)."""
-    if url.startswith("sqlite:///"):
-        import sqlite3
-
-        path = url.removeprefix("sqlite:///").split("?", 1)[0]
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            query = sql.format(table="citadel_events", checkpoints="citadel_checkpoints", **values)
-            return int(db.execute(query).fetchone()[0])
-    query = sql.format(table="citadel.events", checkpoints="citadel.checkpoints", **values)
-    return asyncio.run(_postgres_value(url, query))
-
-
-def store_head(url: str) -> int:
-    """The store's last committed position."""
-    return _store_value(url, _HEAD_SQL)
-
-
-def slowest_checkpoint(url: str) -> int:
-    """The position of the consumer (async projection, process manager) furthest behind, as last saved."""
-    return _store_value(url, _SLOWEST_SQL)
-
-
-def events_between(url: str, after: int, upto: int) -> int:
-    """How many events the store holds after position ``after`` up to ``upto`` (PostgreSQL's positions have gaps)."""
-    return _store_value(url, _COUNT_SQL, after=after, upto=upto)
-
-
-# -- the load --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Load:
-    """How the load generator drives the server."""
-
-    driver: str
-    generator: str
-    connections: int
-    threads: int
-    warmup: float
-    duration: float
-    timeout: float
-    policy: str = "batch"
-    """The generator's scheduling policy: ``batch`` (SCHED_BATCH) or ``normal``."""
-
-    def preexec(self) -> Callable[[], None] | None:
-        """What the generator's child runs before it starts: its scheduling policy."""
-        if self.policy != "batch":
-            return None
-        return lambda: os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-
-
-def _reported(driver: str, command: list[str], lines: list[str], errors: str, cpu: float, log: Path) -> Result:
-    """What a load generator's ``VU-RESULT`` line reported, with the generator's CPU seconds; the run's output
-    goes to ``log``.
-
-    Raises:
-        SystemExit: it reported nothing (with its output).
-    """
-    log.write_text(f"$ {' '.join(command)}\n" + "\n".join(lines) + f"\n{errors}")
-    for line in lines:
-        if line.startswith("VU-RESULT "):
-            result: Result = json.loads(line.removeprefix("VU-RESULT "))
-            result["generator_cpu_seconds"] = round(cpu, 2)
-            result["generator_summary"] = [ln for ln in lines if not ln.startswith("VU-RESULT")]
-            return result
-    raise SystemExit(f"{driver} reported nothing:\n" + "\n".join(lines) + f"\n{errors}")
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_wrk(load: Load, url: str, seconds: float, data: Path, phase: str, log: Path) -> Result:
-    """Run wrk with ``shop.lua`` for ``seconds`` on new connections; return what the script's done() reported.
-
-    Raises:
-        SystemExit: it failed or reported nothing (with its output).
-    """
-    command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-d", f"{seconds:g}s"]
-    command += ["--timeout", f"{load.timeout:g}s", "-s", str(SCRIPT), url, "--", str(data), phase, str(load.threads)]
-    before = _children_cpu()
-    finished = subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=load.preexec())
-    return _reported("wrk", command, finished.stdout.splitlines(), finished.stderr, _children_cpu() - before, log)
-
-
-def run_vuload(load: Load, url: str, data: Path, log: Path, on_measuring: Callable[[], None]) -> Result:
-    """Run vuload once: ``load.warmup`` seconds of warm-up, then (after ``on_measuring()``) ``load.duration``
-    seconds measured on the same connections; return what it reported about the measured window.
-
-    Raises:
-        SystemExit: it failed or reported nothing (with its output).
-    """
-    command = [load.generator, "-t", str(load.threads), "-c", str(load.connections), "-w", f"{load.warmup:g}"]
-    command += ["-d", f"{load.duration:g}", "--timeout", f"{load.timeout:g}", url, str(data), "m"]
-    before = _children_cpu()
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=load.preexec()
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    lines, warmup_cpu = [], 0.0
-    for line in process.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.strip() == "MEASURING":
-            warmup_cpu = cpu_seconds(process.pid)
-            on_measuring()
-    errors = process.stderr.read()
-    process.wait()
-    return _reported("vuload", command, lines, errors, _children_cpu() - before - warmup_cpu, log)
-
-
-def profile(pid: int, seconds: float, output: Path, gil: bool = False) -> subprocess.Popen[bytes] | None:
-    """Start py-spy on ``pid`` for ``seconds`` (raw collapsed stacks to ``output``; with ``gil``, only the thread
-    holding the GIL, i.e. Python's CPU time); None without py-spy."""
-    spy = PY_SPY if PY_SPY.exists() else shutil.which("py-spy")
-    if not spy:
-        print("py-spy not found: no profile", flush=True)
-        return None
-    command = [str(spy), "record", "--pid", str(pid), "--duration", f"{seconds:g}", "-o", str(output), "-f", "raw"]
-    command += ["--gil"] if gil else []
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def profile_file(slug: str) -> Path:
