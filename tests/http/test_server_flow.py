@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from citadel.http.server import HttpServer, Limits, bind
-from tests.http.test_server import echo
+from tests.http.server_harness import echo
 
 BIG = b"x" * (1 << 20)
 
