@@ -90,5 +90,11 @@ vu: $(BENCH_STAMP)
 cluster: $(STAMP)
 	$(BIN)/python bench/cluster.py $(CLUSTER_ARGS)
 
+# Faults on that rig (as root), each while the virtual users run (about five minutes): netem between a node and
+# PostgreSQL, a link cut, the NATS stream leader and a node killed, PostgreSQL restarted; FAULTS_ARGS for options.
+.PHONY: cluster-faults
+cluster-faults: $(STAMP)
+	$(BIN)/python bench/cluster_faults.py $(FAULTS_ARGS)
+
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) var .mypy_cache .ruff_cache .pytest_cache

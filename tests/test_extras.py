@@ -38,6 +38,8 @@ class Missing:
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in {PACKAGES!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name.partition(".")[0])
+        if name.startswith("opentelemetry.sdk"):  # the otel extra's SDK (the API is a core dependency)
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name="opentelemetry.sdk")
         return None
 
 
@@ -110,11 +112,13 @@ settings = load_settings(app="examples.shop:app", dev=True)
 prepare(settings)  # development mode's secret and keys, in the test's folder
 assemble(build_app(), settings)
 print(sorted({{name.partition(".")[0] for name in sys.modules}} & set({PACKAGES!r})))
+print(sorted(name for name in sys.modules if name.startswith("opentelemetry.sdk")))
 """
 
 
 def test_importing_citadel_and_building_the_shops_asgi_app_loads_no_extras_package(tmp_path: Path) -> None:
-    assert python(LOADED, tmp_path, environment(PYTHONPATH=str(ROOT))) == "[]"
+    # opentelemetry-api is a core dependency; the otel extra's SDK is loaded only when tracing is on.
+    assert python(LOADED, tmp_path, environment(PYTHONPATH=str(ROOT))).splitlines() == ["[]", "[]"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -146,6 +150,7 @@ FAILING = {
         "from citadel.security import open_rate_limiter\nopen_rate_limiter('redis://127.0.0.1:1')",
         fix("Redis rate limiting", "redis"),
     ),
+    "otel": ("from citadel.tracing import configure_tracing\nconfigure_tracing('otlp')", fix("tracing", "otel")),
 }
 
 
@@ -164,6 +169,7 @@ SERVED = {
     "nats": (["--broker", "nats://127.0.0.1:1", "--modules", "orders"], {}, fix("a NATS broker", "nats")),
     "redis": ([], {"CITADEL_REDIS_URL": "redis://127.0.0.1:1"}, fix("Redis rate limiting", "redis")),
     "granian": (["--server", "granian"], {}, fix("serving with granian", "granian")),
+    "otel": (["--tracing", "otlp"], {}, fix("tracing", "otel")),
 }
 
 
@@ -238,7 +244,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Fresh:
 @pytest.mark.slow
 def test_the_core_installs_none_of_the_extras_packages_and_runs_from_the_venv(fresh: Fresh) -> None:
     code = "import importlib.util, citadel; print(citadel.__file__)\n"
-    code += f"print([name for name in {PACKAGES!r} if importlib.util.find_spec(name)])"
+    code += f"print([name for name in {(*PACKAGES, 'opentelemetry.sdk')!r} if importlib.util.find_spec(name)])"
     location, found = python_in(fresh, code).splitlines()
     assert Path(location).is_relative_to(fresh.bin.parent)
     assert found == "[]"

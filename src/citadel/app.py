@@ -123,10 +123,11 @@ class Application(Operating):
             for command_type, handler in module.commands.items():
                 step = command_step(self, module, command_type, handler, conflict_retries=conflict_retries)
                 self._command_steps[command_type] = (module, handler, step)
-                self.commands.register(command_type, step)
+                self.commands.register(command_type, step, name=module.message_name(command_type))
             for query_type, handler in module.queries.items():
-                self._query_steps[query_type] = (module, handler, query_step(self, module, handler))
-                self.queries.register(query_type, self._query_steps[query_type][2])
+                asked = query_step(self, module, query_type, handler)
+                self._query_steps[query_type] = (module, handler, asked)
+                self.queries.register(query_type, asked, name=module.message_name(query_type))
         self.node_id = ""  # this process, as the owner of consumer leases: new at every start
         self._started = False
 

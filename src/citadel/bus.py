@@ -25,6 +25,7 @@ from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 from citadel.context import DispatchContext
 from citadel.errors import ConfigurationError, DuplicateHandler, UnknownCommand, UnknownQuery
 from citadel.messages import Command, Message, Query
+from citadel.tracing import command_span, enabled
 
 __all__ = ["CallNext", "CommandBus", "Handler", "Middleware", "QueryBus", "as_async_handler", "parameter_mismatch"]
 
@@ -116,14 +117,17 @@ def _accepts(hint: Any, message_type: type) -> bool:
 
 class _Bus(Generic[M]):
     _unknown: Callable[[type], Exception]
+    _kind: str
 
     def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
         self._handlers: dict[type, AsyncHandler] = {}
+        self._names: dict[type, str] = {}  # stable names, for the ``dispatch`` spans
         self._middleware: list[Middleware] = list(middleware)
         self._chain: CallNext | None = None
 
-    def register(self, message_type: type[M], handler: Handler) -> None:
-        """Register the one handler of ``message_type``.
+    def register(self, message_type: type[M], handler: Handler, *, name: str | None = None) -> None:
+        """Register the one handler of ``message_type``; ``name``: its stable name (``orders.CreateOrder``), which
+        its ``dispatch`` span shows (default: the class name).
 
         Raises:
             DuplicateHandler: the type already has a handler.
@@ -132,6 +136,7 @@ class _Bus(Generic[M]):
         if message_type in self._handlers:
             raise DuplicateHandler(message_type)
         self._handlers[message_type] = as_async_handler(handler)
+        self._names[message_type] = name or message_type.__name__
 
     def replace(self, message_type: type[M], handler: Handler) -> AsyncHandler:
         """Swap the handler of a registered type and return the one it had (the application forwards a remote
@@ -184,6 +189,9 @@ class _Bus(Generic[M]):
         chain = self._chain
         if chain is None:
             chain = self._chain = self._build_chain()
+        if enabled():
+            with command_span(self._kind, self._names.get(type(message)) or type(message).__name__):
+                return await chain(message, context if context is not None else DispatchContext())
         return await chain(message, context if context is not None else DispatchContext())
 
 
@@ -195,9 +203,11 @@ class CommandBus(_Bus[Command]):
     """Routes each command type to exactly one handler."""
 
     _unknown = UnknownCommand
+    _kind = "command"
 
 
 class QueryBus(_Bus[Query]):
     """Routes each query type to exactly one handler."""
 
     _unknown = UnknownQuery
+    _kind = "query"

@@ -158,6 +158,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics_token: str | None = None
     """The bearer token a Prometheus scraper sends to ``/metrics`` (``CITADEL_METRICS_TOKEN``); without it only
     administrators' tokens are accepted."""
+    tracing: Literal["off", "otlp", "console"] = "off"
+    """Where OpenTelemetry spans go (``CITADEL_TRACING``, ``--tracing``): ``off`` records none, ``otlp`` exports them
+    to the collector the standard ``OTEL_EXPORTER_OTLP_*`` variables name, ``console`` prints them; the last two
+    need the ``otel`` extra (see ``citadel.tracing``)."""
 
 
 def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -22,6 +22,7 @@ from citadel.errors import ConcurrencyError, IdempotencyConflict, PayloadForgott
 from citadel.handling import CommandContext, QueryContext, Runtime, current_receipt
 from citadel.messages import Command, Query, encode_json
 from citadel.store.base import Commit, IdempotencyRecord, Metadata
+from citadel.tracing import enabled, handler_span, traceparent
 
 if TYPE_CHECKING:
     from citadel.module import Module
@@ -53,7 +54,8 @@ def command_step(
     """Wrap a command handler into the bus's terminal step for ``command_type``."""
     call = as_async_handler(handler)
     decode_result = _result_decoder(handler)
-    name = module.message_name(command_type).encode()
+    type_name = module.message_name(command_type)
+    name = type_name.encode()
 
     def replay(record: IdempotencyRecord, request_hash: str) -> Any:
         if record.request_hash != request_hash:
@@ -75,18 +77,24 @@ def command_step(
         # taken, so a retry that got here after its twin (rare) is answered from the stored record below. Fresh
         # commands, nearly all of them, so save a read.
         request_hash = "" if key is None else store.request_hash(name + b"\0" + encode_json(command))
-        metadata = Metadata(
+        traced = enabled()
+        metadata = Metadata(  # while tracing, with the bus's ``dispatch`` span: its events' consumers link to it
             correlation_id=context.correlation_id,
             causation_id=context.causation_id or context.message_id,
             actor=context.actor.subject,
             causation_position=context.causation_position,
+            traceparent=traceparent() if traced else None,
         )
         attempt = 0
         presume_new = True
         while True:
             ctx = CommandContext(runtime, module, context, presume_new=presume_new)
             try:
-                result = await call(command, ctx)
+                if traced:
+                    with handler_span(type_name, module.name):
+                        result = await call(command, ctx)
+                else:
+                    result = await call(command, ctx)
             except Exception:
                 # A twin with the same key may have committed before (its effects then refuse us, e.g. "already
                 # paid"): it answered first, so answer as it did.
@@ -130,12 +138,16 @@ def command_step(
 
 
 def query_step(
-    runtime: Runtime, module: Module, handler: Handler
+    runtime: Runtime, module: Module, query_type: type[Query], handler: Handler
 ) -> Callable[[Query, DispatchContext], Awaitable[Any]]:
     """Wrap a query handler into the bus's terminal step: it receives a ``QueryContext`` of its module."""
     call = as_async_handler(handler)
+    type_name = module.message_name(query_type)
 
     async def step(query: Query, context: DispatchContext) -> Any:
+        if enabled():
+            with handler_span(type_name, module.name):
+                return await call(query, QueryContext(runtime, module, context))
         return await call(query, QueryContext(runtime, module, context))
 
     return step

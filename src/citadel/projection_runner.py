@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from citadel.errors import StoreError
 from citadel.messaging.consumer import Consumer, RetryPolicy
 from citadel.projection import BoundProjection
+from citadel.tracing import enabled, link_from, process_span
 
 if TYPE_CHECKING:
     from citadel.store.base import EventStore, RecordedEvent
@@ -42,7 +43,12 @@ class AsyncProjection(Consumer):
             return
         last = upto
         try:
-            await store.apply_projection(binding, relevant, last, lease)
+            if enabled():  # one CONSUMER span for the page, linked to the commands that wrote its events
+                links = [link_from(r.traceparent) for r in relevant]
+                with process_span("events", consumer=self.name, system="citadel", links=links, count=len(relevant)):
+                    await store.apply_projection(binding, relevant, last, lease)
+            else:
+                await store.apply_projection(binding, relevant, last, lease)
         except StoreError:
             raise
         except Exception:

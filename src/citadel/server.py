@@ -221,6 +221,8 @@ def _checked(settings: Settings, command: str) -> Settings:
         raise ConfigurationError(f"`citadel {command}` needs a store URL; pass --store or set store in citadel.toml")
     for warning in prepare(settings):
         _say(settings, warning, warning=True)
+    if settings.tracing != "off":  # fail here, with one line naming the extra, not in every worker
+        require("opentelemetry.sdk.trace", "otel", "tracing")
     keys = setup.master_keys(settings)
     setup.verifier(settings)
     setup.broker(settings)  # its connection files and service keys, checked once here

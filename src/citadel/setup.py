@@ -34,6 +34,7 @@ from citadel.security.keyfiles import create_private, read_private
 from citadel.security.ratelimit import RateRule, open_rate_limiter
 from citadel.security.shared_ratelimit import SharedBuckets
 from citadel.store.url import open_store
+from citadel.tracing import configure_tracing
 
 __all__ = [
     "DEV_FIX",
@@ -278,7 +279,8 @@ def broker(settings: Settings) -> NatsBroker | None:
 def configure(application: Application, settings: Settings | None = None, *, worker: WorkerSlot | None = None) -> None:
     """Give ``application`` what ``citadel serve`` gives it from ``settings`` (None: loaded as the command line
     loads them, from ``citadel.toml`` and ``CITADEL_*`` variables): its deployment (store, placement, whether it
-    runs consumers, and ``worker``, its slot among a node's serving workers), master keys and leases. Call it
+    runs consumers, and ``worker``, its slot among a node's serving workers), master keys, leases and tracing
+    (``citadel.tracing``, named after the application and the modules here). Call it
     before ``start`` (or ``async with``), so that the application reads and writes a served store as the server
     does: sealed with the same keys. In development mode, a missing master or service key file is created, as
     ``serve`` would.
@@ -292,6 +294,9 @@ def configure(application: Application, settings: Settings | None = None, *, wor
         log.warning(warning)
     application.deployment = deployment_of(settings, worker=worker)
     tune(application, settings)
+    if settings.tracing != "off":  # "off" leaves in place a provider the program installed itself (use_provider)
+        modules = f" [{settings.modules}]" if settings.modules else ""
+        configure_tracing(settings.tracing, service_name=f"{application.title or settings.app or 'citadel'}{modules}")
 
 
 def tune(application: Application, settings: Settings) -> None:

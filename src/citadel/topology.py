@@ -56,6 +56,7 @@ from citadel.messaging.keyshare import KeyShare
 from citadel.messaging.nats import NatsBroker, OutboxRelay
 from citadel.placement import MAX_POSITION, Placement, parse_position
 from citadel.reactions import check_written, wait_for_chains
+from citadel.tracing import enabled, send_span
 
 if TYPE_CHECKING:
     from citadel.bus import AsyncHandler, Handler
@@ -342,14 +343,15 @@ class Topology:
         name = module.message_name(message_type)
         decode = _result_decoder(handler)
         is_query = issubclass(message_type, Query)
+        subject = f"{broker.prefix}.rpc.{name}"
 
         async def forward(message: Message, context: DispatchContext) -> Any:
-            body, position, replayed = await broker.request(
-                name,
-                encode_json(message),
-                context,
-                retry=is_query or context.idempotency_key is not None,
-            )
+            retry = is_query or context.idempotency_key is not None
+            if enabled():  # a PRODUCER span, the parent of the serving side's span (its traceparent travels)
+                with send_span(subject):
+                    body, position, replayed = await broker.request(name, encode_json(message), context, retry=retry)
+            else:
+                body, position, replayed = await broker.request(name, encode_json(message), context, retry=retry)
             receipt = current_receipt.get()
             if receipt is not None and not is_query:  # a query asked on the way writes nothing: not its receipt
                 receipt.position, receipt.replayed, receipt.module = position, replayed, module.name

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from citadel import StoreError
 from citadel.store.postgres import PostgresEventStore
 from citadel.store.postgres.view_tables import PostgresViewReader, table_name
 from citadel.testing.store_suite import ITEMS, make_registry
 from tests.backends import POSTGRES, reset_postgres
+
+
+def postgres_cluster(action: str) -> None:
+    """Stop or start the PostgreSQL server the tests run on (``pg_ctlcluster``, as root)."""
+    version = next(p.name for p in Path("/etc/postgresql").iterdir())
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=60)
 
 
 @pytest.fixture
@@ -94,3 +103,29 @@ async def test_a_bad_key_fails_its_own_callers_only(store: PostgresEventStore) -
     assert good == {"n": 1, "sku": "sku-1"}
     assert other == {"n": 2, "sku": "sku-2"}
     assert isinstance(bad, asyncpg.PostgresError), bad
+
+
+async def test_reads_while_the_server_is_down_fail_as_a_store_error_and_read_again_once_it_is_back(
+    store: PostgresEventStore,
+) -> None:
+    """What a restart does to a node: its connections are gone and new ones are refused. A reader says so as a
+    ``StoreError`` (503 with Retry-After at the HTTP edge), never as a driver error, which reads as a bug (500);
+    once the server is back, the pool's new connections read again. The real server is stopped and started."""
+    reader = store.view_reader(ITEMS)
+    reads = {"get": lambda: reader.get("item-1"), "find": lambda: reader.find(sku="sku-2"), "count": reader.count}
+    assert await reader.get("item-3") == {"n": 3, "sku": "sku-3"}  # the pool holds live connections
+    postgres_cluster("stop")
+    try:
+        for read in reads.values():
+            with pytest.raises(StoreError, match=r"PostgreSQL read of view suite\.items failed"):
+                await read()
+    finally:
+        postgres_cluster("start")
+    async with asyncio.timeout(30):
+        while True:  # the pool replaces the connections it lost
+            try:
+                assert await reader.get("item-1") == {"n": 1, "sku": "sku-1"}
+                break
+            except StoreError:
+                await asyncio.sleep(0.2)
+    assert await reader.count() == 20

@@ -20,11 +20,16 @@ from citadel.tracing import (
     context_from,
     current_link,
     enabled,
+    end_batch,
     http_server_span,
+    in_span,
     link_from,
     process_span,
+    projection_span,
     send_span,
+    start_batch,
     traceparent,
+    tracer,
     use_provider,
 )
 from citadel.tracing.spans import record_status
@@ -164,3 +169,55 @@ def test_the_tracing_setting_is_checked() -> None:
     finally:
         configure_tracing("off")
     assert not enabled()
+
+
+def test_a_batch_started_apart_holds_its_projections_and_ends_failed_with_its_error(
+    spans: InMemorySpanExporter,
+) -> None:
+    with command_span("command", "orders.CreateOrder"):
+        link = current_link()
+    assert link is not None
+    assert start_batch(1, [], "sqlite") is None  # no job of the batch was traced: nothing to link it to
+    span = start_batch(1, [link], "sqlite")
+    with in_span(span), projection_span("orders.OrderSummaries", 1):
+        pass
+    end_batch(span, RuntimeError("disk full"))
+    projected, commit = spans.get_finished_spans()[1:]
+    assert commit.name == "commit"
+    assert commit.status.status_code is StatusCode.ERROR
+    assert commit.context is not None
+    assert projected.parent is not None
+    assert projected.parent.span_id == commit.context.span_id
+
+
+def test_a_batch_of_events_links_each_command_once_and_counts_its_events(spans: InMemorySpanExporter) -> None:
+    with command_span("command", "orders.CreateOrder"):
+        stored = traceparent()
+    links = [link_from(stored), link_from(stored), None, link_from("garbage")]
+    with process_span("events", consumer="analytics.Revenue", system="citadel", links=links, count=3):
+        pass
+    dispatched, processed = spans.get_finished_spans()
+    assert dispatched.context is not None
+    assert [link.context.span_id for link in processed.links] == [dispatched.context.span_id]
+    assert dict(processed.attributes or {})["messaging.batch.message_count"] == 3
+
+
+def test_a_method_outside_the_standard_ones_is_named_http_whatever_the_client_sent(
+    spans: InMemorySpanExporter,
+) -> None:
+    with http_server_span("BREW", "/orders/create-order", path="/orders/create-order", scheme="http"):
+        pass
+    (served,) = spans.get_finished_spans()
+    assert served.name == "HTTP"
+    assert dict(served.attributes or {})["http.request.method"] == "_OTHER"
+    assert "http.route" not in (served.attributes or {})
+
+
+def test_configuring_the_same_tracing_twice_keeps_the_first_provider() -> None:
+    configure_tracing("console", service_name="shop")
+    try:
+        first = tracer()
+        configure_tracing("console", service_name="shop")
+        assert tracer() is first
+    finally:
+        configure_tracing("off")

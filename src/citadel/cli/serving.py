@@ -104,6 +104,10 @@ def serve(
     log_format: Annotated[
         str | None, typer.Option(help="log lines as text (key=value, the default) or json (one object a line)")
     ] = None,
+    tracing: Annotated[
+        str | None,
+        typer.Option(help="OpenTelemetry spans: off (the default), otlp (the OTEL_EXPORTER_OTLP_* collector), console"),
+    ] = None,
     dev: DevOpt = False,
 ) -> None:
     """Serve the application over HTTP.

@@ -9,7 +9,7 @@ known to be readable (400 otherwise: a malformed percent-escape, or bytes that a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +22,8 @@ from citadel.http.headers import SecurityHeaders, security_headers
 from citadel.http.problems import problem
 from citadel.http.raw import malformed_url, problem_reply, respond, unreadable_path
 from citadel.http.types import Endpoint, RawHeaders, Reply
+from citadel.tracing import context_from, enabled, http_server_span, record_status
+from citadel.tracing.carriers import TRACEPARENT_LENGTH
 
 __all__ = ["Endpoint", "constant", "exact_app"]
 
@@ -65,6 +67,14 @@ async def _serve(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send,
     await respond(send, reply, extra)
 
 
+def _traceparent_of(scope: Scope) -> str | None:
+    """The request's first ``traceparent`` header, if it has the one length a valid one has (no other is read)."""
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            return value.decode("latin-1") if len(value) == TRACEPARENT_LENGTH else None
+    return None
+
+
 class _Routed:
     """An endpoint as the ASGI app of a Starlette route, where Starlette's middleware adds the security headers
     (reached only when ``_ExactStarlette`` does not find the route itself)."""
@@ -95,6 +105,34 @@ class _ExactStarlette(Starlette):
         self._exact = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if enabled() and scope["type"] == "http":
+            await self._traced(scope, receive, send)
+        else:
+            await self._answer(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a request inside its SERVER span: named by its route (when it is one of the exact ones), a child
+        of the caller's span when a valid ``traceparent`` came with it, else the root of a new trace."""
+        path, root = scope["path"], scope.get("root_path", "")
+        routed = path[len(root) :] if root and path.startswith(root) else path
+        route = routed if (scope["method"], routed) in self._exact else None
+        status = 500  # unless an answer starts: the request failed before one
+
+        async def noted(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        parent = context_from(_traceparent_of(scope))
+        scheme = scope.get("scheme", "http")
+        with http_server_span(scope["method"], route, path=path, scheme=scheme, parent=parent) as span:
+            try:
+                await self._answer(scope, receive, noted)
+            finally:
+                record_status(span, status)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             refused = await self._admission.refusal(scope)
             if refused is not None:

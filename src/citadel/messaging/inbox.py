@@ -37,6 +37,7 @@ from citadel.messaging import wire
 from citadel.metrics import metrics
 from citadel.security.encryption import is_sealed
 from citadel.store.base import Commit, IdempotencyRecord, Metadata, StreamAppend
+from citadel.tracing import enabled, link_from, process_span, traceparent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -238,13 +239,22 @@ class Inbox:
                 self.skipped += 1  # its subject was forgotten: as if never published
                 return
         event = self.registry.decode(type_name, int(headers.get(wire.SCHEMA_VERSION) or 1), data)
+        if enabled():  # a CONSUMER span linked to the exporting command's; the imported event keeps this one
+            with process_span(message.subject, consumer=self.durable, links=[link_from(headers.get(wire.TRACEPARENT))]):
+                await self._commit(message.subject, event, headers, traceparent())
+        else:
+            await self._commit(message.subject, event, headers, None)
+
+    async def _commit(self, subject: str, event: Any, headers: wire.Verified, trace: str | None) -> None:
+        """Append an imported event to its ``inbox.<module>`` stream with its message id (once in effect)."""
         message_id = headers.get(wire.EVENT_ID, "")
         commit = Commit(
-            [StreamAppend(self.stream_of(message.subject), [event])],
+            [StreamAppend(self.stream_of(subject), [event])],
             Metadata(
                 correlation_id=headers.get(wire.CORRELATION) or None,
                 causation_id=message_id,
                 actor=headers.get(wire.ACTOR) or None,
+                traceparent=trace,
             ),
             idempotency=IdempotencyRecord(f"inbox:{message_id}", "", b"null"),
         )

@@ -262,7 +262,8 @@ class NatsBroker:
             try:
                 headers = self.verified(wire.REQUEST, message.subject, message.data, claimed)
                 request = decode(headers.get(wire.TYPE, ""), message.data)
-                body, position, replayed = await handle(request, wire.context_from(headers))
+                with wire.served_span(message.subject, module, headers):
+                    body, position, replayed = await handle(request, wire.context_from(headers))
                 reply = {wire.POSITION: str(position), wire.REPLAYED: "1" if replayed else "0"}
             except Exception as exc:
                 if wire.is_unexpected(wire.error_headers(exc)[wire.ERROR]):

@@ -23,6 +23,7 @@ from citadel.context import SYSTEM, DispatchContext
 from citadel.errors import ConfigurationError
 from citadel.messages import Command, Event, EventRegistry
 from citadel.messaging.consumer import Consumer, RetryPolicy
+from citadel.tracing import enabled, link_from, process_span
 
 if TYPE_CHECKING:
     from citadel.store.base import EventStore, RecordedEvent
@@ -154,9 +155,18 @@ class ProcessManagerConsumer(Consumer):
         # since then run again, and their idempotency keys answer them from the first time.
 
     async def react(self, record: RecordedEvent) -> None:
-        """Dispatch the commands this process manager's reactions return for ``record``."""
+        """Dispatch the commands this process manager's reactions return for ``record``; while tracing, in a
+        CONSUMER span linked to the command that wrote it, whose children the dispatched commands are."""
         if record.forgotten:  # nothing can be read of it: nothing to react to
             return
+        if enabled():
+            links = [link_from(record.traceparent)]
+            with process_span(record.type, consumer=self.name, system="citadel", links=links):
+                await self._react(record)
+        else:
+            await self._react(record)
+
+    async def _react(self, record: RecordedEvent) -> None:
         index = 0
         for react in self._reactions[record.type]:
             for command in react(record):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from citadel.errors import ConfigurationError
 from citadel.messages import SubjectForgotten, message_name
+from citadel.messaging import wire
 from citadel.messaging.consumer import Consumer
 from citadel.metrics import metrics
 
@@ -75,12 +76,20 @@ class OutboxRelay(Consumer):
                 if self.announcer is not None:
                     outgoing.extend(self.announcer.announcements(r))
             elif r.type not in self.sealed:
-                outgoing.append(self.broker.event_message(r))
+                outgoing.append(_traced(self.broker.event_message(r), r))
             elif r.event_id in sealed:  # else its subject was forgotten since it was read: it never leaves
-                outgoing.append(self.broker.event_message(r, sealed[r.event_id]))
+                outgoing.append(_traced(self.broker.event_message(r, sealed[r.event_id]), r))
         if outgoing:
             await self.broker.publish(outgoing)
             self.published += len(outgoing)
             self._published.inc(len(outgoing))
         await self.store.save_checkpoint(self.name, upto, self.lease)
         self.saved(upto)
+
+
+def _traced(message: Outgoing, record: RecordedEvent) -> Outgoing:
+    """``message`` carrying the ``traceparent`` stored with its event, if any: the importing inbox links its span to
+    the command that wrote the event (signed apart, see ``citadel.messaging.wire``)."""
+    if record.traceparent:
+        message[3][wire.TRACEPARENT] = record.traceparent
+    return message

@@ -16,20 +16,29 @@ and error name; a message that carries ``Citadel-Stream`` (an event sealed with 
 stream id and ``Citadel-Version``. A receiver verifies before it reads anything else: ``context_from`` only takes
 what ``verify`` returned.
 
+While tracing is on (``citadel.tracing``), a request carries the W3C ``traceparent`` of its ``send`` span and an
+event the one stored with it, tagged apart in ``Citadel-Trace-Tag`` (kind ``trace``, bound to the message's
+signature): ``verify`` keeps it only when that tag verifies, and drops it otherwise, so a forged or altered one
+starts a new trace and never gets a message refused.
+
 Besides those kinds, ``key`` asks the service of a module for a data subject's key (``citadel.messaging.keyshare``)
 and ``forgotten`` announces that a service forgot subjects (``citadel.messaging.forgetting``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
-from typing import NewType
+from contextlib import AbstractContextManager
+from typing import Any, NewType
 
 from citadel import errors
 from citadel.context import Actor, DispatchContext
 from citadel.errors import UnverifiedMessage
 from citadel.messaging.signing import ServiceKeys, canonical
+from citadel.tracing import context_from as trace_context
+from citadel.tracing import enabled, process_span, traceparent
 
 __all__ = [
     "EVENT",
@@ -38,6 +47,7 @@ __all__ = [
     "PUBLISHED",
     "REPLY",
     "REQUEST",
+    "TRACEPARENT",
     "Verified",
     "context_from",
     "error_answer",
@@ -45,6 +55,7 @@ __all__ = [
     "error_headers",
     "headers_of",
     "is_unexpected",
+    "served_span",
     "sign",
     "verify",
 ]
@@ -93,6 +104,9 @@ ERROR = "Citadel-Error"
 SIGNATURE = "Citadel-Signature"
 STREAM = "Citadel-Stream"
 VERSION = "Citadel-Version"
+TRACEPARENT = "traceparent"
+TRACE_TAG = "Citadel-Trace-Tag"
+_TRACE = "trace"
 
 _BEFORE_ROLES = (TYPE, ACTOR)
 _AFTER_ROLES = (CORRELATION, CAUSATION)
@@ -120,6 +134,8 @@ def headers_of(name: str, context: DispatchContext) -> dict[str, str]:
         headers[MIN_POSITION] = str(context.min_position)
         headers[POSITION_OF] = context.position_of
         headers[WAIT] = str(context.wait)
+    if enabled() and (parent := traceparent()) is not None:  # the ``send`` span: the serving side's parent
+        headers[TRACEPARENT] = parent
     return headers
 
 
@@ -147,6 +163,9 @@ def sign(
     signed = {name: value.strip().translate(_NEWLINES) for name, value in headers.items()}
     signed[TIMESTAMP] = str(int((time.time() if now is None else now) * 1000))
     signed[SIGNATURE] = keys.sign(kind, subject, body, _covered(kind, signed))
+    trace = signed.get(TRACEPARENT)
+    if trace:  # tagged apart, bound to this signature: one altered on the way is dropped, the message still read
+        signed[TRACE_TAG] = keys.sign(_TRACE, signed[SIGNATURE], trace.encode(), ())
     return signed
 
 
@@ -172,7 +191,28 @@ def verify(
             raise UnverifiedMessage(f"the message is {age:.0f} s old", reason="stale", key_id=key_id)
         if age < -FUTURE:
             raise UnverifiedMessage(f"the message is dated {-age:.0f} s ahead", reason="future", key_id=key_id)
-    return Verified(dict(headers))
+    found = dict(headers)
+    trace, tag = found.pop(TRACEPARENT, None), found.pop(TRACE_TAG, None)
+    if trace and tag and enabled() and _trace_verifies(keys, signature, trace, tag):
+        found[TRACEPARENT] = trace
+    return Verified(found)
+
+
+def _trace_verifies(keys: ServiceKeys, signature: str, trace: str, tag: str) -> bool:
+    """Whether ``tag`` is the service keys' tag of ``trace`` for the message signed ``signature``."""
+    try:
+        keys.verify(_TRACE, signature, trace.encode(), (), tag)
+    except UnverifiedMessage:
+        return False
+    return True
+
+
+def served_span(subject: str, module: str, headers: Verified) -> AbstractContextManager[Any]:
+    """The CONSUMER span of a request served here for ``module``: a child of the caller's ``send`` span when its
+    ``traceparent`` verified, else the root of a new trace."""
+    if not enabled():
+        return contextlib.nullcontext()
+    return process_span(subject, consumer=module, parent=trace_context(headers.get(TRACEPARENT)))
 
 
 def context_from(headers: Verified) -> DispatchContext:

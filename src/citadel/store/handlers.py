@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from citadel.errors import ConfigurationError
+from citadel.tracing import projection_span
 
-__all__ = ["run_handler"]
+if TYPE_CHECKING:
+    from citadel.store.records import RecordedEvent
+    from citadel.store.targets import ProjectionTarget, ViewTransaction
+
+__all__ = ["run_handler", "traced_apply"]
 
 
 def run_handler(result: Awaitable[None] | None) -> None:
@@ -28,3 +34,10 @@ def run_handler(result: Awaitable[None] | None) -> None:
     raise ConfigurationError(
         "a projection handler awaited something other than its views' reads; projections may not do I/O"
     )
+
+
+def traced_apply(projection: ProjectionTarget, record: RecordedEvent, tx: ViewTransaction) -> None:
+    """Apply one event to an inline projection inside its commit, in a ``project`` span (the batch's child): the
+    writers call it only while tracing is on, and ``run_handler`` straight away otherwise."""
+    with projection_span(projection.name, 1):
+        run_handler(projection.apply(record, tx))

@@ -49,6 +49,9 @@ class Metadata(msgspec.Struct, frozen=True, gc=False):
     actor: str | None = None
     causation_position: int = 0
     """The position of the event a process manager reacted to with this command; 0: none of this log."""
+    traceparent: str | None = None
+    """The W3C ``traceparent`` of the span that made the append (its command's ``dispatch``), kept so that the
+    consumers of its events link their spans to it (``citadel.tracing``); None while tracing is off."""
 
 
 class RecordedEvent:
@@ -72,6 +75,7 @@ class RecordedEvent:
         "recorded_at",
         "schema_version",
         "stream_id",
+        "traceparent",
         "type",
         "version",
     )
@@ -89,6 +93,7 @@ class RecordedEvent:
         correlation_id: str | None,
         causation_id: str | None,
         actor: str | None,
+        traceparent: str | None = None,
         registry: EventRegistry | None = None,
         event: Event | None = None,
     ) -> None:
@@ -103,6 +108,7 @@ class RecordedEvent:
         self.correlation_id = correlation_id
         self.causation_id = causation_id
         self.actor = actor
+        self.traceparent = traceparent  # of the command that wrote it, when it was traced
         self._registry = registry
         self._event = event
         self.forgotten = False

@@ -14,8 +14,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["context_from", "link_from", "traceparent"]
+__all__ = ["TRACEPARENT_LENGTH", "context_from", "link_from", "traceparent"]
 
+TRACEPARENT_LENGTH = 55
+"""The length of every valid ``traceparent`` (version 00): anything longer or shorter is not even parsed."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -33,7 +35,7 @@ def context_from(value: str | Mapping[str, str] | None) -> Context | None:
     """The remote parent that ``value`` (a ``traceparent``, or headers holding one) names; None when absent or
     malformed (a hostile or broken header starts a new trace rather than failing the request)."""
     header = value.get("traceparent") if isinstance(value, Mapping) else value
-    if not header or len(header) != 55 or not _TRACEPARENT.match(header):
+    if not header or len(header) != TRACEPARENT_LENGTH or not _TRACEPARENT.match(header):
         return None
     context = _PROPAGATOR.extract({"traceparent": header})
     return context if trace.get_current_span(context).get_span_context().is_valid else None

@@ -21,7 +21,7 @@ TRACERS = ("off", "otlp", "console")
 
 Tracing = Literal["off", "otlp", "console"]
 
-_state: dict[str, Any] = {"tracer": trace.NoOpTracer(), "enabled": False}
+_state: dict[str, Any] = {"tracer": trace.NoOpTracer(), "enabled": False, "configured": None}
 
 
 def enabled() -> bool:
@@ -38,9 +38,9 @@ def tracer() -> trace.Tracer:
 def use_provider(provider: trace.TracerProvider | None) -> None:
     """Send Citadel's spans to ``provider`` (None: stop tracing). Tests install an in-memory exporter's."""
     if provider is None:
-        _state.update(tracer=trace.NoOpTracer(), enabled=False)
+        _state.update(tracer=trace.NoOpTracer(), enabled=False, configured=None)
         return
-    _state.update(tracer=provider.get_tracer("citadel"), enabled=True)
+    _state.update(tracer=provider.get_tracer("citadel"), enabled=True, configured=None)
 
 
 def configure_tracing(tracing: str, *, service_name: str = "citadel") -> None:
@@ -55,6 +55,8 @@ def configure_tracing(tracing: str, *, service_name: str = "citadel") -> None:
     if tracing == "off":
         use_provider(None)
         return
+    if _state["configured"] == (tracing, service_name):
+        return  # configured once already in this process (a worker configures its application once per start)
     sdk = require("opentelemetry.sdk.trace", "otel", "tracing")
     export = require("opentelemetry.sdk.trace.export", "otel", "tracing")
     resources = require("opentelemetry.sdk.resources", "otel", "tracing")
@@ -65,3 +67,4 @@ def configure_tracing(tracing: str, *, service_name: str = "citadel") -> None:
     else:
         provider.add_span_processor(export.SimpleSpanProcessor(export.ConsoleSpanExporter()))
     use_provider(provider)
+    _state["configured"] = (tracing, service_name)

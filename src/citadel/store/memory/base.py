@@ -59,7 +59,7 @@ class MemoryBase:
     def _records(self, rows: Iterable[EventRow]) -> list[RecordedEvent]:
         """Records of stored rows, their payloads opened (or, without a keyring, refused when sealed)."""
         registry = self.registry
-        records = [RecordedEvent(*row[:11], registry=registry) for row in rows]
+        records = [RecordedEvent(*row[:11], row[12], registry=registry) for row in rows]
         sealer = self._sealer
         if sealer is None:
             refuse_sealed(records)

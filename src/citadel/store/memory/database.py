@@ -16,7 +16,7 @@ from citadel.store.memory.view_tables import MemoryTable
 
 __all__ = ["EventRow", "MemoryDatabase"]
 
-EventRow = tuple[int, str, int, str, str, int, bytes, float, str | None, str | None, str | None, int]
+EventRow = tuple[int, str, int, str, str, int, bytes, float, str | None, str | None, str | None, int, str | None]
 """``(position, stream_id, version, event_id, type, schema_version, data, recorded_at, correlation_id,
 causation_id, actor, causation_position)``; a position is its row's index in the log plus one."""
 

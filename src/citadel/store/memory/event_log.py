@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from citadel.errors import ConcurrencyError
 from citadel.messages import Event
 from citadel.store.encoding import EncodedAppend, encode_appends, forgotten_keys
-from citadel.store.handlers import run_handler
+from citadel.store.handlers import run_handler, traced_apply
 from citadel.store.memory.base import MemoryBase
 from citadel.store.memory.commits import store_extras, store_keys
 from citadel.store.memory.database import EventRow
@@ -21,6 +21,7 @@ from citadel.store.memory.transaction import MemoryTransaction
 from citadel.store.records import AppendResult, Commit, CommitResult, Metadata, RecordedEvent, StreamAppend
 from citadel.store.subscription import follow
 from citadel.store.targets import ProjectionTarget
+from citadel.tracing import batch_span, current_link, enabled
 
 __all__ = ["MemoryEventLog"]
 
@@ -53,7 +54,11 @@ class MemoryEventLog(MemoryBase):
             store_extras(tx, sealer, commit, result.position, result_key, forget, self.idempotency_ttl)
             return result
 
-        result = self._write(write)
+        if enabled():  # a batch of one, in the caller's turn: linked to its command as the writers' batches are
+            with batch_span(1, [link for link in [current_link()] if link is not None], "memory"):
+                result = self._write(write)
+        else:
+            result = self._write(write)
         if forget and sealer is not None:
             sealer.keyring.mark_forgotten(forget)
         if self.database.head > before:
@@ -91,13 +96,17 @@ class MemoryEventLog(MemoryBase):
                 meta.causation_id,
                 meta.actor,
                 meta.causation_position,
+                meta.traceparent,
             )
             db.events.append(row)
             positions.append(row[0])
             tx.undo.append(_pop_from(db.events, positions))
             for projection in self._inline_for(name):
                 record = RecordedEvent(*row[:11], registry=self.registry, event=event)
-                run_handler(projection.apply(record, tx))
+                if enabled():
+                    traced_apply(projection, record, tx)
+                else:
+                    run_handler(projection.apply(record, tx))
         return AppendResult(append.stream_id, current + len(append.encoded), first, db.head)
 
     def add_inline_projection(self, projection: ProjectionTarget) -> None:

@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from opentelemetry.trace import Link
+
 from citadel.errors import IdempotencyConflict
 from citadel.messages import EventRegistry
 from citadel.store.encoding import EncodedAppend
@@ -23,6 +25,7 @@ from citadel.store.records import AppendResult, CommitResult, IdempotencyRecord,
 from citadel.store.records import Snapshot as SnapshotRecord
 from citadel.store.sealing import Sealer
 from citadel.store.targets import ProjectionTarget
+from citadel.tracing import enabled, projection_span
 
 __all__ = ["INDEX_BITS", "Batch", "PgCommit"]
 
@@ -35,9 +38,9 @@ INDEX_BITS = 20
 _WRITE = """
 WITH events AS (
     INSERT INTO citadel.events (position, stream_id, version, event_id, type, schema_version, data, recorded_at,
-                                correlation_id, causation_id, actor, causation_position)
+                                correlation_id, causation_id, actor, causation_position, traceparent)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bytea[],
-                         $8::float8[], $9::text[], $10::text[], $11::text[], $23::bigint[])
+                         $8::float8[], $9::text[], $10::text[], $11::text[], $23::bigint[], $24::text[])
 ), keys AS (
     INSERT INTO citadel.idempotency (key, request_hash, result, position, recorded_at)
     SELECT * FROM unnest($12::text[], $13::text[], $14::bytea[], $15::bigint[], $16::float8[])
@@ -68,7 +71,7 @@ SELECT pg_notify('citadel_keys', array_to_string($1::text[], ','))
 class PgCommit:
     """A commit waiting for the writer, and the future its caller awaits."""
 
-    __slots__ = ("appends", "forget", "future", "idempotency", "metadata", "snapshots")
+    __slots__ = ("appends", "forget", "future", "idempotency", "link", "metadata", "snapshots")
 
     def __init__(
         self,
@@ -78,7 +81,9 @@ class PgCommit:
         snapshots: Sequence[SnapshotRecord],
         future: asyncio.Future[CommitResult],
         forget: Sequence[str] = (),
+        link: Link | None = None,
     ) -> None:
+        self.link = link  # the span it was submitted in, for its batch's span
         self.appends = appends
         self.metadata = metadata
         self.idempotency = idempotency
@@ -105,6 +110,7 @@ class Batch:
         self.now = now
         self.events: list[list[Any]] = [[] for _ in range(11)]
         self.causes: list[int | None] = []  # each event's ``causation_position`` (None: not a reaction's)
+        self.traces: list[str | None] = []  # the events' ``traceparent``, up to the last traced one (None: not traced)
         self.keys: list[list[Any]] = [[] for _ in range(5)]
         self.snapshots: list[list[Any]] = [[] for _ in range(4)]
         self.records: list[tuple[RecordedEvent, Sequence[ProjectionTarget]]] = []
@@ -136,6 +142,9 @@ class Batch:
                 )  # fmt: skip
                 _append_row(self.events, row)
                 self.causes.append(cause)
+                if meta.traceparent is not None:  # traced: ``unnest`` pads the shorter column with NULLs otherwise
+                    self.traces += [None] * (len(self.causes) - 1 - len(self.traces))
+                    self.traces.append(meta.traceparent)
                 projections = inline(name)
                 if projections:
                     recorded = RecordedEvent(*row, registry=registry, event=append.events[i])
@@ -165,22 +174,31 @@ class Batch:
         """Send the rows added since the last write (then forget them), with the commit notification."""
         try:
             if self.events[0] or self.keys[0] or self.snapshots[0]:
-                rows = (*self.events, *self.keys, *self.snapshots, str(self.last_position), self.expired, self.causes)
+                rows = (
+                    *(*self.events, *self.keys, *self.snapshots),
+                    *(str(self.last_position), self.expired, self.causes, self.traces),
+                )
                 if (await connection.fetchrow(_WRITE, *rows))[1] < len(self.keys[0]):
                     raise IdempotencyConflict(self.keys[0][0])  # a live record took a key: the careful path tells which
             if self.forget:
                 await connection.execute(_FORGET, self.forget)
             if self.records:
                 buffer = ViewBuffer(connection)
+                traced = enabled()
                 for record, projections in self.records:
                     for projection in projections:
-                        await apply_handler(projection.apply(record, buffer))
+                        if traced:
+                            with projection_span(projection.name, 1):
+                                await apply_handler(projection.apply(record, buffer))
+                        else:
+                            await apply_handler(projection.apply(record, buffer))
                 await buffer.flush()
         finally:
             for columns in (self.events, self.keys, self.snapshots):
                 for column in columns:
                     column.clear()
             self.causes.clear()
+            self.traces.clear()
             self.records.clear()
             self.forget = []
 

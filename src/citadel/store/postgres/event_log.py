@@ -30,12 +30,13 @@ from citadel.store.postgres.batch import INDEX_BITS, PgCommit
 from citadel.store.records import AppendResult, Commit, CommitResult, Metadata, RecordedEvent, StreamAppend
 from citadel.store.subscription import follow
 from citadel.store.targets import ProjectionTarget
+from citadel.tracing import current_link
 
 __all__ = ["HEAD", "READ_ALL", "REPLAY", "PostgresEventLog"]
 
 _COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, recorded_at, correlation_id, causation_id, "
-    "actor"
+    "actor, traceparent"
 )
 _SAFE = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {INDEX_BITS})"
 READ_ALL = (
@@ -92,7 +93,8 @@ class PostgresEventLog(PostgresBase):
         appends = encode_appends(commit, self.registry, keyed=sealer is not None)
         forget = forgotten_keys(commit, encrypting=sealer is not None)
         future: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
-        self.writer.submit(PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future, forget))
+        job = PgCommit(appends, commit.metadata, commit.idempotency, commit.snapshots, future, forget, current_link())
+        self.writer.submit(job)
         result = await future
         if forget and sealer is not None:
             sealer.keyring.mark_forgotten(forget)

@@ -92,6 +92,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Read-your-writes follows reaction chains by it (``citadel.reactions``).
         "ALTER TABLE citadel.events ADD COLUMN causation_position BIGINT",
     ),
+    (
+        # The W3C traceparent of the command that wrote the event, while tracing is on (``citadel.tracing``).
+        "ALTER TABLE citadel.events ADD COLUMN traceparent TEXT",
+    ),
 )
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from citadel.errors import ConfigurationError, UniqueViolation
+from citadel.errors import ConfigurationError, StoreError, UniqueViolation
 from citadel.store.coalescing import TurnBatch
+from citadel.store.postgres.broken import BROKEN
 from citadel.views import View
 
 __all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "apply_handler", "table_name", "view_ddl"]
@@ -214,16 +215,24 @@ class PostgresViewReader(_ViewSQL):
 
     async def _read_many(self, keys: list[str]) -> dict[str, str | None]:
         if len(keys) == 1:
-            return {keys[0]: await self._pool.fetchval(self.select, keys[0])}
-        return dict(await self._pool.fetch(self.select_many, keys))
+            return {keys[0]: await self._query("fetchval", self.select, keys[0])}
+        return dict(await self._query("fetch", self.select_many, keys))
 
     async def find(self, *, limit: int = 100, **where: Any) -> list[Any]:
         sql, params = self.find_sql(where, limit)
-        return [self.decode(r[0]) for r in await self._pool.fetch(sql, *params)]
+        return [self.decode(r[0]) for r in await self._query("fetch", sql, *params)]
 
     async def count(self, **where: Any) -> int:
         clause, params = self.where(where)
-        return int(await self._pool.fetchval(f"SELECT count(*) FROM {self.table}{clause}", *params))  # nosec B608  # validated identifiers, bound values
+        return int(await self._query("fetchval", f"SELECT count(*) FROM {self.table}{clause}", *params))  # nosec B608  # validated identifiers, bound values
+
+    async def _query(self, method: str, sql: str, *args: Any) -> Any:
+        """Run one read on the pool; a server restarting or a connection lost is a ``StoreError`` (503 with
+        ``Retry-After`` at the HTTP edge), never a driver error that would read as a bug."""
+        try:
+            return await getattr(self._pool, method)(sql, *args)
+        except BROKEN as exc:
+            raise StoreError(f"PostgreSQL read of view {self.view.qualified_name} failed: {exc}") from exc
 
 
 async def apply_handler(result: Awaitable[None] | None) -> None:

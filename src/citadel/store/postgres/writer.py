@@ -38,11 +38,13 @@ from citadel.errors import ConcurrencyError, IdempotencyConflict, StoreError
 from citadel.messages import EventRegistry
 from citadel.metrics import metrics
 from citadel.store.postgres.batch import INDEX_BITS, Batch, PgCommit
+from citadel.store.postgres.broken import BROKEN
 from citadel.store.postgres.key_table import ensure_keys
 from citadel.store.postgres.records import snapshot_heads
 from citadel.store.records import CommitResult
 from citadel.store.sealing import Sealer
 from citadel.store.targets import ProjectionTarget
+from citadel.tracing import batch_span, enabled
 
 __all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter"]  # INDEX_BITS and PgCommit live in batch
 
@@ -66,15 +68,6 @@ _VERSIONS = f"SELECT s.stream_id, {_STREAM_VERSION} FROM unnest($1::text[]) AS s
 TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 """Errors after which PostgreSQL has undone the transaction (or savepoint) and the same work may succeed."""
 TRANSIENT_RETRIES = 5
-
-BROKEN = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or restarting
-)
-"""Driver errors that mean the connection or server is gone (as opposed to a refused statement)."""
 
 
 class PostgresWriter:
@@ -166,7 +159,12 @@ class PostgresWriter:
             self._writing += 1
             began = time.perf_counter()
             try:
-                last = await self._write(jobs)
+                if enabled():  # the batch's span: a root of its own, linked to each command it holds
+                    links = [job.link for job in jobs if job.link is not None]
+                    with batch_span(len(jobs), links, "postgresql"):
+                        last = await self._write(jobs)
+                else:
+                    last = await self._write(jobs)
             except asyncio.CancelledError:
                 for job in jobs:
                     if not job.future.done():

@@ -19,6 +19,7 @@ from citadel.errors import LeaseLost, StoreError
 from citadel.metrics import metrics
 from citadel.store.sqlite.transaction import WriteJob, WriteTransaction
 from citadel.store.sqlite.wal import Checkpointer
+from citadel.tracing import enabled, end_batch, in_span, start_batch
 
 __all__ = ["GroupCommitWriter"]
 
@@ -62,6 +63,7 @@ class GroupCommitWriter:
         )
         self._batch_head = 0  # the log's head when the batch's transaction began
         self._batch_began = 0.0
+        self._span: Any = None  # the batch's ``commit`` span while tracing: ended once the batch is settled
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open the writer; jobs' futures resolve on ``loop``.
@@ -111,7 +113,12 @@ class GroupCommitWriter:
         """Run the batch's jobs; True when their transaction waits for its ``COMMIT``, False when the batch is
         settled already (it failed, or its only job failed and rolled everything back)."""
         try:
-            self._run_jobs(tx, jobs, begun=begun)
+            if enabled():
+                self._span = start_batch(len(jobs), [job.link for job in jobs if job.link is not None], "sqlite")
+                with in_span(self._span):  # the inline projections' spans are its children
+                    self._run_jobs(tx, jobs, begun=begun)
+            else:
+                self._run_jobs(tx, jobs, begun=begun)
         except BaseException as exc:
             self._abort(tx, jobs, head, exc)
             return False
@@ -142,11 +149,13 @@ class GroupCommitWriter:
         tx.rolled_back()
         tx.forget()
         tx.head = head
+        self._settled(exc)
         self._fail(jobs, exc)
 
     def _done(self, tx: WriteTransaction, jobs: list[WriteJob], *, committed: bool = True) -> None:
         """The batch committed (or, not ``committed``, its only job failed and rolled it back): resolve the jobs."""
         tx.committed()
+        self._settled()
         self.transactions += 1
         self.jobs += len(jobs)
         if committed:
@@ -155,6 +164,12 @@ class GroupCommitWriter:
             if tx.head > self._batch_head:
                 self._appended.inc(tx.head - self._batch_head)
         self._deliver(jobs, tx.head)
+
+    def _settled(self, error: BaseException | None = None) -> None:
+        """End the batch's span, if it has one (``error``: the batch failed with it)."""
+        if self._span is not None:
+            span, self._span = self._span, None
+            end_batch(span, error)
 
     def _redo_carefully(self, tx: WriteTransaction, jobs: list[WriteJob]) -> None:
         self._attempt(tx, jobs, careful=True)

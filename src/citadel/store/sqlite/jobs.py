@@ -9,7 +9,7 @@ from typing import Any
 from citadel.errors import ConcurrencyError, LeaseLost
 from citadel.messages import EventRegistry
 from citadel.store.encoding import EncodedAppend
-from citadel.store.handlers import run_handler
+from citadel.store.handlers import run_handler, traced_apply
 from citadel.store.records import (
     AppendResult,
     CommitResult,
@@ -24,6 +24,7 @@ from citadel.store.sqlite.key_table import ensure_keys, forget_keys
 from citadel.store.sqlite.records import snapshot_key, store_idempotency
 from citadel.store.sqlite.transaction import WriteJob, WriteTransaction
 from citadel.store.targets import ProjectionTarget
+from citadel.tracing import current_link, enabled
 
 __all__ = [
     "CallJob",
@@ -45,12 +46,15 @@ _INSERT = f"INSERT INTO citadel_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 
 _INSERT_CAUSED = (  # a reaction's events, with the position of the event it answered
     f"INSERT INTO citadel_events ({EVENT_COLUMNS}, causation_position) VALUES ({', '.join('?' * 12)})"  # nosec B608  # validated identifiers, bound values
 )
+_INSERT_TRACED = (  # events of a traced command: its traceparent, and the position of the event a reaction answered
+    f"INSERT INTO citadel_events ({EVENT_COLUMNS}, causation_position, traceparent) VALUES ({', '.join('?' * 13)})"  # nosec B608  # validated identifiers, bound values
+)
 _SNAPSHOT = "INSERT OR REPLACE INTO citadel_snapshots (stream_id, version, state_version, data) VALUES (?, ?, ?, ?)"
 
 
 def select_events(db: Any, where: str, params: tuple[Any, ...], registry: EventRegistry) -> list[RecordedEvent]:
     """Run ``SELECT <event columns> FROM citadel_events <where>`` and wrap the rows."""
-    rows = db.execute(f"SELECT {EVENT_COLUMNS} FROM citadel_events {where}", params).fetchall()  # nosec B608  # validated identifiers, bound values
+    rows = db.execute(f"SELECT {EVENT_COLUMNS}, traceparent FROM citadel_events {where}", params).fetchall()  # nosec B608  # validated identifiers, bound values
     return [RecordedEvent(*row, registry=registry) for row in rows]  # type: ignore[misc]
 
 
@@ -88,6 +92,7 @@ class CommitJob(WriteJob):
         self.result = None
         self.error = None
         self.writing = False
+        self.link = current_link()
         self.appends = appends
         self.metadata = metadata
         self.idempotency = idempotency
@@ -183,7 +188,10 @@ class CommitJob(WriteJob):
                 for i, (event_id, name, version, data) in enumerate(encoded)
             ]
             try:
-                if meta.causation_position:  # a reaction's events: rarer, and only they store their cause
+                if meta.traceparent:  # tracing is on: each event keeps its command's span
+                    traced = (meta.causation_position or None, meta.traceparent)
+                    db.executemany(_INSERT_TRACED, [(*row, *traced) for row in rows])
+                elif meta.causation_position:  # a reaction's events: rarer, and only they store their cause
                     db.executemany(_INSERT_CAUSED, [(*row, meta.causation_position) for row in rows])
                 else:
                     db.executemany(_INSERT, rows)
@@ -218,12 +226,16 @@ class CommitJob(WriteJob):
 
     def _project(self, tx: WriteTransaction, append: EncodedAppend, rows: list[tuple[Any, ...]]) -> None:
         inline = self.inline
+        traced = enabled()
         for event, row in zip(append.events, rows, strict=True):
             projections = inline(row[4])
             if not projections:
                 continue
             record = RecordedEvent(*row, registry=self.registry, event=event)  # type: ignore[misc]
             for projection in projections:
+                if traced:
+                    traced_apply(projection, record, tx)
+                    continue
                 result = projection.apply(record, tx)
                 if result is not None:
                     run_handler(result)

@@ -13,6 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from opentelemetry.trace import Link
+
+from citadel.tracing import current_link
+
 __all__ = ["WriteJob", "WriteTransaction"]
 
 _VERSION = "SELECT coalesce(max(version), 0) FROM citadel_events WHERE stream_id = ?"
@@ -114,7 +118,7 @@ class WriteJob:
     before it writes (and to set ``writing`` when it starts); an error after that aborts the whole batch.
     """
 
-    __slots__ = ("error", "future", "result", "writing")
+    __slots__ = ("error", "future", "link", "result", "writing")
 
     tracks_writes: ClassVar[bool] = False
     """True for jobs that set ``writing`` when they begin to write (others are assumed to have written)."""
@@ -124,6 +128,7 @@ class WriteJob:
         self.result: Any = None
         self.error: BaseException | None = None
         self.writing = False
+        self.link: Link | None = current_link()  # the span it was submitted in, for its batch's span
 
     def needs_savepoint(self) -> bool:
         """Whether ``run`` may fail after writing (asked by the writer, just before ``run``)."""

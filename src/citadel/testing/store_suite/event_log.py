@@ -7,6 +7,7 @@ positions. ``fill`` writes several events per transaction and several transactio
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -128,6 +129,24 @@ class LogReadsSuite(StoreHarness):
         assert before - 1 <= first.recorded_at <= time.time() + 1
         assert first.stream_id == "a"
         assert first.data == b'{"n":1}'
+
+    async def test_every_event_keeps_the_traceparent_of_its_command_and_every_read_gives_it_back(
+        self, store: EventStore
+    ) -> None:
+        traced, other = (f"00-{'ab' * 16}-{digit * 16}-01" for digit in "12")
+        first = await store.append("a", [Happened(n=1), Happened(n=2)], NO_STREAM, Metadata(traceparent=traced))
+        # Side by side (one batch where the store groups commits): traced, untraced, and a traced reaction.
+        await asyncio.gather(
+            store.append("b", [Happened(n=3)], NO_STREAM),
+            store.append("c", [Noted(text="x")], NO_STREAM, Metadata(traceparent=other)),
+            store.append("d", [Happened(n=4)], NO_STREAM, Metadata(causation_position=1, traceparent=other)),
+        )
+        expected = {"a": traced, "b": None, "c": other, "d": other}
+        assert {r.stream_id: r.traceparent for r in await store.read_all(1, 100)} == expected
+        assert [r.traceparent for r in await store.read_stream("a")] == [traced, traced]
+        assert {r.stream_id: r.traceparent for r in await store.read_last(10)} == expected
+        found, _ = await store.read_all_of(["suite.Noted"], first.first_position, 100)
+        assert [r.traceparent for r in found] == [other]
 
     async def test_a_commit_with_one_conflicting_append_writes_none_of_its_appends(self, store: EventStore) -> None:
         taken = await store.append("taken", [Happened(n=1)], NO_STREAM)
