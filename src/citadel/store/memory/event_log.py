@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection
 
 from citadel.errors import ConcurrencyError
-from citadel.messages import Event
+from citadel.store.appending import AppendsThroughCommit
 from citadel.store.encoding import EncodedAppend, encode_appends, forgotten_keys
 from citadel.store.handlers import run_handler, traced_apply
 from citadel.store.memory.base import MemoryBase
 from citadel.store.memory.commits import store_extras, store_keys
 from citadel.store.memory.database import EventRow
 from citadel.store.memory.transaction import MemoryTransaction
-from citadel.store.records import AppendResult, Commit, CommitResult, Metadata, RecordedEvent, StreamAppend
+from citadel.store.records import AppendResult, Commit, CommitResult, Metadata, RecordedEvent
 from citadel.store.subscription import follow
 from citadel.store.targets import ProjectionTarget
 from citadel.tracing import batch_span, current_link, enabled
@@ -26,19 +26,8 @@ from citadel.tracing import batch_span, current_link, enabled
 __all__ = ["MemoryEventLog"]
 
 
-class MemoryEventLog(MemoryBase):
+class MemoryEventLog(AppendsThroughCommit, MemoryBase):
     """The log of ``MemoryEventStore``."""
-
-    async def append(
-        self,
-        stream_id: str,
-        events: Sequence[Event],
-        expected_version: int | None = None,
-        metadata: Metadata | None = None,
-    ) -> AppendResult:
-        """Append events to one stream (see ``EventStore.append``)."""
-        result = await self.commit(Commit((StreamAppend(stream_id, events, expected_version),), metadata or Metadata()))
-        return result.appends[0]
 
     async def commit(self, commit: Commit) -> CommitResult:
         """Write a commit atomically (see ``EventStore.commit``)."""

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection
 
-from citadel.messages import Event
+from citadel.store.appending import AppendsThroughCommit
 from citadel.store.encoding import encode_appends, forgotten_keys
 from citadel.store.postgres.base import PostgresBase
 from citadel.store.postgres.batch import INDEX_BITS, PgCommit
-from citadel.store.records import AppendResult, Commit, CommitResult, Metadata, RecordedEvent, StreamAppend
+from citadel.store.records import Commit, CommitResult, RecordedEvent
 from citadel.store.subscription import follow
 from citadel.store.targets import ProjectionTarget
 from citadel.tracing import current_link
@@ -71,21 +71,10 @@ _READ_LAST = (
 REPLAY = f"SELECT {_COLUMNS} FROM citadel.events WHERE position > $1 ORDER BY position LIMIT 1000"  # nosec B608  # constants
 
 
-class PostgresEventLog(PostgresBase):
+class PostgresEventLog(AppendsThroughCommit, PostgresBase):
     """The log of ``PostgresEventStore``."""
 
     # -- writing ---------------------------------------------------------------------------------------
-
-    async def append(
-        self,
-        stream_id: str,
-        events: Sequence[Event],
-        expected_version: int | None = None,
-        metadata: Metadata | None = None,
-    ) -> AppendResult:
-        """Append events to one stream (see ``EventStore.append``)."""
-        result = await self.commit(Commit((StreamAppend(stream_id, events, expected_version),), metadata or Metadata()))
-        return result.appends[0]
 
     async def commit(self, commit: Commit) -> CommitResult:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection
 
-from citadel.messages import Event
+from citadel.store.appending import AppendsThroughCommit
 from citadel.store.encoding import encode_appends, forgotten_keys
-from citadel.store.records import AppendResult, Commit, CommitResult, Metadata, RecordedEvent, StreamAppend
+from citadel.store.records import Commit, CommitResult, RecordedEvent
 from citadel.store.sqlite.base import SQLiteBase
 from citadel.store.sqlite.jobs import CommitJob, select_events
 from citadel.store.subscription import follow
@@ -43,21 +43,10 @@ SELECT coalesce(max(tail), 0) FROM up WHERE cause <= :start
 after ``start``: those whose walk reaches ``start`` or before are the chains' events."""
 
 
-class SQLiteEventLog(SQLiteBase):
+class SQLiteEventLog(AppendsThroughCommit, SQLiteBase):
     """The log of ``SQLiteEventStore``."""
 
     # -- writing ---------------------------------------------------------------------------------------
-
-    async def append(
-        self,
-        stream_id: str,
-        events: Sequence[Event],
-        expected_version: int | None = None,
-        metadata: Metadata | None = None,
-    ) -> AppendResult:
-        """Append events to one stream (see ``EventStore.append``)."""
-        result = await self.commit(Commit((StreamAppend(stream_id, events, expected_version),), metadata or Metadata()))
-        return result.appends[0]
 
     async def commit(self, commit: Commit) -> CommitResult:
         """Write a commit atomically, batched with concurrent ones (see ``EventStore.commit``)."""
