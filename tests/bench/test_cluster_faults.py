@@ -1,5 +1,6 @@
 """Faults on the scale-out rig (bench/cluster_faults.py) under a short load: two nodes behind HAProxy, one killed
-with SIGKILL and restarted, then the other's link cut, then PostgreSQL restarted, each while the virtual users and the ledger client run.
+with SIGKILL and restarted, then the other's link cut, then PostgreSQL restarted, each while the virtual users
+and the ledger client run.
 
 What must hold after each fault is asserted as it is, never loosened: no acknowledged command lost, no command or
 event applied twice, no 500, every command the client retried ended acknowledged or refused, and leases taken
