@@ -68,7 +68,8 @@ async def test_each_batch_is_a_commit_span_linked_to_its_commands_holding_their_
     assert all(commit.parent is None for commit in commits)
     linked = [link.context.span_id for commit in commits for link in commit.links]
     assert sorted(linked) == sorted(dispatched)  # every command in exactly one batch
-    assert sum(dict(c.attributes or {})["citadel.batch.size"] for c in commits) == COMMANDS
+    for commit in commits:  # a batch may also hold the consumers' own jobs (leases, checkpoints): no links
+        assert dict(commit.attributes or {})["citadel.batch.size"] >= len(commit.links)
     for commit in commits:
         assert commit.context is not None
         projected = [s for s in finished if s.parent is not None and s.parent.span_id == commit.context.span_id]
