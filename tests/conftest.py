@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from citadel.tracing import use_provider
 from tests.backends import BACKENDS, POSTGRES, clean_store_url, drop_postgres
 
 
@@ -23,3 +27,17 @@ def drop_the_test_database_at_the_end() -> Iterator[None]:
     yield
     if "CITADEL_TEST_POSTGRES" not in os.environ:  # a database we named: ours to drop
         asyncio.run(drop_postgres(POSTGRES))
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Citadel's spans, recorded in memory by the OpenTelemetry SDK for the test (tracing is off again after)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        use_provider(None)
+        provider.shutdown()

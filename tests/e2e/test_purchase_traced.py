@@ -6,36 +6,20 @@ links to which across the group commit, the log and NATS."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
-import pytest
 from deployments import broker_namespace, three_services
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from shopper import can_read, invoice, order, order_status, over_http, pay, publish, register, settle
 
-from citadel.tracing import use_provider
 from examples.shop import build_app
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 """The ``traceparent`` the client sends with its order: the order's request continues the caller's trace."""
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    use_provider(provider)
-    try:
-        yield exporter
-    finally:
-        use_provider(None)
-        provider.shutdown()
 
 
 class Tree:

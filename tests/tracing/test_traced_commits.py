@@ -5,37 +5,21 @@ and each event keeps the traceparent of its command."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from citadel import Application
 from citadel.store.base import EventStore
 from citadel.store.sqlite import SQLiteEventStore
 from citadel.store.url import open_store
-from citadel.tracing import use_provider
 from examples.shop import build_app
 from examples.shop.users.contract import RegisterUser
 from tests.backends import clean_store_url
 
 COMMANDS = 20
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    use_provider(provider)
-    try:
-        yield exporter
-    finally:
-        use_provider(None)
-        provider.shutdown()
 
 
 @pytest.fixture(params=["sqlite", "sqlite-thread", "memory", "postgres"])

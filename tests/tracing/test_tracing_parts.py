@@ -4,11 +4,7 @@ installed. The spans go to the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -30,23 +26,10 @@ from citadel.tracing import (
     start_batch,
     traceparent,
     tracer,
-    use_provider,
 )
 from citadel.tracing.spans import record_status
 
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    use_provider(provider)
-    try:
-        yield exporter
-    finally:
-        use_provider(None)
 
 
 def test_nothing_is_recorded_before_a_provider_is_installed() -> None:
