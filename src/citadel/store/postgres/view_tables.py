@@ -19,6 +19,7 @@ import msgspec
 from citadel.errors import ConfigurationError, StoreError, UniqueViolation
 from citadel.store.coalescing import TurnBatch
 from citadel.store.postgres.broken import BROKEN
+from citadel.store.view_documents import ViewDocuments
 from citadel.views import View
 
 __all__ = ["PostgresViewReader", "PostgresViewWriter", "ViewBuffer", "apply_handler", "table_name", "view_ddl"]
@@ -72,25 +73,15 @@ def _json(value: Any) -> str:
     return _encoder.encode(value).decode()
 
 
-class _ViewSQL:
+class _ViewSQL(ViewDocuments):
     def __init__(self, view: View[Any]) -> None:
-        self.view = view
-        self.table = table = table_name(view)
-        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
-        self.select = f"SELECT doc FROM {table} WHERE key = $1"  # nosec B608  # validated identifiers, bound values
-        self.fields = frozenset(view.indexes) | frozenset(view.unique)
-
-    def decode(self, doc: str | None) -> Any:
-        return None if doc is None else self.decoder.decode(doc)
+        super().__init__(view, table_name(view))
+        self.select = f"SELECT doc FROM {self.table} WHERE key = $1"  # nosec B608  # validated identifiers, bound values
 
     def where(self, where: dict[str, Any]) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
-        for field, value in where.items():
-            if field not in self.fields and field != "key":
-                raise ConfigurationError(
-                    f"view {self.view.qualified_name} has no index on {field!r}; add it to indexes=(...)"
-                )
+        for field, value in self.filters(where):
             params.append(value if field == "key" else _json(value))
             clauses.append(f"key = ${len(params)}" if field == "key" else f"doc -> '{field}' = ${len(params)}::jsonb")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from citadel.errors import ConfigurationError, UniqueViolation
+from citadel.store.view_documents import ViewDocuments
 from citadel.views import View
 
 __all__ = ["SQLiteViewReader", "SQLiteViewWriter", "table_name", "view_ddl"]
@@ -45,28 +46,18 @@ def view_ddl(view: View[Any]) -> list[str]:
     return statements
 
 
-class _ViewSQL:
+class _ViewSQL(ViewDocuments):
     """Prepared SQL text, decoding and the reads shared by a view's reader and writer."""
 
     def __init__(self, view: View[Any], connection: sqlite3.Connection) -> None:
+        super().__init__(view, table_name(view))
         self._db = connection
-        self.view = view
-        self.table = table = table_name(view)
-        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(view.doc_type)
-        self.select = f'SELECT doc FROM "{table}" WHERE key = ?'  # nosec B608  # validated identifiers, bound values
-        self.fields = frozenset(view.indexes) | frozenset(view.unique)
-
-    def decode(self, doc: str | None) -> Any:
-        return None if doc is None else self.decoder.decode(doc)
+        self.select = f'SELECT doc FROM "{self.table}" WHERE key = ?'  # nosec B608  # validated identifiers, bound values
 
     def where(self, where: dict[str, Any]) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
-        for field, value in where.items():
-            if field not in self.fields and field != "key":
-                raise ConfigurationError(
-                    f"view {self.view.qualified_name} has no index on {field!r}; add it to indexes=(...)"
-                )
+        for field, value in self.filters(where):
             clauses.append("key = ?" if field == "key" else f"{_field(field)} = ?")
             params.append(value)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
