@@ -83,6 +83,14 @@ bench-http: $(BENCH_STAMP)
 vu: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/vu.py $(VU_ARGS)
 
+# What telemetry costs: server CPU per answer under the shop's virtual users without telemetry, with metrics and
+# unexported tracing, and with request log lines too, in alternating rounds (about 3½ minutes a round). It runs in
+# the project's environment, which holds the otel extra; TELEMETRY_ARGS for options, e.g. TELEMETRY_ARGS="--rounds 2
+# --profile B" (py-spy comes from .venv-bench).
+.PHONY: telemetry-cost
+telemetry-cost: $(STAMP)
+	$(BIN)/python bench/telemetry_cost.py $(TELEMETRY_ARGS)
+
 # The scale-out rig (as root): N nodes in network namespaces on PostgreSQL and a NATS cluster, behind HAProxy,
 # under the shop's virtual users (about a minute); CLUSTER_ARGS for options, e.g. CLUSTER_ARGS="--nodes 2". It needs
 # the postgres and nats extras, which the project's environment holds.
