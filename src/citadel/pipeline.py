@@ -22,7 +22,8 @@ from citadel.errors import ConcurrencyError, IdempotencyConflict, PayloadForgott
 from citadel.handling import CommandContext, QueryContext, Runtime, current_receipt
 from citadel.messages import Command, Query, encode_json
 from citadel.store.base import Commit, IdempotencyRecord, Metadata
-from citadel.tracing import enabled, handler_span, traceparent
+from citadel.tracing import enabled, handler_span
+from citadel.tracing.carriers import stored_traceparent
 
 if TYPE_CHECKING:
     from citadel.module import Module
@@ -83,7 +84,7 @@ def command_step(
             causation_id=context.causation_id or context.message_id,
             actor=context.actor.subject,
             causation_position=context.causation_position,
-            traceparent=traceparent() if traced else None,
+            traceparent=stored_traceparent() if traced else None,
         )
         attempt = 0
         presume_new = True

@@ -5,7 +5,10 @@ installed. The spans go to the SDK's in-memory exporter."""
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from citadel.errors import ConfigurationError
@@ -17,6 +20,7 @@ from citadel.tracing import (
     current_link,
     enabled,
     end_batch,
+    handler_span,
     http_server_span,
     in_span,
     link_from,
@@ -27,6 +31,8 @@ from citadel.tracing import (
     traceparent,
     tracer,
 )
+from citadel.tracing.carriers import stored_traceparent
+from citadel.tracing.provider import use_provider
 from citadel.tracing.spans import record_status
 
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -204,3 +210,36 @@ def test_configuring_the_same_tracing_twice_keeps_the_first_provider() -> None:
         assert tracer() is first
     finally:
         configure_tracing("off")
+
+
+def test_nothing_starts_inside_a_request_the_sampler_dropped() -> None:
+    """A sampled-out request costs its root span alone: the bus, handler and projection spans inside it are not
+    started, and its events store no traceparent (no consumer span would be kept to link to)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_provider(provider)
+    try:
+        with http_server_span("POST", "/orders/create-order", path="/orders/create-order", scheme="http") as root:
+            assert root is not None
+            assert not root.is_recording()
+            with command_span("command", "orders.CreateOrder") as dispatched:
+                assert dispatched is None
+            with (
+                handler_span("orders.CreateOrder", "orders") as handled,
+                projection_span("orders.Orders", 1) as projected,
+            ):
+                assert handled is None
+                assert projected is None
+            assert stored_traceparent() is None
+            assert traceparent() is not None  # still sent on, so a service called keeps the decision
+    finally:
+        use_provider(None)
+    assert exporter.get_finished_spans() == ()
+
+
+def test_inside_a_recorded_request_the_inner_spans_start(spans: InMemorySpanExporter) -> None:
+    with http_server_span("POST", "/x", path="/x", scheme="http"), command_span("command", "x.X") as dispatched:
+        assert dispatched is not None
+        assert stored_traceparent() == traceparent(dispatched)
+    assert [s.name for s in spans.get_finished_spans()] == ["dispatch x.X", "POST /x"]

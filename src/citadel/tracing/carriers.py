@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACEPARENT_LENGTH", "context_from", "link_from", "traceparent"]
+__all__ = ["TRACEPARENT_LENGTH", "context_from", "link_from", "stored_traceparent", "traceparent"]
 
 TRACEPARENT_LENGTH = 55
 """The length of every valid ``traceparent`` (version 00): anything longer or shorter is not even parsed."""
@@ -29,6 +29,13 @@ def traceparent(span: trace.Span | None = None) -> str | None:
     if not context.is_valid:
         return None
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def stored_traceparent() -> str | None:
+    """The ``traceparent`` to store with events a command writes: the current span's while it is recorded; None
+    inside a request the sampler dropped (no consumer span would be kept to link to it)."""
+    span = trace.get_current_span()
+    return traceparent(span) if span.is_recording() else None
 
 
 def context_from(value: str | Mapping[str, str] | None) -> Context | None:

@@ -86,8 +86,20 @@ def record_status(span: Span | None, status: int) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
+def _unsampled() -> bool:
+    """True when no span should start inside the current one: tracing is off, or the current span is one the
+    sampler dropped (a request sampled out). Its children would be dropped too, as the default parent-based
+    sampler decides, so they are not even started: a sampled-out request costs its root span alone."""
+    if not enabled():
+        return True
+    current = trace.get_current_span()
+    return current.get_span_context().is_valid and not current.is_recording()
+
+
 def command_span(kind: str, message_type: str) -> AbstractContextManager[Span | None]:
     """A command or query (``kind``) through the bus: authorization, idempotency, the handler, the commit."""
+    if _unsampled():
+        return _NOTHING
     return _span(
         f"dispatch {message_type}",
         SpanKind.INTERNAL,
@@ -97,6 +109,8 @@ def command_span(kind: str, message_type: str) -> AbstractContextManager[Span | 
 
 def handler_span(message_type: str, module: str) -> AbstractContextManager[Span | None]:
     """The module's handler deciding on a message."""
+    if _unsampled():
+        return _NOTHING
     return _span(
         f"handle {message_type}", SpanKind.INTERNAL, {"citadel.message.type": message_type, "citadel.module": module}
     )
@@ -138,6 +152,8 @@ def end_batch(span: Span | None, error: BaseException | None = None) -> None:
 
 def projection_span(projection: str, events: int) -> AbstractContextManager[Span | None]:
     """An inline projection applying events, inside the batch's transaction."""
+    if _unsampled():
+        return _NOTHING
     return _span(
         f"project {projection}", SpanKind.INTERNAL, {"citadel.projection": projection, "citadel.batch.size": events}
     )
