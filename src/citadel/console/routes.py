@@ -16,9 +16,10 @@ from starlette.types import Receive, Scope
 from citadel.console.gate import Gate, check_same_origin, clear_cookie, login_cookie, valid_token, with_bearer
 from citadel.console.pages import Pages
 from citadel.console.rendering import assets, page, serve_asset
-from citadel.console.web import Call, Refusal, query_of, read_form, redirect, replay
+from citadel.console.web import Call, Refusal, query_of, read_form, redirect
 from citadel.context import ANONYMOUS
 from citadel.errors import ConfigurationError, NotFound, StoreError
+from citadel.http.endpoints import replay
 from citadel.http.problems import problem
 from citadel.http.raw import Reply, problem_reply
 from citadel.http.routing import Endpoint

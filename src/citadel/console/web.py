@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope
 
 from citadel.context import Actor
@@ -27,7 +26,6 @@ __all__ = [
     "optional_number",
     "read_form",
     "redirect",
-    "replay",
     "text",
     "timestamp",
 ]
@@ -117,20 +115,6 @@ async def read_form(scope: Scope, receive: Receive) -> tuple[dict[str, list[str]
         return grouped(query_pairs(body)), body
     except ValueError as exc:
         raise Refusal(400, str(exc).replace("query string", "form")) from None
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A receive channel that gives ``body`` once more (for an authenticator that reads it), then ``receive``'s."""
-    replayed = False
-
-    async def channel() -> ASGIMessage:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return channel
 
 
 def number(value: str, what: str, *, low: int = 0, high: int = MAX_POSITION) -> int:

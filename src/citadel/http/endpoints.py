@@ -43,7 +43,7 @@ from citadel.topology import parse_position
 if TYPE_CHECKING:
     from citadel.metrics.registry import Metrics
 
-__all__ = ["Authenticator", "Endpoints", "anonymous"]
+__all__ = ["Authenticator", "Endpoints", "anonymous", "replay"]
 
 Authenticator = Callable[[Request], Awaitable[Actor]]
 """Turns a request into the actor it speaks for (raise ``AccessDenied`` to refuse it)."""
@@ -65,18 +65,18 @@ async def anonymous(request: Request) -> Actor:
     return ANONYMOUS
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """Return a receive channel that gives ``body`` again (for an authenticator that reads it), then ``receive``'s."""
     replayed = False
 
-    async def replay() -> ASGIMessage:
+    async def channel() -> ASGIMessage:
         nonlocal replayed
         if replayed:
             return await receive()
         replayed = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return replay
+    return channel
 
 
 class Endpoints:
@@ -148,7 +148,7 @@ class Endpoints:
                 return _BAD_KEY
             limits: RawHeaders = []
             try:
-                actor = await self.authenticate(Request(scope, _replay(body, receive)))
+                actor = await self.authenticate(Request(scope, replay(body, receive)))
                 limits = await self._admit(scope, actor, rule)
                 context = noted(
                     DispatchContext(
