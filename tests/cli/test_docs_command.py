@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from subprocess import CompletedProcess
+
+from tests.cli.test_cli import assert_fails_with, flat
 
 from .conftest import REPO, Citadel
 
 SHOP = "examples.shop:app"
 COMMITTED = REPO / "docs" / "modules"
 REGENERATE = "citadel docs examples.shop:app --out docs/modules"
-
-
-def flat(text: str) -> str:
-    """``text`` with its line wrapping undone (Rich wraps at the terminal's width)."""
-    return " ".join(text.split())
-
-
-def assert_fails_with(result: CompletedProcess[str], *fragments: str) -> None:
-    """Assert a command failed with status 2 and one error line naming every fragment, without a traceback."""
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    assert result.stderr.startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in flat(result.stderr)
 
 
 def test_the_committed_shop_pages_are_what_the_command_writes(citadel: Citadel, tmp_path: Path) -> None:
