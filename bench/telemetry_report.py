@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from vu_report import collapsed_stacks
+
 __all__ = ["BUDGET", "print_profile", "print_table", "summarize_telemetry"]
 
 Result = dict[str, Any]
@@ -106,13 +108,9 @@ def summarize_telemetry(path: Path, top: int = 12) -> Result:
     groups: Counter[str] = Counter()
     entries: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in collapsed_stacks(path):
         total += count
-        found = _attribute([_frame(f) for f in stack.split(";")] if stack else [])
+        found = _attribute([_frame(f) for f in stack])
         if found is not None:
             groups[found[0]] += count
             groups["all telemetry"] += count

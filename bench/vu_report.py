@@ -4,10 +4,11 @@ chart, and a summary of a py-spy profile."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chart", "print_table", "summarize_profile"]
+__all__ = ["chart", "collapsed_stacks", "print_table", "summarize_profile"]
 
 Result = dict[str, Any]
 
@@ -176,6 +177,14 @@ def _trim(frames: list[str]) -> tuple[list[str], str]:
     return frames, "loop machinery, other"
 
 
+def collapsed_stacks(path: Path) -> Iterator[tuple[list[str], int]]:
+    """The stacks of py-spy's raw (collapsed) output, each as its frames (outermost first) and its sample count."""
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if count_text.isdigit():
+            yield (stack.split(";") if stack else []), int(count_text)
+
+
 def summarize_profile(path: Path, top: int = 20) -> dict[str, Any]:
     """Read py-spy's raw (collapsed) output: where samples ran (event loop or other threads), and the frames
     with most inclusive and own samples (stacks cut below the event loop's ``Handle._run`` or ``Thread.run``)."""
@@ -183,13 +192,9 @@ def summarize_profile(path: Path, top: int = 20) -> dict[str, Any]:
     own: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in collapsed_stacks(path):
         if stack:
-            frames, kind = _trim([_frame_name(f) for f in stack.split(";")])
+            frames, kind = _trim([_frame_name(f) for f in stack])
         else:  # a thread with no Python frame: granian's runtime threads calling Python's C API
             frames, kind = [], "no Python frame (native threads)"
         total += count
