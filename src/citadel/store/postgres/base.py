@@ -16,9 +16,10 @@ from typing import Any
 from citadel.errors import StoreError
 from citadel.messages import EventRegistry
 from citadel.store.expiry import Pruner
+from citadel.store.postgres.broken import BROKEN
 from citadel.store.postgres.key_table import read_keys
 from citadel.store.postgres.view_tables import PostgresViewReader
-from citadel.store.postgres.writer import BROKEN, PostgresWriter
+from citadel.store.postgres.writer import PostgresWriter
 from citadel.store.records import RecordedEvent
 from citadel.store.sealing import Sealer
 from citadel.store.targets import ProjectionTarget

@@ -46,7 +46,7 @@ from citadel.store.sealing import Sealer
 from citadel.store.targets import ProjectionTarget
 from citadel.tracing import batch_span, enabled
 
-__all__ = ["BROKEN", "INDEX_BITS", "PgCommit", "PostgresWriter"]  # INDEX_BITS and PgCommit live in batch
+__all__ = ["INDEX_BITS", "PgCommit", "PostgresWriter"]  # INDEX_BITS and PgCommit live in batch
 
 MAX_BATCH_EVENTS = 50_000
 MIN_SHARE = 128
